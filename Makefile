@@ -1,0 +1,28 @@
+# One venv per checkout; reused when pyproject.toml has not changed.
+VENV   ?= .venv
+PYTHON ?= python3
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.roadsense-installed
+
+.PHONY: install test demo bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	# CPU torch first: a bare torch requirement would pull a multi-GB CUDA build.
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest tests/ -q
+
+demo: $(STAMP)
+	$(VENV)/bin/roadsense-marl demo
+
+bench: $(STAMP)
+	$(PY) -m pytest benchmarks/ -q -s
+
+clean:
+	rm -rf $(VENV) .pytest_cache build dist runs
