@@ -1,0 +1,96 @@
+"""Seeded emergency-braking hazards.
+
+A hazard is drawn whole at episode reset (so the random stream does not depend on what
+the agents do), except for which vehicle brakes, which is picked at onset among the
+vehicles that have a follower, from a uniform number also drawn at reset.
+
+Timeline in env steps (``dt`` = step length):
+
+- ``onset_step``: the vehicle starts braking at ``decel`` m/s^2 towards
+  ``max(0, v - decel * duration)`` (SUMO ``slowDown`` over ``duration`` s);
+- until ``release_step`` it holds the reduced speed; its own action is ignored throughout;
+- ``release_step`` (only for the ``release_prob`` share of hazards, ``release_after`` s after
+  the braking ends): the vehicle is handed back to its action / car-following;
+- ``override_step`` = onset + ``override_delay_steps``: from then on every other agent that does
+  not brake holds its speed (no free braking from SUMO's car-following model).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from roadsense_marl.env.config import HazardConfig
+
+
+@dataclass(frozen=True)
+class HazardPlan:
+    """One episode's hazard, or none (``onset_step is None``)."""
+
+    onset_step: int | None
+    decel: float = 0.0
+    duration_s: float = 0.0
+    brake_steps: int = 0
+    release_step: int | None = None  # None: never released
+    override_step: int | None = None
+    choice_u: float = 0.0
+
+    @property
+    def active(self) -> bool:
+        return self.onset_step is not None
+
+
+NO_HAZARD = HazardPlan(onset_step=None)
+
+
+def draw_hazard_plan(cfg: HazardConfig, rng: np.random.Generator, step_length: float) -> HazardPlan:
+    """Draw an episode's hazard. Always consumes the same number of draws."""
+    u_happens, u_choice = rng.random(2)
+    onset = int(rng.integers(cfg.step_window[0], cfg.step_window[1] + 1))
+    decel = float(rng.uniform(*cfg.decel_range))
+    duration = float(rng.uniform(*cfg.duration_range))
+    u_release = float(rng.random())
+    release_after = float(rng.uniform(*cfg.release_after_range))
+    if u_happens >= cfg.probability:
+        return NO_HAZARD
+    brake_steps = max(1, math.ceil(duration / step_length - 1e-9))
+    release_step = None
+    if u_release < cfg.release_prob:
+        release_step = onset + brake_steps + max(1, round(release_after / step_length))
+    override = None if cfg.override_delay_steps is None else onset + cfg.override_delay_steps
+    return HazardPlan(
+        onset_step=onset,
+        decel=decel,
+        duration_s=duration,
+        brake_steps=brake_steps,
+        release_step=release_step,
+        override_step=override,
+        choice_u=float(u_choice),
+    )
+
+
+def pick_hazard_vehicle(plan: HazardPlan, ids: tuple[str, ...], leader: np.ndarray) -> int | None:
+    """Index in ``ids`` of the vehicle that brakes: one that some vehicle follows.
+
+    Candidates are sorted by id so the pick depends only on the seed and the traffic.
+    Returns ``None`` when no vehicle has a follower.
+    """
+    leaders = np.unique(leader[leader >= 0])
+    if leaders.size == 0:
+        return None
+    candidates = sorted(leaders.tolist(), key=lambda i: ids[i])
+    return int(candidates[min(int(plan.choice_u * len(candidates)), len(candidates) - 1)])
+
+
+def hazard_controls(plan: HazardPlan, step: int) -> bool:
+    """True while the hazard vehicle's motion is imposed (its action ignored) at ``step``."""
+    if not plan.active or step < plan.onset_step:  # type: ignore[operator]
+        return False
+    return plan.release_step is None or step < plan.release_step
+
+
+def override_active(plan: HazardPlan, step: int) -> bool:
+    """True once non-braking agents must hold their speed."""
+    return plan.override_step is not None and step >= plan.override_step

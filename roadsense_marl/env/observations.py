@@ -1,0 +1,176 @@
+"""Observations from each agent's own receive buffer: pure, vectorised functions.
+
+An agent knows its own state exactly (ground truth) and its peers only through the
+messages in its OWN receive buffer, each a noisy copy of the sender's state at the time
+it was sent. Everything here works on flat arrays of (receiver, message) pairs; there is
+no loop over agents or links.
+
+Feature layout (float32; see the env docstring for the full table):
+
+``ego`` (6): own speed / 30, own accel / 10, visible peers / K,
+min(0, lowest visible peer accel) / 10, braking signal, max(0, largest closing speed to a
+visible peer ahead) / 30.
+
+``peers`` (K x 6): forward offset / 100, left offset / 100, (v_peer - v_own) / 30,
+wrap180(heading_peer - heading_own) / 180, peer accel / 10, message age ms / 500.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+EGO_DIM = 6
+PEER_DIM = 6
+SPEED_SCALE = 30.0
+ACCEL_SCALE = 10.0
+OFFSET_SCALE = 100.0
+HEADING_SCALE = 180.0
+AGE_SCALE_MS = 500.0
+BRAKING_ACCEL_THRESHOLD = -2.5  # m/s^2: a peer reporting this or less sets the braking signal
+BRAKING_SIGNAL_DECAY = 0.95
+
+EGO_FEATURES = (
+    "speed",
+    "accel",
+    "visible_peers",
+    "min_peer_accel",
+    "braking_signal",
+    "max_closing_speed",
+)
+PEER_FEATURES = ("forward", "left", "rel_speed", "rel_heading", "accel", "age")
+
+
+@dataclass(frozen=True)
+class Observations:
+    """Observations of ``n`` agents plus the facts the env reuses for rewards and infos."""
+
+    ego: np.ndarray  # float32[n, 6]
+    peers: np.ndarray  # float32[n, K, 6]
+    peer_mask: np.ndarray  # float32[n, K]
+    peer_sender: np.ndarray  # int64[n, K], sender slot per row, -1 = padding
+    braking_signal: np.ndarray  # float64[n], kept at full precision for the next step
+    n_visible: np.ndarray  # int64[n]
+
+
+def wrap180(deg: np.ndarray) -> np.ndarray:
+    """Wrap angles in degrees to [-180, 180)."""
+    return (np.asarray(deg) + 180.0) % 360.0 - 180.0
+
+
+def to_heading_frame(dx: np.ndarray, dy: np.ndarray, heading_deg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rotate world offsets (x east, y north) into a vehicle frame: (forward, left).
+
+    SUMO headings are compass degrees: 0 = north, clockwise. The forward unit vector is
+    (sin h, cos h) and the left unit vector (-cos h, sin h).
+    """
+    h = np.radians(heading_deg)
+    s, c = np.sin(h), np.cos(h)
+    return dx * s + dy * c, -dx * c + dy * s
+
+
+def build_observations(
+    own_xy: np.ndarray,
+    own_speed: np.ndarray,
+    own_accel: np.ndarray,
+    own_heading_deg: np.ndarray,
+    prev_braking_signal: np.ndarray,
+    rx_row: np.ndarray,
+    rx_sender: np.ndarray,
+    rx_payload: np.ndarray,
+    rx_age_ms: np.ndarray,
+    *,
+    max_peers: int,
+    cone_half_angle_deg: float | None,
+) -> Observations:
+    """Build every agent's observation from the messages in its own buffer.
+
+    :param own_xy: float[n, 2] true positions of the ``n`` observing agents.
+    :param own_speed, own_accel, own_heading_deg: float[n] true own state.
+    :param prev_braking_signal: float[n] each agent's braking signal after the previous step.
+    :param rx_row: int[k] row (0..n-1) of the agent whose buffer holds message ``i``.
+    :param rx_sender: int[k] sender slot of message ``i``.
+    :param rx_payload: float[k, 5] message contents: x, y, speed, heading_deg, accel.
+    :param rx_age_ms: float[k] now - message timestamp.
+    :param max_peers: K, rows in the peer table; more visible peers keep the K nearest.
+    :param cone_half_angle_deg: keep only senders within this angle of the agent's heading
+        (``None`` keeps all).
+    """
+    n = own_speed.shape[0]
+    k_max = max_peers
+    rx_row = np.asarray(rx_row, dtype=np.int64)
+
+    # Per message: geometry in the receiver's frame, from the message's (noisy) position.
+    dx = rx_payload[:, 0] - own_xy[rx_row, 0]
+    dy = rx_payload[:, 1] - own_xy[rx_row, 1]
+    fwd, left = to_heading_frame(dx, dy, own_heading_deg[rx_row])
+    dist = np.hypot(dx, dy)
+    keep = np.ones(rx_row.shape[0], dtype=bool)
+    if cone_half_angle_deg is not None:
+        bearing = np.degrees(np.arctan2(left, fwd))
+        keep &= np.abs(bearing) <= cone_half_angle_deg
+
+    idx = np.flatnonzero(keep)
+    # The K nearest per receiver: sort by (receiver, distance, sender) and rank inside each receiver.
+    order = idx[np.lexsort((rx_sender[idx], dist[idx], rx_row[idx]))]
+    rows = rx_row[order]
+    if order.size:
+        first = np.r_[True, rows[1:] != rows[:-1]]
+        group_start = np.maximum.accumulate(np.where(first, np.arange(order.size), 0))
+        rank = np.arange(order.size) - group_start
+    else:
+        rank = np.zeros(0, dtype=np.int64)
+    sel = rank < k_max
+    order, rows, rank = order[sel], rows[sel], rank[sel]
+
+    peer_speed = rx_payload[order, 2]
+    peer_accel = rx_payload[order, 4]
+    feats = np.stack(
+        [
+            fwd[order] / OFFSET_SCALE,
+            left[order] / OFFSET_SCALE,
+            (peer_speed - own_speed[rows]) / SPEED_SCALE,
+            wrap180(rx_payload[order, 3] - own_heading_deg[rows]) / HEADING_SCALE,
+            peer_accel / ACCEL_SCALE,
+            rx_age_ms[order] / AGE_SCALE_MS,
+        ],
+        axis=1,
+    )
+    peers = np.zeros((n, k_max, PEER_DIM), dtype=np.float32)
+    peers[rows, rank] = feats
+    mask = np.zeros((n, k_max), dtype=np.float32)
+    mask[rows, rank] = 1.0
+    sender = np.full((n, k_max), -1, dtype=np.int64)
+    sender[rows, rank] = rx_sender[order]
+
+    n_visible = np.bincount(rows, minlength=n).astype(np.int64)
+    min_accel = np.zeros(n)
+    np.minimum.at(min_accel, rows, peer_accel)  # starts at 0, so this is min(0, lowest)
+    closing = np.zeros(n)
+    ahead = fwd[order] > 0.0
+    np.maximum.at(closing, rows[ahead], own_speed[rows[ahead]] - peer_speed[ahead])  # max(0, largest)
+
+    braking_now = np.zeros(n, dtype=bool)
+    braking_now[rows[peer_accel <= BRAKING_ACCEL_THRESHOLD]] = True
+    braking_signal = np.where(braking_now, 1.0, prev_braking_signal * BRAKING_SIGNAL_DECAY)
+
+    ego = np.stack(
+        [
+            own_speed / SPEED_SCALE,
+            own_accel / ACCEL_SCALE,
+            n_visible / k_max,
+            min_accel / ACCEL_SCALE,
+            braking_signal,
+            closing / SPEED_SCALE,
+        ],
+        axis=1,
+    ).astype(np.float32)
+    return Observations(
+        ego=ego,
+        peers=peers,
+        peer_mask=mask,
+        peer_sender=sender,
+        braking_signal=braking_signal,
+        n_visible=n_visible,
+    )

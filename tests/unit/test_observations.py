@@ -1,0 +1,87 @@
+import numpy as np
+import pytest
+
+from roadsense_marl.env.observations import build_observations, to_heading_frame, wrap180
+
+
+def _obs(own, msgs, k=8, cone=None, prev=None):
+    own_xy = np.array([[o[0], o[1]] for o in own], dtype=float)
+    speed = np.array([o[2] for o in own], dtype=float)
+    heading = np.array([o[3] for o in own], dtype=float)
+    accel = np.array([o[4] for o in own], dtype=float)
+    prev = np.zeros(len(own)) if prev is None else np.asarray(prev, dtype=float)
+    rows = np.array([m[0] for m in msgs], dtype=np.int64)
+    senders = np.array([m[1] for m in msgs], dtype=np.int64)
+    payload = np.array([m[2] for m in msgs], dtype=float).reshape(-1, 5)
+    age = np.array([m[3] for m in msgs], dtype=float)
+    return build_observations(
+        own_xy, speed, accel, heading, prev, rows, senders, payload, age, max_peers=k, cone_half_angle_deg=cone
+    )
+
+
+def test_heading_frame_follows_sumo_compass_convention():
+    # Heading 0 = north: a peer 10 m north is 10 m ahead; 90 = east: a peer north is on the left.
+    f, l = to_heading_frame(np.array([0.0]), np.array([10.0]), np.array([0.0]))
+    assert f[0] == pytest.approx(10) and l[0] == pytest.approx(0, abs=1e-12)
+    f, l = to_heading_frame(np.array([0.0]), np.array([10.0]), np.array([90.0]))
+    assert f[0] == pytest.approx(0, abs=1e-12) and l[0] == pytest.approx(10)
+    f, l = to_heading_frame(np.array([10.0]), np.array([0.0]), np.array([0.0]))
+    assert l[0] == pytest.approx(-10)  # east of a north-facing car is its right
+
+
+def test_wrap180_range():
+    assert np.allclose(wrap180(np.array([190.0, -190.0, 0.0, 360.0])), [-170.0, 170.0, 0.0, 0.0])
+
+
+def test_peer_features_are_relative_scaled_and_in_own_frame():
+    # Agent 0 heads east at 10 m/s; a peer 20 m ahead, 3 m to the left, at 12 m/s, braking at -3.
+    obs = _obs([(0, 0, 10, 90, -1.0)], [(0, 5, (20, 3, 12, 100, -3.0), 40.0)])
+    row = obs.peers[0, 0]
+    assert row == pytest.approx([0.2, 0.03, 2 / 30, 10 / 180, -0.3, 40 / 500], abs=1e-6)
+    assert obs.peer_mask[0].tolist() == [1] + [0] * 7
+    assert obs.peer_sender[0, 0] == 5 and (obs.peer_sender[0, 1:] == -1).all()
+    # ego: speed, accel, visible/K, min(0, lowest peer accel), braking signal, closing speed
+    assert obs.ego[0] == pytest.approx([10 / 30, -0.1, 1 / 8, -0.3, 1.0, 0.0], abs=1e-6)
+
+
+def test_closing_speed_counts_only_peers_ahead():
+    obs = _obs(
+        [(0, 0, 20, 0, 0.0)],
+        [(0, 1, (0, 30, 15, 0, 0.0), 10.0), (0, 2, (0, -30, 5, 0, 0.0), 10.0)],
+    )
+    assert obs.ego[0, 5] == pytest.approx(5 / 30)  # 20 - 15 to the peer ahead; the slow one behind ignored
+
+
+def test_more_than_k_peers_keeps_the_k_nearest_sorted_by_distance():
+    msgs = [(0, s, (0, d, 10, 0, 0), 10.0) for s, d in [(1, 50), (2, 10), (3, 30), (4, 20)]]
+    obs = _obs([(0, 0, 10, 0, 0)], msgs, k=2)
+    assert obs.peer_sender[0].tolist() == [2, 4]
+    assert obs.n_visible[0] == 2
+
+
+def test_cone_filters_senders_outside_the_half_angle():
+    msgs = [(0, 1, (0, 10, 10, 0, 0), 1.0), (0, 2, (10, 10.5, 10, 0, 0), 1.0), (0, 3, (0, -10, 10, 0, 0), 1.0)]
+    obs = _obs([(0, 0, 10, 0, 0)], msgs, cone=45.0)
+    assert sorted(obs.peer_sender[0][obs.peer_mask[0] > 0].tolist()) == [1, 2]
+    obs = _obs([(0, 0, 10, 0, 0)], msgs, cone=None)
+    assert obs.n_visible[0] == 3
+
+
+def test_each_agent_sees_only_its_own_rows():
+    msgs = [(1, 0, (0, 10, 10, 0, -5.0), 1.0)]
+    obs = _obs([(0, 0, 10, 0, 0), (0, 0, 10, 0, 0)], msgs)
+    assert obs.peer_mask[0].sum() == 0 and obs.peer_mask[1].sum() == 1
+    assert obs.braking_signal.tolist() == [0.0, 1.0]
+
+
+def test_braking_signal_decays_when_no_peer_brakes():
+    obs = _obs([(0, 0, 10, 0, 0)], [(0, 1, (0, 10, 10, 0, -2.4), 1.0)], prev=[1.0])
+    assert obs.braking_signal[0] == pytest.approx(0.95)
+    obs = _obs([(0, 0, 10, 0, 0)], [(0, 1, (0, 10, 10, 0, -2.5), 1.0)], prev=[0.3])
+    assert obs.braking_signal[0] == 1.0
+
+
+def test_no_messages_gives_padding_only():
+    obs = _obs([(0, 0, 5, 0, 0)] * 3, [])
+    assert obs.peers.shape == (3, 8, 6) and not obs.peer_mask.any() and not obs.peers.any()
+    assert obs.ego.dtype == np.float32 and np.isfinite(obs.ego).all()
