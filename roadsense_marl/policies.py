@@ -1,0 +1,200 @@
+"""Deep Sets feature extractor for SB3: one shared policy over a variable set of peer messages.
+
+Every vehicle observes its own state (``"ego"``) and up to K received peer messages
+(``"peers"``, K rows, padded) with a validity mask (``"peer_mask"``). The extractor
+
+1. applies φ, a small MLP, to every peer row independently (``(B, K, F) -> (B, K, E)``);
+2. pools the embeddings of the valid rows only (max by default; mean and sum selectable).
+   A sample without any valid peer pools to zeros, never NaN or -inf;
+3. concatenates the pooled vector with the ego vector and, optionally, passes the result
+   through ρ, a second small MLP.
+
+Pooling over a set makes the features invariant to the order of the peer rows and to how
+many masked padding rows follow them, so the same network serves every K and every
+number of neighbours.
+
+Use it through :func:`create_deep_set_policy_kwargs`::
+
+    PPO("MultiInputPolicy", venv, policy_kwargs=create_deep_set_policy_kwargs(peer_embed_dim=32))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import gymnasium as gym
+import torch as th
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
+from torch import nn
+
+EGO_KEY = "ego"
+PEERS_KEY = "peers"
+MASK_KEY = "peer_mask"
+POOLING_MODES = ("max", "mean", "sum")
+
+_OPTION_NAMES = ("phi_hidden", "pooling", "rho_hidden", "activation_fn")
+
+
+def _check_layer_sizes(name: str, sizes: Any) -> tuple[int, ...]:
+    """Return ``sizes`` as a tuple of positive ints or raise a ValueError naming ``name``."""
+    if isinstance(sizes, (str, bytes)) or not isinstance(sizes, Sequence):
+        raise ValueError(f"{name} must be a sequence of positive ints such as (64,) or (), got {sizes!r}")
+    out = tuple(sizes)
+    if not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in out):
+        raise ValueError(f"{name} must contain only positive ints, got {sizes!r}")
+    return out
+
+
+def _check_options(
+    peer_embed_dim: Any, phi_hidden: Any, pooling: Any, rho_hidden: Any, activation_fn: Any
+) -> tuple[int, tuple[int, ...], str, tuple[int, ...], type[nn.Module]]:
+    """Validate the extractor options; every error names the option and what would be valid."""
+    if not isinstance(peer_embed_dim, int) or isinstance(peer_embed_dim, bool) or peer_embed_dim <= 0:
+        raise ValueError(f"peer_embed_dim must be a positive int, got {peer_embed_dim!r}")
+    if pooling not in POOLING_MODES:
+        raise ValueError(f"pooling must be one of {POOLING_MODES}, got {pooling!r}")
+    if not (isinstance(activation_fn, type) and issubclass(activation_fn, nn.Module)):
+        raise ValueError(
+            f"activation_fn must be a torch.nn.Module class such as torch.nn.ReLU, got {activation_fn!r}"
+        )
+    return (
+        peer_embed_dim,
+        _check_layer_sizes("phi_hidden", phi_hidden),
+        pooling,
+        _check_layer_sizes("rho_hidden", rho_hidden),
+        activation_fn,
+    )
+
+
+def _check_observation_space(observation_space: gym.Space) -> tuple[int, int, int]:
+    """Return (ego_dim, max_peers K, peer_dim) or raise a ValueError describing the expected space."""
+    expected = (
+        f'a gymnasium.spaces.Dict with Box entries "{EGO_KEY}" (E,), "{PEERS_KEY}" (K, F) '
+        f'and "{MASK_KEY}" (K,)'
+    )
+    if not isinstance(observation_space, gym.spaces.Dict):
+        raise ValueError(f"DeepSetExtractor needs {expected}, got {observation_space!r}")
+    missing = [k for k in (EGO_KEY, PEERS_KEY, MASK_KEY) if k not in observation_space.spaces]
+    if missing:
+        raise ValueError(
+            f"DeepSetExtractor observation space lacks key(s) {missing}: needs {expected}, "
+            f"got keys {list(observation_space.spaces)}"
+        )
+    ego, peers, mask = (observation_space[k] for k in (EGO_KEY, PEERS_KEY, MASK_KEY))
+    for key, space, ndim in ((EGO_KEY, ego, 1), (PEERS_KEY, peers, 2), (MASK_KEY, mask, 1)):
+        if not isinstance(space, gym.spaces.Box) or len(space.shape) != ndim:
+            raise ValueError(f'observation space "{key}" must be a {ndim}-D Box: needs {expected}, got {space!r}')
+    if mask.shape[0] != peers.shape[0]:
+        raise ValueError(
+            f'"{MASK_KEY}" has {mask.shape[0]} entries but "{PEERS_KEY}" has {peers.shape[0]} rows; they must match'
+        )
+    return ego.shape[0], peers.shape[0], peers.shape[1]
+
+
+def _mlp(in_dim: int, sizes: tuple[int, ...], activation_fn: type[nn.Module]) -> nn.Sequential:
+    """Linear + activation for every size in ``sizes`` (an empty tuple is the identity)."""
+    layers: list[nn.Module] = []
+    for size in sizes:
+        layers += [nn.Linear(in_dim, size), activation_fn()]
+        in_dim = size
+    return nn.Sequential(*layers)
+
+
+def masked_pool(embeddings: th.Tensor, mask: th.Tensor, pooling: str) -> th.Tensor:
+    """Pool ``embeddings`` (B, K, E) over K using only rows where ``mask`` (B, K) is true.
+
+    A sample with no valid row pools to zeros. Masked rows never influence the result,
+    whatever they contain (the max path selects with ``torch.where``, so even a NaN in a
+    padding row cannot leak through).
+    """
+    valid = mask.unsqueeze(-1)  # (B, K, 1) bool
+    if pooling == "max":
+        filled = th.where(valid, embeddings, th.full_like(embeddings, float("-inf")))
+        pooled = filled.amax(dim=1)
+        has_peer = mask.any(dim=1, keepdim=True)
+        return th.where(has_peer, pooled, th.zeros_like(pooled))
+    summed = th.where(valid, embeddings, th.zeros_like(embeddings)).sum(dim=1)
+    if pooling == "sum":
+        return summed
+    if pooling == "mean":
+        count = mask.sum(dim=1, keepdim=True).clamp(min=1).to(embeddings.dtype)
+        return summed / count
+    raise ValueError(f"pooling must be one of {POOLING_MODES}, got {pooling!r}")
+
+
+class DeepSetExtractor(BaseFeaturesExtractor):
+    """SB3 features extractor: φ per peer row → masked pooling → concat ego → optional ρ.
+
+    :param observation_space: Dict with Box ``"ego"`` (E,), ``"peers"`` (K, F), ``"peer_mask"`` (K,);
+        a peer row is valid where its mask entry is > 0.5.
+    :param peer_embed_dim: width E' of φ's output, the pooled peer summary.
+    :param phi_hidden: hidden layer widths of φ before its output layer.
+    :param pooling: ``"max"`` (default), ``"mean"`` or ``"sum"`` over valid rows.
+    :param rho_hidden: layer widths of ρ applied to ``concat(ego, pooled)``; ``()`` (default)
+        skips ρ and the features are that concatenation.
+    :param activation_fn: activation class used after every linear layer.
+
+    ``features_dim`` is ``E + peer_embed_dim`` without ρ and ``rho_hidden[-1]`` with it.
+    """
+
+    def __init__(
+        self,
+        observation_space: gym.spaces.Dict,
+        peer_embed_dim: int = 32,
+        phi_hidden: Sequence[int] = (64,),
+        pooling: str = "max",
+        rho_hidden: Sequence[int] = (),
+        activation_fn: type[nn.Module] = nn.ReLU,
+    ) -> None:
+        peer_embed_dim, phi_hidden, pooling, rho_hidden, activation_fn = _check_options(
+            peer_embed_dim, phi_hidden, pooling, rho_hidden, activation_fn
+        )
+        ego_dim, _, peer_dim = _check_observation_space(observation_space)
+        concat_dim = ego_dim + peer_embed_dim
+        super().__init__(observation_space, features_dim=rho_hidden[-1] if rho_hidden else concat_dim)
+        self.pooling = pooling
+        self.phi = _mlp(peer_dim, (*phi_hidden, peer_embed_dim), activation_fn)
+        self.rho = _mlp(concat_dim, rho_hidden, activation_fn)
+
+    def forward(self, observations: dict[str, th.Tensor]) -> th.Tensor:
+        ego = observations[EGO_KEY]
+        peers = observations[PEERS_KEY]
+        mask = observations[MASK_KEY] > 0.5
+        pooled = masked_pool(self.phi(peers), mask, self.pooling)
+        return self.rho(th.cat([ego, pooled], dim=1))
+
+
+def create_deep_set_policy_kwargs(peer_embed_dim: int = 32, **options: Any) -> dict[str, Any]:
+    """``policy_kwargs`` for ``PPO("MultiInputPolicy", ...)`` using :class:`DeepSetExtractor`.
+
+    :param peer_embed_dim: width of the pooled peer summary.
+    :param options: any of ``phi_hidden``, ``pooling``, ``rho_hidden``, ``activation_fn``
+        (passed to the extractor) and ``net_arch`` (SB3's policy/value heads after the
+        extractor; SB3's default when omitted). Validated here, so a typo fails before PPO is built.
+    """
+    net_arch = options.pop("net_arch", None)
+    unknown = sorted(set(options) - set(_OPTION_NAMES))
+    if unknown:
+        raise TypeError(
+            f"create_deep_set_policy_kwargs got unknown option(s) {unknown}; "
+            f"valid options are peer_embed_dim, net_arch and {list(_OPTION_NAMES)}"
+        )
+    defaults = {"phi_hidden": (64,), "pooling": "max", "rho_hidden": (), "activation_fn": nn.ReLU}
+    merged = {**defaults, **options}
+    peer_embed_dim, phi_hidden, pooling, rho_hidden, activation_fn = _check_options(
+        peer_embed_dim, merged["phi_hidden"], merged["pooling"], merged["rho_hidden"], merged["activation_fn"]
+    )
+    kwargs: dict[str, Any] = {
+        "features_extractor_class": DeepSetExtractor,
+        "features_extractor_kwargs": {
+            "peer_embed_dim": peer_embed_dim,
+            "phi_hidden": phi_hidden,
+            "pooling": pooling,
+            "rho_hidden": rho_hidden,
+            "activation_fn": activation_fn,
+        },
+    }
+    if net_arch is not None:
+        kwargs["net_arch"] = net_arch
+    return kwargs
