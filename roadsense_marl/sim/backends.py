@@ -1,0 +1,345 @@
+"""Two ways to drive SUMO behind one interface: in-process libsumo and a TraCI subprocess.
+
+Both take full SUMO argument lists (without the binary), start lazily, reset with
+``load()``, and return :class:`VehicleStates`. They know nothing about scenarios or RL.
+
+* :class:`LibsumoBackend`: SUMO inside this process; plain getters (cheaper than
+  subscriptions in libsumo). libsumo is a process-wide singleton, and a second
+  ``libsumo.start`` silently replaces the first simulation, so a module-level owner token
+  refuses a second one with :class:`LibsumoInUseError`.
+* :class:`TraciBackend`: the real ``sumo`` (or ``sumo-gui``) binary on a free port, one
+  uniquely labelled connection each (several per process work); per-vehicle reads come
+  from subscriptions delivered with each step's answer, so a step is one round trip.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import itertools
+import os
+import socket
+import subprocess
+import threading
+import weakref
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+from roadsense_marl.sim.states import (
+    LEADER_LOOKAHEAD_M,
+    LibsumoInUseError,
+    SumoError,
+    VehicleStates,
+    assemble_states,
+)
+
+__all__ = ["BACKENDS", "LibsumoBackend", "TraciBackend", "libsumo_owner_alive"]
+
+BACKENDS = ("libsumo", "traci")
+
+_LIBSUMO_LOCK = threading.Lock()
+_libsumo_owner: "weakref.ref[LibsumoBackend] | None" = None
+_labels = itertools.count()
+
+
+def libsumo_owner_alive() -> bool:
+    """True while a :class:`LibsumoBackend` in this process holds libsumo."""
+    owner = _libsumo_owner() if _libsumo_owner is not None else None
+    return owner is not None and owner.started
+
+
+def _order_key(rank: Mapping[str, int]) -> Callable[[str], tuple[int, str]]:
+    big = len(rank)
+    return lambda vid: (rank.get(vid, big), vid)
+
+
+class _Backend:
+    """What both backends share: vehicle ordering, cached per-vehicle constants, the error log."""
+
+    name = ""
+
+    def __init__(self, vehicle_order: Sequence[str], error_log: Path) -> None:
+        self._key = _order_key({vid: i for i, vid in enumerate(vehicle_order)})
+        self.error_log = Path(error_log)
+        self.started = False
+        self._min_gap: dict[str, float] = {}
+        self._length: dict[str, float] = {}
+
+    @property
+    def pid(self) -> int | None:
+        return None
+
+    def sumo_messages(self, limit: int = 20) -> str:
+        """The last lines SUMO wrote to its error log (empty if none)."""
+        try:
+            lines = self.error_log.read_text(errors="replace").strip().splitlines()
+        except OSError:
+            return ""
+        return "\n".join(lines[-limit:])
+
+    def _forget_vehicles(self) -> None:
+        self._min_gap.clear()
+        self._length.clear()
+
+
+# --------------------------------------------------------------------------- libsumo
+
+
+class LibsumoBackend(_Backend):
+    """SUMO in this process through libsumo (only one per process)."""
+
+    name = "libsumo"
+
+    def __init__(self, vehicle_order: Sequence[str], error_log: Path) -> None:
+        super().__init__(vehicle_order, error_log)
+        import libsumo  # noqa: PLC0415 - heavy import, only when used
+
+        self._ls = libsumo
+
+    def start(self, args: Sequence[str]) -> None:
+        global _libsumo_owner
+        ls = self._ls
+        with _LIBSUMO_LOCK:
+            owner = _libsumo_owner() if _libsumo_owner is not None else None
+            if (owner is not None and owner is not self and owner.started) or (
+                owner is None and ls.simulation.isLoaded()
+            ):
+                raise LibsumoInUseError(
+                    "a libsumo simulation is already running in this process, and libsumo can run only "
+                    "one (a second start would silently replace the first). Use backend='traci' for "
+                    "several simulations in one process, or run one process per env "
+                    "(e.g. SuperSuit concat_vec_envs_v1 with num_cpus > 1)."
+                )
+            _libsumo_owner = weakref.ref(self)
+            try:
+                ls.start(["sumo", *args])
+            except BaseException:
+                _libsumo_owner = None
+                with contextlib.suppress(Exception):
+                    ls.close()
+                raise
+            self.started = True
+
+    def load(self, args: Sequence[str]) -> None:
+        self._forget_vehicles()
+        self._ls.load(list(args))
+
+    def step(self) -> VehicleStates:
+        ls = self._ls
+        ls.simulationStep()
+        return self.read(ls.simulation.getDepartedIDList(), ls.simulation.getArrivedIDList(),
+                         _collided(ls.simulation))
+
+    def read(self, departed: Sequence[str] = (), arrived: Sequence[str] = (),
+             collided: Sequence[str] = ()) -> VehicleStates:
+        ls = self._ls
+        veh = ls.vehicle
+        for vid in arrived:
+            self._min_gap.pop(vid, None)
+            self._length.pop(vid, None)
+        for vid in collided:
+            self._min_gap.pop(vid, None)
+            self._length.pop(vid, None)
+        ids = sorted(veh.getIDList(), key=self._key)
+        rows = np.empty((len(ids), 8))
+        leaders = []
+        length, min_gap = self._length, self._min_gap
+        for i, vid in enumerate(ids):
+            if vid not in length:
+                length[vid] = veh.getLength(vid)
+                min_gap[vid] = veh.getMinGap(vid)
+            x, y = veh.getPosition(vid)
+            rows[i] = (x, y, veh.getSpeed(vid), veh.getAcceleration(vid), veh.getAngle(vid),
+                       veh.getLaneIndex(vid), veh.getLanePosition(vid), length[vid])
+            leaders.append(veh.getLeader(vid, LEADER_LOOKAHEAD_M))
+        return assemble_states(ls.simulation.getTime(), ids, rows, leaders, min_gap,
+                               departed, arrived, collided)
+
+    def set_speed(self, vid: str, speed: float) -> None:
+        self._ls.vehicle.setSpeed(vid, speed)
+
+    def slow_down(self, vid: str, speed: float, duration_s: float) -> None:
+        self._ls.vehicle.slowDown(vid, speed, duration_s)
+
+    def set_speed_mode(self, vid: str, mode: int) -> None:
+        self._ls.vehicle.setSpeedMode(vid, mode)
+
+    def command_errors(self) -> tuple[type[BaseException], ...]:
+        return (self._ls.TraCIException,)
+
+    def close(self) -> None:
+        global _libsumo_owner
+        with _LIBSUMO_LOCK:
+            owner = _libsumo_owner() if _libsumo_owner is not None else None
+            if owner is self:
+                _libsumo_owner = None
+                with contextlib.suppress(Exception):
+                    self._ls.close()
+            self.started = False
+
+
+def _collided(simulation: Any) -> tuple[str, ...]:
+    """Colliders and victims of this step (SUMO lists both in its colliding ids; the
+    collision records are read too, in case a victim is missing there)."""
+    colliding = tuple(simulation.getCollidingVehiclesIDList())
+    if not colliding:
+        return ()
+    seen = dict.fromkeys(colliding)
+    for c in simulation.getCollisions():
+        seen.setdefault(c.collider)
+        seen.setdefault(c.victim)
+    return tuple(seen)
+
+
+# --------------------------------------------------------------------------- traci
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class TraciBackend(_Backend):
+    """The real SUMO binary in a subprocess, driven through one labelled TraCI connection."""
+
+    name = "traci"
+
+    def __init__(self, vehicle_order: Sequence[str], error_log: Path, binary: Path,
+                 extra_args: Sequence[str] = (), env: Mapping[str, str] | None = None) -> None:
+        super().__init__(vehicle_order, error_log)
+        import traci  # noqa: PLC0415
+        import traci.constants as tc  # noqa: PLC0415
+
+        self._traci = traci
+        self._tc = tc
+        self._binary = Path(binary)
+        self._extra_args = list(extra_args)
+        self._env = dict(env) if env is not None else None
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._conn: Any = None
+        self._label = ""
+        self._stderr: io.BufferedWriter | None = None
+        self._vars = (tc.VAR_POSITION, tc.VAR_SPEED, tc.VAR_ACCELERATION, tc.VAR_ANGLE,
+                      tc.VAR_LANE_INDEX, tc.VAR_LANEPOSITION, tc.VAR_LENGTH, tc.VAR_MINGAP,
+                      tc.VAR_LEADER)
+        self._sim_vars = (tc.VAR_TIME, tc.VAR_DEPARTED_VEHICLES_IDS, tc.VAR_ARRIVED_VEHICLES_IDS,
+                          tc.VAR_COLLIDING_VEHICLES_IDS)
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    def start(self, args: Sequence[str]) -> None:
+        last_error = ""
+        for _attempt in range(3):  # a port can be taken between choosing and binding it
+            port = _free_port()
+            self._stderr = open(self.error_log.with_suffix(".stderr"), "ab")
+            self._proc = subprocess.Popen(
+                [str(self._binary), *args, *self._extra_args, "--remote-port", str(port)],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self._stderr, env=self._env,
+            )
+            self._label = f"roadsense-{os.getpid()}-{next(_labels)}"
+            try:
+                with contextlib.redirect_stdout(io.StringIO()):  # traci prints each retry
+                    self._conn = self._traci.connect(
+                        port, numRetries=6000, proc=self._proc, waitBetweenRetries=0.01, label=self._label
+                    )
+            except (self._traci.TraCIException, self._traci.FatalTraCIError) as exc:
+                last_error = self.sumo_messages() or str(exc)
+                self._kill(grace_s=0.0)
+                if "address" in last_error.lower() and "use" in last_error.lower():
+                    continue
+                raise SumoError(f"SUMO ({self._binary.name}) did not start: {last_error}") from None
+            self.started = True
+            self._subscribe_simulation()
+            return
+        raise SumoError(f"SUMO ({self._binary.name}) could not get a free port: {last_error}")
+
+    def _subscribe_simulation(self) -> None:
+        self._conn.simulation.subscribe(self._sim_vars)
+
+    def load(self, args: Sequence[str]) -> None:
+        self._forget_vehicles()
+        self._conn.load([*args, *self._extra_args])
+        self._subscribe_simulation()  # load() drops all subscriptions
+
+    def step(self) -> VehicleStates:
+        conn, tc = self._conn, self._tc
+        conn.simulationStep()
+        res = conn.simulation.getSubscriptionResults()
+        collided: tuple[str, ...] = ()
+        if res[tc.VAR_COLLIDING_VEHICLES_IDS]:
+            collided = _collided(conn.simulation)
+        arrived = res[tc.VAR_ARRIVED_VEHICLES_IDS]
+        gone = set(arrived) | set(collided)
+        params = {tc.VAR_LEADER: ("d", LEADER_LOOKAHEAD_M)}
+        for vid in res[tc.VAR_DEPARTED_VEHICLES_IDS]:
+            if vid not in gone:
+                conn.vehicle.subscribe(vid, self._vars, parameters=params)
+        return self._read(res[tc.VAR_TIME], res[tc.VAR_DEPARTED_VEHICLES_IDS], arrived, collided)
+
+    def read(self) -> VehicleStates:
+        """State right after start/load (no step yet)."""
+        vehicles = self._conn.vehicle.getIDList()
+        params = {self._tc.VAR_LEADER: ("d", LEADER_LOOKAHEAD_M)}
+        for vid in vehicles:
+            self._conn.vehicle.subscribe(vid, self._vars, parameters=params)
+        return self._read(self._conn.simulation.getTime(), (), (), ())
+
+    def _read(self, time_s: float, departed: Sequence[str], arrived: Sequence[str],
+              collided: Sequence[str]) -> VehicleStates:
+        tc = self._tc
+        results = self._conn.vehicle.getAllSubscriptionResults()
+        ids = sorted(results, key=self._key)
+        rows = np.empty((len(ids), 8))
+        leaders = []
+        min_gap = self._min_gap
+        for i, vid in enumerate(ids):
+            r = results[vid]
+            x, y = r[tc.VAR_POSITION]
+            rows[i] = (x, y, r[tc.VAR_SPEED], r[tc.VAR_ACCELERATION], r[tc.VAR_ANGLE],
+                       r[tc.VAR_LANE_INDEX], r[tc.VAR_LANEPOSITION], r[tc.VAR_LENGTH])
+            min_gap[vid] = r[tc.VAR_MINGAP]
+            leaders.append(r[tc.VAR_LEADER])
+        for vid in (*arrived, *collided):
+            min_gap.pop(vid, None)
+        return assemble_states(time_s, ids, rows, leaders, min_gap, departed, arrived, collided)
+
+    def set_speed(self, vid: str, speed: float) -> None:
+        self._conn.vehicle.setSpeed(vid, speed)
+
+    def slow_down(self, vid: str, speed: float, duration_s: float) -> None:
+        self._conn.vehicle.slowDown(vid, speed, duration_s)
+
+    def set_speed_mode(self, vid: str, mode: int) -> None:
+        self._conn.vehicle.setSpeedMode(vid, mode)
+
+    def command_errors(self) -> tuple[type[BaseException], ...]:
+        return (self._traci.TraCIException,)
+
+    def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn.close(wait=False)
+            # A failed close leaves the label registered; drop it so nothing points at a dead socket.
+            with contextlib.suppress(Exception):
+                self._traci.connection._connections.pop(self._label, None)
+        self._kill()
+        self.started = False
+
+    def _kill(self, grace_s: float = 2.0) -> None:
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.poll() is None:
+            try:
+                proc.wait(timeout=grace_s)  # exits by itself once the connection is closed
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=5.0)
+        if self._stderr is not None:
+            with contextlib.suppress(OSError):
+                self._stderr.close()
+            self._stderr = None

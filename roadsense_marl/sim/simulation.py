@@ -1,0 +1,304 @@
+"""One SUMO simulation: lazy start, ``load()`` resets, batched reads and commands, safe shutdown."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import shutil
+import tempfile
+import weakref
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from roadsense_marl.sim.backends import BACKENDS, LibsumoBackend, TraciBackend
+from roadsense_marl.sim.scenario import (
+    Scenario,
+    ScenarioVariation,
+    resolve_scenario,
+    sumo_binary,
+    sumo_env,
+    write_episode_routes,
+)
+from roadsense_marl.sim.states import LibsumoInUseError, SumoError, VehicleStates
+
+__all__ = ["SumoSimulation"]
+
+#: What happens to vehicles in a collision. ``remove``: both leave the simulation in that
+#: step (a collided agent terminates and leaves), reported in ``VehicleStates.collided``.
+COLLISION_ACTIONS = ("remove", "teleport", "warn", "none")
+
+
+class _Runtime:
+    """Everything that lives only while SUMO runs: the backend and a private temp folder.
+
+    Kept apart from :class:`SumoSimulation` so a ``weakref.finalize`` can close it when the
+    simulation is garbage-collected without holding the simulation alive.
+    """
+
+    def __init__(self, backend: Any, tmpdir: Path) -> None:
+        self.backend = backend
+        self.tmpdir = tmpdir
+        self.episode = 0
+        self.route_files: tuple[Path, ...] = ()
+
+    def close(self) -> None:
+        try:
+            self.backend.close()
+        finally:
+            shutil.rmtree(self.tmpdir, ignore_errors=True)
+
+
+class SumoSimulation:
+    """A SUMO simulation of one scenario, started lazily on the first :meth:`reset`.
+
+    Construction is cheap and starts nothing, so the object pickles (SuperSuit cloudpickles
+    envs before their first reset); pickling a started simulation gives an unstarted copy.
+    Later resets ``load()`` the live simulation with a new seed and variation (a few ms)
+    instead of starting a new SUMO. Any exception inside a step closes SUMO and is re-raised
+    as :class:`SumoError`; ``close()`` is idempotent and also runs on garbage collection.
+
+    SUMO runs with collision detection on (``--collision.action remove`` by default,
+    ``--collision.check-junctions``, ``--collision.mingap-factor 0``: only real contact counts),
+    teleporting of stuck vehicles off (``--time-to-teleport -1``: a stopped car is a state the
+    agents must handle, not something to hide) and quiet logs. SUMO's errors go to a log file
+    whose tail is quoted in every :class:`SumoError`.
+
+    :param scenario: a :class:`Scenario`, a scenario name or a ``.sumocfg`` path.
+    :param backend: ``"libsumo"`` (in-process, fastest, one per process) or ``"traci"``
+        (subprocess; several per process; required for ``gui=True``).
+    :param step_length: seconds per step; ``None`` takes the scenario's (0.1 s for shipped ones).
+    :param gui: run ``sumo-gui`` (traci only).
+    :param sumo_args: extra SUMO command-line arguments, appended last.
+    :param collision_action: SUMO's ``--collision.action`` (``remove`` is what the env expects).
+    """
+
+    def __init__(
+        self,
+        scenario: Scenario | str | os.PathLike[str],
+        backend: str = "libsumo",
+        step_length: float | None = None,
+        gui: bool = False,
+        sumo_args: Sequence[str] = (),
+        collision_action: str = "remove",
+    ) -> None:
+        self.scenario = scenario if isinstance(scenario, Scenario) else resolve_scenario(scenario)
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown SUMO backend {backend!r}; valid: {', '.join(BACKENDS)}")
+        if gui and backend != "traci":
+            raise ValueError("gui=True needs backend='traci' (libsumo has no GUI)")
+        step = self.scenario.default_step_length if step_length is None else float(step_length)
+        if not (math.isfinite(step) and step > 0):
+            raise ValueError(f"step_length must be a positive number of seconds, got {step_length!r}")
+        if collision_action not in COLLISION_ACTIONS:
+            raise ValueError(f"collision_action {collision_action!r} is not one of {COLLISION_ACTIONS}")
+        if isinstance(sumo_args, str) or not all(isinstance(a, str) for a in sumo_args):
+            raise TypeError(f"sumo_args must be a sequence of strings, got {sumo_args!r}")
+        self.backend = backend
+        self.step_length = step
+        self.gui = bool(gui)
+        self.sumo_args = tuple(sumo_args)
+        self.collision_action = collision_action
+        self._runtime: _Runtime | None = None
+        self._finalizer: weakref.finalize | None = None
+
+    # ------------------------------------------------------------------ pickling
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_runtime"] = None
+        state["_finalizer"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+
+    def __repr__(self) -> str:
+        status = "running" if self.is_running else "not started"
+        return f"SumoSimulation({self.scenario.name!r}, backend={self.backend!r}, {status})"
+
+    def __enter__(self) -> "SumoSimulation":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ status
+
+    @property
+    def is_running(self) -> bool:
+        """True between a successful :meth:`reset` and :meth:`close` (or a fatal error)."""
+        return self._runtime is not None and self._runtime.backend.started
+
+    @property
+    def pid(self) -> int | None:
+        """The SUMO process id (traci), ``None`` for libsumo or when not running."""
+        return self._runtime.backend.pid if self._runtime is not None else None
+
+    # ------------------------------------------------------------------ episodes
+
+    def reset(self, seed: int, variation: ScenarioVariation | None = None) -> VehicleStates:
+        """Start SUMO (first call) or ``load()`` it again with ``--seed seed`` and the
+        episode's route files (``variation`` applied), and return the state at the begin
+        time, before the first step (usually empty: vehicles enter during steps).
+
+        ``seed`` must be a non-negative integer; it is taken modulo 2**31 because SUMO's
+        ``--seed`` is a signed 32-bit integer.
+        """
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+        if variation is not None and not isinstance(variation, ScenarioVariation):
+            raise TypeError(f"variation must be a ScenarioVariation or None, got {type(variation).__name__}")
+        rt = self._runtime or self._new_runtime()
+        routes: tuple[Path, ...] = ()
+        if variation is not None:
+            episode_dir = rt.tmpdir / f"episode{rt.episode}"
+            episode_dir.mkdir()
+            routes = write_episode_routes(self.scenario, variation, episode_dir)
+        args = self._args(int(seed) % 2**31, routes, rt)
+        try:
+            if rt.backend.started:
+                rt.backend.load(args)
+            else:
+                rt.backend.start(args)
+            states = rt.backend.read()
+        except LibsumoInUseError:
+            self.close()
+            raise
+        except Exception as exc:
+            raise self._fail(exc, "reset") from exc
+        # Files of the previous episode are no longer read by SUMO.
+        for old in {p.parent for p in rt.route_files}:
+            shutil.rmtree(old, ignore_errors=True)
+        rt.route_files = routes
+        rt.episode += 1
+        return states
+
+    def step(self) -> VehicleStates:
+        """Advance one step and return every vehicle's state."""
+        rt = self._require_running("step")
+        try:
+            return rt.backend.step()
+        except Exception as exc:
+            raise self._fail(exc, "step") from exc
+
+    # ------------------------------------------------------------------ commands
+
+    def set_speeds(self, ids: Sequence[str], speeds: np.ndarray | Sequence[float]) -> None:
+        """Hold each vehicle at a speed (m/s) from the next step on; a negative speed
+        releases it back to its car-following model (SUMO ``setSpeed(v, -1)``)."""
+        values = self._values(ids, speeds, "speeds")
+        self._command("set_speed", ids, [(-1.0 if v < 0 else float(v),) for v in values])
+
+    def slow_down(self, ids: Sequence[str], speeds: np.ndarray | Sequence[float],
+                  durations_s: np.ndarray | Sequence[float]) -> None:
+        """Change each vehicle's speed linearly to ``speeds`` over ``durations_s`` seconds."""
+        values = self._values(ids, speeds, "speeds")
+        durations = self._values(ids, durations_s, "durations_s")
+        if np.any(values < 0) or np.any(durations < 0):
+            raise ValueError("slow_down speeds and durations_s must be >= 0")
+        self._command("slow_down", ids, [(float(v), float(d)) for v, d in zip(values, durations)])
+
+    def set_speed_modes(self, ids: Sequence[str], modes: np.ndarray | Sequence[int]) -> None:
+        """Set SUMO speed modes (bit field, 31 = all checks, 0 = none: collisions possible)."""
+        values = self._values(ids, modes, "modes")
+        if np.any(values != np.round(values)) or np.any(values < 0) or np.any(values > 255):
+            raise ValueError(f"speed modes must be integers in 0..255, got {values.tolist()}")
+        self._command("set_speed_mode", ids, [(int(m),) for m in values])
+
+    # ------------------------------------------------------------------ shutdown
+
+    def close(self) -> None:
+        """Stop SUMO and delete the temp files; safe to call any number of times."""
+        finalizer, self._finalizer = self._finalizer, None
+        self._runtime = None
+        if finalizer is not None:
+            finalizer()  # runs _Runtime.close exactly once
+
+    # ------------------------------------------------------------------ internals
+
+    def _new_runtime(self) -> _Runtime:
+        tmpdir = Path(tempfile.mkdtemp(prefix="roadsense-sumo-"))
+        error_log = tmpdir / "sumo-errors.log"
+        order = self.scenario.vehicle_ids
+        if self.backend == "libsumo":
+            backend: Any = LibsumoBackend(order, error_log)
+        else:
+            name = "sumo-gui" if self.gui else "sumo"
+            try:
+                binary = sumo_binary(name)
+            except FileNotFoundError as exc:
+                shutil.rmtree(tmpdir, ignore_errors=True)
+                raise SumoError(f"{exc} (gui=True needs sumo-gui)" if self.gui else str(exc)) from None
+            extra = ("--start", "true", "--quit-on-end", "true") if self.gui else ()
+            backend = TraciBackend(order, error_log, binary, extra, env=sumo_env())
+        rt = _Runtime(backend, tmpdir)
+        self._runtime = rt
+        self._finalizer = weakref.finalize(self, rt.close)
+        return rt
+
+    def _args(self, seed: int, routes: Sequence[Path], rt: _Runtime) -> list[str]:
+        args = [
+            "-c", str(self.scenario.sumocfg),
+            "--step-length", repr(self.step_length),
+            "--seed", str(seed),
+            "--no-step-log", "true",
+            "--no-warnings", "true",
+            "--duration-log.disable", "true",
+            "--collision.action", self.collision_action,
+            "--collision.check-junctions", "true",
+            "--collision.mingap-factor", "0",
+            "--time-to-teleport", "-1",
+            "--error-log", str(rt.backend.error_log),
+        ]
+        if routes:
+            args += ["--route-files", ",".join(str(p) for p in routes)]
+        return args + list(self.sumo_args)
+
+    def _require_running(self, what: str) -> _Runtime:
+        rt = self._runtime
+        if rt is None or not rt.backend.started:
+            raise SumoError(f"{what}() before reset(): SUMO is not running ({self!r})")
+        return rt
+
+    def _fail(self, exc: BaseException, what: str) -> SumoError:
+        """Close SUMO and build the error to raise, quoting SUMO's own messages."""
+        rt = self._runtime
+        messages = rt.backend.sumo_messages() if rt is not None else ""
+        pid = self.pid
+        self.close()
+        detail = f"\nSUMO said:\n{messages}" if messages else ""
+        return SumoError(
+            f"SUMO {what} failed for scenario {self.scenario.name!r} ({self.scenario.sumocfg}), "
+            f"backend={self.backend}{f', pid={pid}' if pid else ''}: {type(exc).__name__}: {exc}{detail}\n"
+            "The simulation has been closed; reset() starts a new one."
+        )
+
+    @staticmethod
+    def _values(ids: Sequence[str], values: Any, what: str) -> np.ndarray:
+        if isinstance(ids, str):
+            raise TypeError(f"ids must be a sequence of vehicle ids, not the string {ids!r}")
+        arr = np.asarray(values, dtype=np.float64).reshape(-1)
+        if arr.shape[0] != len(ids):
+            raise ValueError(f"{len(ids)} ids but {arr.shape[0]} {what}")
+        if not np.all(np.isfinite(arr)):
+            raise ValueError(f"{what} must be finite, got {arr.tolist()}")
+        return arr
+
+    def _command(self, method: str, ids: Sequence[str], argss: Sequence[tuple[Any, ...]]) -> None:
+        rt = self._require_running(method)
+        call = getattr(rt.backend, method)
+        recoverable = rt.backend.command_errors()
+        vid = None
+        try:
+            for vid, args in zip(ids, argss):
+                call(vid, *args)
+        except recoverable as exc:  # e.g. an unknown vehicle: SUMO itself is fine
+            raise SumoError(
+                f"{method}({vid!r}, {', '.join(map(str, args))}) refused by SUMO: {exc} "
+                "(the simulation is still running)"
+            ) from exc
+        except Exception as exc:
+            raise self._fail(exc, method) from exc
