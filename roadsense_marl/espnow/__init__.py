@@ -1,0 +1,42 @@
+"""Emulated ESP-NOW V2V radio: per-link loss, latency and bursts, one receive table per vehicle.
+
+Vectorised core (:class:`Radio`, used by the env) and the original object API
+(:class:`ESPNOWEmulator`, :class:`V2VMessage`, :class:`ReceivedMessage`) on top of it.
+Parameters: :func:`load_params` (``configs/espnow/measured.json``, ``ideal.json``, ``defaults.json``).
+"""
+
+from roadsense_marl.espnow.core import (
+    ACCEL,
+    FIELD_NOISE,
+    HEADING,
+    PAYLOAD_FIELDS,
+    SPEED,
+    X,
+    Y,
+    LinkDraws,
+    apply_sensor_noise,
+    candidate_links,
+    draw_beacon_phases,
+    draw_link_randomness,
+    loss_probability,
+    resolve_links,
+    sample_episode_params,
+)
+from roadsense_marl.espnow.emulator import ESPNOWEmulator, ReceivedMessage, V2VMessage
+from roadsense_marl.espnow.params import (
+    DEFAULTS,
+    DistanceBin,
+    ParamsFileNotFoundError,
+    RadioParams,
+    load_params,
+    shipped_config,
+)
+from roadsense_marl.espnow.radio import LinkBatch, Radio, RxBatch
+
+__all__ = [
+    "ACCEL", "DEFAULTS", "FIELD_NOISE", "HEADING", "PAYLOAD_FIELDS", "SPEED", "X", "Y",
+    "DistanceBin", "ESPNOWEmulator", "LinkBatch", "LinkDraws", "ParamsFileNotFoundError", "Radio",
+    "RadioParams", "ReceivedMessage", "RxBatch", "V2VMessage", "apply_sensor_noise", "candidate_links",
+    "draw_beacon_phases", "draw_link_randomness", "load_params", "loss_probability", "resolve_links",
+    "sample_episode_params", "shipped_config",
+]

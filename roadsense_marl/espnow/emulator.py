@@ -1,0 +1,150 @@
+"""The object API of the original specification, as a thin view on :class:`Radio`.
+
+``ESPNOWEmulator`` maps string vehicle ids to radio slots and keeps each sent ``V2VMessage`` in a
+side table keyed by an integer message id that travels through the radio core. Loss, latency,
+bursts, buffers and noise all happen in the core; this module only converts. GPS noise (metres,
+added by the core to zero x/y offsets) is turned into degrees: 1 deg latitude = 111,320 m,
+longitude scaled by cos(latitude).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from roadsense_marl.espnow.params import RadioParams
+from roadsense_marl.espnow.radio import Radio
+
+__all__ = ["EMULATOR_FIELDS", "ESPNOWEmulator", "ReceivedMessage", "V2VMessage", "METRES_PER_DEG_LAT"]
+
+METRES_PER_DEG_LAT = 111_320.0
+
+#: Payload columns carried by the core for the object API (noise per ``core.FIELD_NOISE``).
+EMULATOR_FIELDS: tuple[str, ...] = (
+    "x_m", "y_m", "speed_ms", "heading_deg", "accel_ms2",
+    "accel_y_ms2", "accel_z_ms2", "gyro_x_rad_s", "gyro_y_rad_s", "gyro_z_rad_s",
+)
+
+
+@dataclass(frozen=True)
+class V2VMessage:
+    """One broadcast state message (the original firmware's fields, SI units, lat/lon in degrees)."""
+
+    vehicle_id: str
+    lat: float
+    lon: float
+    speed: float
+    heading: float
+    accel_x: float
+    accel_y: float
+    accel_z: float
+    gyro_x: float
+    gyro_y: float
+    gyro_z: float
+    timestamp_ms: float
+
+
+@dataclass(frozen=True)
+class ReceivedMessage:
+    """A message in a receiver's buffer: the noisy copy, its age (now - timestamp_ms) and arrival time."""
+
+    message: V2VMessage
+    age_ms: float
+    received_at_ms: float
+
+
+class ESPNOWEmulator:
+    """Per-link ESP-NOW emulation with the original object API.
+
+    :param params: path, dict or ``RadioParams`` (``None``: built-in defaults).
+    :param domain_randomization: redraw DR parameters at each :meth:`reset`.
+    :param seed: seed of the first reset.
+    :param max_vehicles: number of distinct vehicle ids (senders and receivers) it can track.
+    """
+
+    def __init__(
+        self,
+        params: RadioParams | Mapping[str, Any] | str | Path | None = None,
+        *,
+        domain_randomization: bool = True,
+        seed: int | np.random.SeedSequence | None = None,
+        max_vehicles: int = 256,
+    ) -> None:
+        self.radio = Radio(params, capacity=max_vehicles, domain_randomization=domain_randomization,
+                           payload_fields=EMULATOR_FIELDS)
+        self.reset(seed)
+
+    @property
+    def params(self) -> RadioParams:
+        """Parameters in force this episode (after domain randomisation)."""
+        return self.radio.params
+
+    def reset(self, seed: int | np.random.SeedSequence | None = None) -> None:
+        """Clear every buffer and in-flight message and redraw domain randomisation."""
+        self.radio.reset(seed)
+        self._slot: dict[str, int] = {}
+        self._ids: list[str] = []
+        self._messages: dict[int, V2VMessage] = {}
+        self._next_id = 0
+
+    def _slot_of(self, vehicle_id: str) -> int:
+        slot = self._slot.get(vehicle_id)
+        if slot is None:
+            if len(self._ids) >= self.radio.capacity:
+                raise ValueError(
+                    f"vehicle id {vehicle_id!r} exceeds max_vehicles={self.radio.capacity}; "
+                    "construct ESPNOWEmulator(max_vehicles=...) larger"
+                )
+            slot = self._slot[vehicle_id] = len(self._ids)
+            self._ids.append(vehicle_id)
+        return slot
+
+    def transmit(
+        self,
+        sender_msg: V2VMessage,
+        sender_pos: tuple[float, float],
+        receiver_pos: tuple[float, float],
+        current_time_ms: float,
+        receiver_id: str = "ego",
+    ) -> None:
+        """Send ``sender_msg`` over the link to ``receiver_id`` (positions in metres). Fire and forget:
+        it becomes visible through :meth:`sync_and_get_messages` only after the link latency."""
+        s, r = self._slot_of(sender_msg.vehicle_id), self._slot_of(receiver_id)
+        if s == r:
+            return
+        mid = self._next_id
+        self._next_id += 1
+        self._messages[mid] = sender_msg
+        m = sender_msg
+        payload = [[0.0, 0.0, m.speed, m.heading, m.accel_x, m.accel_y, m.accel_z, m.gyro_x, m.gyro_y, m.gyro_z]]
+        self.radio.broadcast(current_time_ms, [s], [sender_pos], payload, [r], [receiver_pos], message_ids=[mid])
+        if len(self._messages) > 4096 and len(self._messages) > 4 * (self.radio._n + 1):
+            live = set(self.radio.in_flight_message_ids().tolist())
+            self._messages = {k: v for k, v in self._messages.items() if k in live}
+
+    def sync_and_get_messages(self, current_time_ms: float, receiver_id: str = "ego") -> dict[str, ReceivedMessage]:
+        """Deliver everything that has arrived by ``current_time_ms`` and return a copy of the
+        receiver's buffer: vehicle id -> latest (non-stale) ``ReceivedMessage``."""
+        rx = self.radio.receive(current_time_ms, [self._slot_of(receiver_id)])
+        out: dict[str, ReceivedMessage] = {}
+        for i in range(len(rx)):
+            orig = self._messages[int(rx.message_id[i])]
+            p = rx.payload[i]
+            lat = orig.lat + p[1] / METRES_PER_DEG_LAT
+            cos_lat = max(math.cos(math.radians(orig.lat)), 1e-9)
+            noisy = replace(
+                orig,
+                lat=float(lat),
+                lon=float(orig.lon + p[0] / (METRES_PER_DEG_LAT * cos_lat)),
+                speed=float(p[2]), heading=float(p[3]),
+                accel_x=float(p[4]), accel_y=float(p[5]), accel_z=float(p[6]),
+                gyro_x=float(p[7]), gyro_y=float(p[8]), gyro_z=float(p[9]),
+            )
+            out[self._ids[int(rx.sender[i])]] = ReceivedMessage(
+                noisy, float(current_time_ms - orig.timestamp_ms), float(rx.received_at_ms[i])
+            )
+        return out

@@ -1,0 +1,407 @@
+"""Radio parameters: built-in defaults, loading (JSON / YAML / dict), deep merge and validation.
+
+The keys are those of the original project's parameter files, so its JSON files load as they
+are (unknown keys are kept in ``RadioParams.extra`` and otherwise ignored)::
+
+    latency.{base_ms, distance_factor, jitter_std_ms}
+    packet_loss.{base_rate, distance_threshold_1, distance_threshold_2,
+                 rate_tier_1, rate_tier_2, rate_tier_3, max_range_m}
+    burst_loss.{enabled, mean_burst_length, loss_multiplier, max_loss_cap}
+    sensor_noise.{gps_std_m, speed_std_ms, accel_std_ms2, heading_std_deg, gyro_std_rad_s}
+    observation.staleness_threshold_ms
+    domain_randomization.{enabled, latency_range_ms, loss_rate_range,
+                          jitter_std_range_ms, gps_noise_range_m}
+    _metadata.distance_bins: {"0_20m": {"count": 7581, "loss_rate": 0.058}, ..., "100m_plus": {...}}
+
+Every problem raises ``ValueError`` naming the key and the bad value (a missing file raises
+``ParamsFileNotFoundError``, which is both a ``FileNotFoundError`` and a ``ValueError``).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import re
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "DEFAULTS",
+    "GPS_STD_WARN_M",
+    "DistanceBin",
+    "ParamsFileNotFoundError",
+    "RadioParams",
+    "load_params",
+    "shipped_config",
+]
+
+#: Built-in defaults: the measured convoy calibration in its tiered form (no distance bins,
+#: no hard range). ``configs/espnow/defaults.json`` is the same dict as a file (a test keeps them equal).
+DEFAULTS: dict[str, Any] = {
+    "latency": {"base_ms": 3.84, "distance_factor": 0.0, "jitter_std_ms": 1.044},
+    "packet_loss": {
+        "base_rate": 0.058,
+        "distance_threshold_1": 50.0,
+        "distance_threshold_2": 100.0,
+        "rate_tier_1": 0.1158,
+        "rate_tier_2": 0.1241,
+        "rate_tier_3": 0.1862,
+        "max_range_m": None,
+    },
+    "burst_loss": {"enabled": True, "mean_burst_length": 1.606, "loss_multiplier": 2.5, "max_loss_cap": 0.1862},
+    "sensor_noise": {
+        "gps_std_m": 2.958877,
+        "speed_std_ms": 0.42902,
+        "accel_std_ms2": 0.394804,
+        "heading_std_deg": 4.711787,
+        "gyro_std_rad_s": 0.023215,
+    },
+    "observation": {"staleness_threshold_ms": 500.0},
+    "domain_randomization": {
+        "enabled": True,
+        "latency_range_ms": [1.92, 7.68],
+        "loss_rate_range": [0.029, 0.25],
+        "jitter_std_range_ms": [0.52, 2.09],
+        "gps_noise_range_m": [0.5, 4.438],
+    },
+}
+
+#: A GPS noise above this many metres is almost surely a degree/metre mix-up (the earlier
+#: project shipped 33-48 km); loading such a value warns loudly.
+GPS_STD_WARN_M = 100.0
+
+_SECTIONS = ("latency", "packet_loss", "burst_loss", "sensor_noise", "observation", "domain_randomization")
+_BIN_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*_\s*(\d+(?:\.\d+)?)\s*m\s*$")
+_PLUS_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*m\s*_?\s*plus\s*$")
+
+
+class ParamsFileNotFoundError(FileNotFoundError, ValueError):
+    """A parameter file that does not exist (a ValueError too, like every other parameter problem)."""
+
+
+@dataclass(frozen=True)
+class DistanceBin:
+    """One measured loss bin ``[lo_m, hi_m)``; ``hi_m`` is ``inf`` for an ``"N m_plus"`` bin."""
+
+    name: str
+    lo_m: float
+    hi_m: float
+    loss_rate: float | None
+    count: int | None
+
+    @property
+    def populated(self) -> bool:
+        """A bin is used only if it carries a loss rate measured on at least one packet."""
+        return self.loss_rate is not None and (self.count is None or self.count > 0)
+
+
+@dataclass(frozen=True)
+class RadioParams:
+    """Validated radio parameters (build with :func:`load_params`). Times in ms, distances in m."""
+
+    latency_base_ms: float
+    latency_distance_factor: float  # ms per metre
+    latency_jitter_std_ms: float
+    loss_base_rate: float
+    loss_threshold_1_m: float
+    loss_threshold_2_m: float
+    loss_rate_tier_1: float  # read for compatibility; the original formula never used it
+    loss_rate_tier_2: float
+    loss_rate_tier_3: float
+    max_range_m: float | None
+    burst_enabled: bool
+    burst_mean_length: float
+    burst_loss_multiplier: float
+    burst_max_loss_cap: float
+    gps_std_m: float
+    speed_std_ms: float
+    accel_std_ms2: float
+    heading_std_deg: float
+    gyro_std_rad_s: float
+    staleness_threshold_ms: float
+    dr_enabled: bool
+    dr_latency_range_ms: tuple[float, float]
+    dr_loss_rate_range: tuple[float, float]
+    dr_jitter_std_range_ms: tuple[float, float]
+    dr_gps_noise_range_m: tuple[float, float]
+    distance_bins: tuple[DistanceBin, ...] = ()
+    source: str = "<defaults>"
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    # ---- derived, used by the core -------------------------------------------------------
+    @property
+    def uses_bins(self) -> bool:
+        """True when measured distance bins replace the tiered loss model."""
+        return any(b.populated for b in self.distance_bins)
+
+    @property
+    def range_m(self) -> float:
+        """Hard radio range (exclusive): links at ``d >= range_m`` do not exist (every packet lost).
+
+        ``max_range_m`` when given; else, with measured bins, the upper edge of the last populated
+        bin; else unbounded.
+        """
+        if self.max_range_m is not None:
+            return float(self.max_range_m)
+        if self.uses_bins:
+            return max(b.hi_m for b in self.distance_bins if b.populated)
+        return math.inf
+
+    def bin_table(self) -> tuple[np.ndarray, np.ndarray]:
+        """(lower edges, loss rates) of the populated bins, sorted, for ``searchsorted`` lookup.
+
+        A ``m_plus`` bin starts at the last finite upper edge at the latest, so everything at or
+        past the last finite bin uses it, as the measured-bin rule asks.
+        """
+        bins = sorted((b for b in self.distance_bins if b.populated), key=lambda b: b.lo_m)
+        finite_hi = [b.hi_m for b in bins if math.isfinite(b.hi_m)]
+        los = [min(b.lo_m, max(finite_hi)) if (not math.isfinite(b.hi_m) and finite_hi) else b.lo_m for b in bins]
+        return np.asarray(los, dtype=np.float64), np.asarray([b.loss_rate for b in bins], dtype=np.float64)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The parameters in file form (``load_params(p.to_dict()) == p``)."""
+        out = copy.deepcopy(dict(self.raw))
+        out.update(
+            latency={"base_ms": self.latency_base_ms, "distance_factor": self.latency_distance_factor,
+                     "jitter_std_ms": self.latency_jitter_std_ms},
+            packet_loss={"base_rate": self.loss_base_rate, "distance_threshold_1": self.loss_threshold_1_m,
+                         "distance_threshold_2": self.loss_threshold_2_m, "rate_tier_1": self.loss_rate_tier_1,
+                         "rate_tier_2": self.loss_rate_tier_2, "rate_tier_3": self.loss_rate_tier_3,
+                         "max_range_m": self.max_range_m},
+            burst_loss={"enabled": self.burst_enabled, "mean_burst_length": self.burst_mean_length,
+                        "loss_multiplier": self.burst_loss_multiplier, "max_loss_cap": self.burst_max_loss_cap},
+            sensor_noise={"gps_std_m": self.gps_std_m, "speed_std_ms": self.speed_std_ms,
+                          "accel_std_ms2": self.accel_std_ms2, "heading_std_deg": self.heading_std_deg,
+                          "gyro_std_rad_s": self.gyro_std_rad_s},
+            observation={"staleness_threshold_ms": self.staleness_threshold_ms},
+            domain_randomization={"enabled": self.dr_enabled,
+                                  "latency_range_ms": list(self.dr_latency_range_ms),
+                                  "loss_rate_range": list(self.dr_loss_rate_range),
+                                  "jitter_std_range_ms": list(self.dr_jitter_std_range_ms),
+                                  "gps_noise_range_m": list(self.dr_gps_noise_range_m)},
+        )
+        meta = dict(out.get("_metadata") or {})
+        if self.distance_bins:
+            meta["distance_bins"] = {b.name: {"count": b.count, "loss_rate": b.loss_rate} for b in self.distance_bins}
+            out["_metadata"] = meta
+        return out
+
+    def with_overrides(self, **changes: Any) -> RadioParams:
+        """A copy with some fields changed (used for domain randomisation); not re-validated."""
+        return replace(self, **changes)
+
+
+# ---- loading ---------------------------------------------------------------------------------
+
+def shipped_config(name: str) -> Path:
+    """Path of a config shipped in ``configs/espnow/`` (``"measured"``, ``"ideal"``, ...)."""
+    from roadsense_marl.paths import config_path
+
+    return config_path("espnow", name if Path(name).suffix else f"{name}.json")
+
+
+def load_params(source: str | Path | Mapping[str, Any] | RadioParams | None = None) -> RadioParams:
+    """Load, deep-merge over :data:`DEFAULTS` and validate radio parameters.
+
+    ``source`` is ``None`` (built-in defaults), a ``RadioParams`` (returned as is), a dict, or a
+    path to a ``.json`` / ``.yaml`` / ``.yml`` file. A bare name such as ``"measured"`` that is not
+    an existing file means the shipped ``configs/espnow/measured.json``.
+    """
+    if isinstance(source, RadioParams):
+        return source
+    if source is None:
+        return _build(copy.deepcopy(DEFAULTS), "<defaults>")
+    if isinstance(source, Mapping):
+        return _build(_deep_merge(DEFAULTS, source), "<dict>")
+    if isinstance(source, (str, Path)):
+        path = Path(source)
+        if not path.exists() and isinstance(source, str) and not path.suffix and "/" not in source:
+            path = shipped_config(source)
+        return _build(_deep_merge(DEFAULTS, _read_file(path)), str(path))
+    raise ValueError(
+        f"radio params: expected None, a path, a dict or RadioParams, got {type(source).__name__}: {source!r}"
+    )
+
+
+def _read_file(path: Path) -> Mapping[str, Any]:
+    if not path.is_file():
+        raise ParamsFileNotFoundError(f"radio parameter file not found: {path}")
+    text = path.read_text(encoding="utf-8")
+    try:
+        if path.suffix.lower() in (".yaml", ".yml"):
+            import yaml
+
+            data = yaml.safe_load(text)
+        else:
+            data = json.loads(text)
+    except Exception as exc:  # json.JSONDecodeError, yaml.YAMLError
+        raise ValueError(f"radio parameter file {path} is not valid {path.suffix or 'JSON'}: {exc}") from exc
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise ValueError(f"radio parameter file {path} must hold a mapping at top level, got {type(data).__name__}")
+    return data
+
+
+def _deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(dict(base))
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+# ---- validation ------------------------------------------------------------------------------
+
+def _bad(where: str, key: str, value: Any, valid: str) -> ValueError:
+    return ValueError(f"{where}: invalid {key} = {value!r}: must be {valid}")
+
+
+def _section(d: Mapping[str, Any], name: str, where: str) -> Mapping[str, Any]:
+    sec = d.get(name)
+    if not isinstance(sec, Mapping):
+        raise _bad(where, name, sec, "a mapping")
+    return sec
+
+
+def _num(sec: Mapping[str, Any], sname: str, key: str, where: str, *, lo: float | None = 0.0,
+         hi: float | None = None, lo_open: bool = False) -> float:
+    value = sec.get(key)
+    full = f"{sname}.{key}"
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise _bad(where, full, value, "a finite number")
+    if lo is not None and (value <= lo if lo_open else value < lo):
+        raise _bad(where, full, value, f"{'>' if lo_open else '>='} {lo}" + (f" and <= {hi}" if hi is not None else ""))
+    if hi is not None and value > hi:
+        raise _bad(where, full, value, f"<= {hi}" + (f" and >= {lo}" if lo is not None else ""))
+    return float(value)
+
+
+def _flag(sec: Mapping[str, Any], sname: str, key: str, where: str) -> bool:
+    value = sec.get(key)
+    if not isinstance(value, bool):
+        raise _bad(where, f"{sname}.{key}", value, "true or false")
+    return value
+
+
+def _range(sec: Mapping[str, Any], key: str, where: str, *, lo: float, hi: float | None = None,
+           lo_open: bool = False) -> tuple[float, float]:
+    value = sec.get(key)
+    full = f"domain_randomization.{key}"
+    if (
+        not isinstance(value, (list, tuple))
+        or len(value) != 2
+        or any(isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) for v in value)
+    ):
+        raise _bad(where, full, value, "a [low, high] pair of finite numbers")
+    a, b = float(value[0]), float(value[1])
+    if a > b:
+        raise _bad(where, full, value, "ordered low <= high (it is inverted)")
+    if (a <= lo) if lo_open else (a < lo):
+        raise _bad(where, full, value, f"a range starting {'>' if lo_open else '>='} {lo}")
+    if hi is not None and b > hi:
+        raise _bad(where, full, value, f"a range inside [{lo}, {hi}]")
+    return a, b
+
+
+def _bins(meta: Any, where: str) -> tuple[DistanceBin, ...]:
+    if meta is None:
+        return ()
+    if not isinstance(meta, Mapping):
+        raise _bad(where, "_metadata", meta, "a mapping")
+    raw = meta.get("distance_bins")
+    if raw is None:
+        return ()
+    if not isinstance(raw, Mapping):
+        raise _bad(where, "_metadata.distance_bins", raw, 'a mapping like {"0_20m": {"count": 10, "loss_rate": 0.05}}')
+    out = []
+    for name, spec in raw.items():
+        key = f"_metadata.distance_bins.{name}"
+        m, p = _BIN_RE.match(str(name)), _PLUS_RE.match(str(name))
+        if m:
+            lo, hi = float(m.group(1)), float(m.group(2))
+            if lo >= hi:
+                raise _bad(where, key, name, "a bin name 'lo_hi m' with lo < hi")
+        elif p:
+            lo, hi = float(p.group(1)), math.inf
+        else:
+            raise _bad(where, key, name, "a bin name like '0_20m' or '100m_plus'")
+        if not isinstance(spec, Mapping):
+            raise _bad(where, key, spec, 'a mapping {"count": int, "loss_rate": float}')
+        rate, count = spec.get("loss_rate"), spec.get("count")
+        if rate is not None:
+            rate = _num(spec, key, "loss_rate", where, lo=0.0, hi=1.0)
+        if count is not None:
+            if isinstance(count, bool) or not isinstance(count, (int, float)) or count < 0 or count != int(count):
+                raise _bad(where, f"{key}.count", count, "a non-negative integer")
+            count = int(count)
+        out.append(DistanceBin(str(name), lo, hi, rate, count))
+    return tuple(sorted(out, key=lambda b: b.lo_m))
+
+
+def _build(d: dict[str, Any], where: str) -> RadioParams:
+    """Validate a merged parameter dict and build RadioParams (errors name key and value)."""
+    lat = _section(d, "latency", where)
+    pl = _section(d, "packet_loss", where)
+    bl = _section(d, "burst_loss", where)
+    sn = _section(d, "sensor_noise", where)
+    ob = _section(d, "observation", where)
+    dr = _section(d, "domain_randomization", where)
+    t1 = _num(pl, "packet_loss", "distance_threshold_1", where)
+    t2 = _num(pl, "packet_loss", "distance_threshold_2", where)
+    if t1 >= t2:
+        raise _bad(where, "packet_loss.distance_threshold_1", t1,
+                   f"< packet_loss.distance_threshold_2 = {t2}")
+    max_range = pl.get("max_range_m")
+    if max_range is not None:
+        max_range = _num(pl, "packet_loss", "max_range_m", where, lo=0.0, lo_open=True)
+    gps = _num(sn, "sensor_noise", "gps_std_m", where)
+    if gps > GPS_STD_WARN_M:
+        warnings.warn(
+            f"{where}: sensor_noise.gps_std_m = {gps} m is implausibly large (> {GPS_STD_WARN_M} m); "
+            "is it a value in degrees or a degree/metre mix-up? GPS noise is in metres (measured: ~3 m).",
+            UserWarning,
+            stacklevel=3,
+        )
+    enabled = dr.get("enabled", True)
+    if not isinstance(enabled, bool):
+        raise _bad(where, "domain_randomization.enabled", enabled, "true or false")
+    raw = {k: v for k, v in d.items() if k not in _SECTIONS}
+    return RadioParams(
+        latency_base_ms=_num(lat, "latency", "base_ms", where),
+        latency_distance_factor=_num(lat, "latency", "distance_factor", where),
+        latency_jitter_std_ms=_num(lat, "latency", "jitter_std_ms", where),
+        loss_base_rate=_num(pl, "packet_loss", "base_rate", where, hi=1.0),
+        loss_threshold_1_m=t1,
+        loss_threshold_2_m=t2,
+        loss_rate_tier_1=_num(pl, "packet_loss", "rate_tier_1", where, hi=1.0),
+        loss_rate_tier_2=_num(pl, "packet_loss", "rate_tier_2", where, hi=1.0),
+        loss_rate_tier_3=_num(pl, "packet_loss", "rate_tier_3", where, hi=1.0),
+        max_range_m=max_range,
+        burst_enabled=_flag(bl, "burst_loss", "enabled", where),
+        burst_mean_length=_num(bl, "burst_loss", "mean_burst_length", where, lo=1.0),
+        burst_loss_multiplier=_num(bl, "burst_loss", "loss_multiplier", where),
+        burst_max_loss_cap=_num(bl, "burst_loss", "max_loss_cap", where, hi=1.0),
+        gps_std_m=gps,
+        speed_std_ms=_num(sn, "sensor_noise", "speed_std_ms", where),
+        accel_std_ms2=_num(sn, "sensor_noise", "accel_std_ms2", where),
+        heading_std_deg=_num(sn, "sensor_noise", "heading_std_deg", where),
+        gyro_std_rad_s=_num(sn, "sensor_noise", "gyro_std_rad_s", where),
+        staleness_threshold_ms=_num(ob, "observation", "staleness_threshold_ms", where, lo=0.0, lo_open=True),
+        dr_enabled=enabled,
+        dr_latency_range_ms=_range(dr, "latency_range_ms", where, lo=0.0, lo_open=True),
+        dr_loss_rate_range=_range(dr, "loss_rate_range", where, lo=0.0, hi=1.0),
+        dr_jitter_std_range_ms=_range(dr, "jitter_std_range_ms", where, lo=0.0),
+        dr_gps_noise_range_m=_range(dr, "gps_noise_range_m", where, lo=0.0),
+        distance_bins=_bins(d.get("_metadata"), where),
+        source=where,
+        raw=raw,
+    )
