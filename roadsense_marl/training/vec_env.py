@@ -1,0 +1,404 @@
+"""Parameter-shared MARL training through SuperSuit + SB3, with SuperSuit 3.11's gaps closed.
+
+``make_vec_env`` turns the parallel env into one SB3 ``VecEnv`` in which every possible
+agent of every env copy is one vector slot, so a single PPO policy is trained on the
+experience of all vehicles:
+
+    parallel env ─> FixedSlotParallelEnv ─> pettingzoo_env_to_vec_env_v1 ─> concat_vec_envs_v1(SB3)
+                 ─> SuperSuitVecEnv (seeding, closing) ─> VecMonitor
+
+What SuperSuit 3.11 lacks and this module supplies (measured, see shared/reference/STACK.md):
+
+* ``pettingzoo_env_to_vec_env_v1`` needs every possible agent present at every step, and
+  ``black_death_v3`` rejects Dict observations and reports the episode end one step late.
+  :class:`FixedSlotParallelEnv` pads absent agents and ends exactly with the inner env.
+* ``PPO(seed=...)`` raises ``AttributeError: 'ConcatVecEnv' object has no attribute 'seed'``,
+  and SuperSuit's SB3 wrapper drops reset seeds. :class:`SuperSuitVecEnv` stores the seed
+  and hands ``seed + i`` to env copy ``i`` at the next reset.
+* ``ProcConcatVec.close()`` sends ``("close", None)``, which the worker loop rejects as a
+  "bad tuple instruction", so workers die before ``env.close()`` and SUMO is never closed.
+  :func:`close_proc_concat_vec` sends the string the loop understands.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import supersuit as ss
+from pettingzoo.utils.env import ParallelEnv
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper, VecMonitor
+from stable_baselines3.common.vec_env.base_vec_env import VecEnvObs, VecEnvStepReturn
+from supersuit.vector import ConcatVecEnv, ProcConcatVec
+from supersuit.vector.multiproc_vec import decompress_info, numpy_deepcopy
+
+PADDED_KEY = "padded"
+BACKENDS = ("libsumo", "traci")
+DEFAULT_BACKEND = "libsumo"
+
+
+# ─── fixed slots ──────────────────────────────────────────────────────────────
+
+
+def zero_observation(space: gym.Space) -> Any:
+    """All-zero observation of a Box or (nested) Dict space: the padding an absent agent sees.
+
+    For the roadsense observation this is a zero ego vector and an all-zero ``peer_mask``,
+    i.e. "no peers". Raises ValueError for other spaces or when zero is outside the space.
+    """
+    if isinstance(space, gym.spaces.Dict):
+        return {key: zero_observation(sub) for key, sub in space.spaces.items()}
+    if isinstance(space, gym.spaces.Box):
+        zeros = np.zeros(space.shape, dtype=space.dtype)
+        if not space.contains(zeros):
+            raise ValueError(f"cannot pad with zeros: an all-zero observation is outside {space!r}")
+        return zeros
+    raise ValueError(f"fixed-slot padding supports Box and Dict observation spaces, got {space!r}")
+
+
+class FixedSlotParallelEnv(ParallelEnv):
+    """Every possible agent is a slot that is present at every step until the episode ends.
+
+    SuperSuit's vector conversion maps each possible agent to a fixed vector slot and
+    requires all of them in every dict. Vehicles, however, join when SUMO inserts them and
+    leave when they arrive or collide. This wrapper keeps ``agents == possible_agents``
+    during an episode:
+
+    * an agent the inner env does not report this step (not departed yet, or gone) gets an
+      all-zero observation (``peer_mask`` all 0, ego zeros), reward 0 and
+      ``info = {"padded": True}``; its action is dropped, never passed to the inner env;
+    * an agent the inner env does report gets the inner observation, reward and info
+      (copied, plus ``"padded": False``; ``"TimeLimit.truncated"`` and everything else pass
+      through). In the step an agent leaves, its last real observation and reward are
+      returned, but its slot stays open (PettingZoo forbids ending an agent and keeping it);
+    * the episode ends in exactly the step the inner env's ``agents`` becomes empty: then
+      every slot is done. Agents the inner env reported in that step carry the inner
+      termination/truncation flags and infos; padded slots are truncated with
+      ``"TimeLimit.truncated": False`` (nothing to bootstrap: a padded slot earns 0 forever).
+
+    ``info["padded"]`` always describes the observation returned with it, also after
+    SuperSuit merges the next reset's infos into the final step's, so the share of padded
+    samples can be counted from infos (:class:`PaddedFractionCallback`).
+    """
+
+    def __init__(self, env: ParallelEnv) -> None:
+        if not isinstance(env, ParallelEnv):
+            raise TypeError(f"FixedSlotParallelEnv wraps a pettingzoo ParallelEnv, got {type(env).__name__}")
+        self.env = env
+        self.possible_agents = list(env.possible_agents)
+        if not self.possible_agents:
+            raise ValueError("the inner env has no possible_agents; fixed slots need at least one")
+        self.metadata = getattr(env, "metadata", {})
+        self.render_mode = getattr(env, "render_mode", None)
+        self._padding = {agent: zero_observation(env.observation_space(agent)) for agent in self.possible_agents}
+        self.agents: list = []
+
+    def observation_space(self, agent: Any) -> gym.Space:
+        return self.env.observation_space(agent)
+
+    def action_space(self, agent: Any) -> gym.Space:
+        return self.env.action_space(agent)
+
+    def _pad(self, agent: Any) -> Any:
+        return copy.deepcopy(self._padding[agent])
+
+    def reset(self, seed: int | None = None, options: dict | None = None) -> tuple[dict, dict]:
+        obs, infos = self.env.reset(seed=seed, options=options)
+        self.agents = list(self.possible_agents)
+        out_obs, out_infos = {}, {}
+        for agent in self.possible_agents:
+            if agent in obs:
+                out_obs[agent] = obs[agent]
+                out_infos[agent] = {**infos.get(agent, {}), PADDED_KEY: False}
+            else:
+                out_obs[agent] = self._pad(agent)
+                out_infos[agent] = {PADDED_KEY: True}
+        return out_obs, out_infos
+
+    def step(self, actions: dict) -> tuple[dict, dict, dict, dict, dict]:
+        if not self.agents:
+            raise RuntimeError("step() called after the episode ended; call reset() first")
+        unknown = [agent for agent in actions if agent not in self._padding]
+        if unknown:
+            raise ValueError(f"actions for unknown agent(s) {unknown}; possible agents are {self.possible_agents}")
+        live = self.env.agents
+        obs, rewards, terms, truncs, infos = self.env.step({a: actions[a] for a in live if a in actions})
+        ended = not self.env.agents
+
+        out_obs, out_rew, out_term, out_trunc, out_info = {}, {}, {}, {}, {}
+        for agent in self.possible_agents:
+            if agent in obs:
+                out_obs[agent] = obs[agent]
+                out_rew[agent] = float(rewards.get(agent, 0.0))
+                out_info[agent] = {**infos.get(agent, {}), PADDED_KEY: False}
+                term = bool(terms.get(agent, False))
+                # an agent still reported when the inner env ends counts as truncated if not terminated
+                out_term[agent] = ended and term
+                out_trunc[agent] = ended and (bool(truncs.get(agent, False)) or not term)
+            else:
+                out_obs[agent] = self._pad(agent)
+                out_rew[agent] = 0.0
+                out_info[agent] = {PADDED_KEY: True}
+                out_term[agent] = False
+                out_trunc[agent] = ended
+                if ended:
+                    out_info[agent]["TimeLimit.truncated"] = False
+        if ended:
+            self.agents = []
+        return out_obs, out_rew, out_term, out_trunc, out_info
+
+    def render(self) -> Any:
+        return self.env.render()
+
+    def close(self) -> None:
+        self.env.close()
+
+    def state(self) -> np.ndarray:
+        return self.env.state()
+
+
+# ─── seeding and closing SuperSuit's vector envs ─────────────────────────────
+
+
+def close_proc_concat_vec(vec: ProcConcatVec, timeout_s: float = 10.0) -> None:
+    """Close every env in every worker of a SuperSuit ``ProcConcatVec``, then stop the workers.
+
+    The worker loop (``supersuit.vector.multiproc_vec.async_loop``) closes its envs on the
+    plain string ``"close"`` and replies; it exits on ``"terminate"``. ``ProcConcatVec.close``
+    sends the tuple ``("close", None)`` instead, which the loop rejects before any
+    ``env.close()``. Errors raised by an env's ``close()`` are re-raised here after every
+    worker has been stopped.
+    """
+    alive = [(pipe, proc) for pipe, proc in zip(vec.pipes, vec.procs) if proc.is_alive()]
+    failures: list[str] = []
+    sent = []
+    for pipe, proc in alive:
+        try:
+            pipe.send("close")
+            sent.append((pipe, proc))
+        except OSError as exc:  # worker already gone
+            failures.append(f"worker {proc.pid}: could not send close ({exc})")
+    for pipe, proc in sent:
+        try:
+            if not pipe.poll(timeout_s):
+                failures.append(f"worker {proc.pid}: no reply to close within {timeout_s} s")
+                continue
+            reply = pipe.recv()
+            if isinstance(reply, tuple):  # (exception, traceback) from the worker
+                failures.append(f"worker {proc.pid}: env.close() raised\n{reply[1]}")
+                continue
+            pipe.send("terminate")
+        except (EOFError, OSError) as exc:
+            failures.append(f"worker {proc.pid}: pipe broke while closing ({exc})")
+    for _, proc in alive:
+        proc.join(timeout_s)
+        if proc.is_alive():
+            proc.kill()
+            proc.join()
+    for pipe in vec.pipes:
+        pipe.close()
+    if failures:
+        raise RuntimeError("closing the vector env's workers failed:\n" + "\n".join(failures))
+
+
+def _reset_vector(vec: ConcatVecEnv | ProcConcatVec, seed: int | None, options: dict | None, slots_per_env: int):
+    """Reset SuperSuit's gymnasium vector env so that env copy ``i`` gets ``seed + i``.
+
+    ``ConcatVecEnv.reset(seed)`` already does that. ``ProcConcatVec.reset(seed)`` gives
+    worker ``w`` the seed ``seed + w`` and that worker's ConcatVecEnv adds its local index,
+    so with several copies per worker two copies would share a seed; here worker ``w`` gets
+    ``seed + (index of its first copy)`` instead. Also returns one info dict per slot
+    (``ProcConcatVec.reset`` returns the workers' compressed infos).
+    """
+    if isinstance(vec, ProcConcatVec):
+        for w, pipe in enumerate(vec.pipes):
+            first_env = vec.idx_starts[w] // slots_per_env
+            pipe.send(("reset", (None if seed is None else seed + first_env, options)))
+        infos = decompress_info(vec.num_envs, vec.idx_starts, vec._receive_info())
+        return numpy_deepcopy(vec.observations_buffers), [dict(info) for info in infos]
+    obs, infos = vec.reset(seed=seed, options=options)
+    return obs, [dict(info) for info in infos]
+
+
+class SuperSuitVecEnv(VecEnvWrapper):
+    """SB3 face of ``concat_vec_envs_v1(..., base_class="stable_baselines3")`` that seeds and closes.
+
+    * ``seed(s)`` stores ``s`` (SB3 calls it from ``PPO(seed=...)``); the next ``reset()``
+      resets env copy ``i`` with ``seed=s + i``. Later automatic resets are unseeded, so
+      each copy continues its own seeded random stream, as with SB3's own VecEnvs.
+    * ``close()`` closes every env copy, in every worker process when ``num_cpus >= 2``.
+
+    :param venv: the ``SB3VecEnvWrapper`` returned by ``concat_vec_envs_v1``.
+    :param num_copies: how many env copies it concatenates (``num_vec_envs``).
+    """
+
+    def __init__(self, venv: VecEnv, num_copies: int) -> None:
+        self._vector = venv.venv  # SuperSuit's gymnasium-style ConcatVecEnv or ProcConcatVec
+        if venv.num_envs % num_copies:
+            raise ValueError(f"{venv.num_envs} vector slots cannot be split evenly into {num_copies} env copies")
+        self.num_copies = num_copies
+        self.slots_per_env = venv.num_envs // num_copies
+        self._pending_seed: int | None = None
+        self._reset_options: dict | None = None
+        self._closed = False
+        super().__init__(venv)
+
+    def get_attr(self, attr_name: str, indices: Any = None) -> list[Any]:
+        if attr_name == "render_mode":
+            return [self.venv.render_mode] * self.num_envs
+        return self.venv.get_attr(attr_name, indices)
+
+    def seed(self, seed: int | None = None) -> list[int | None]:
+        """Use ``seed + i`` for env copy ``i`` at the next reset; returns the seed of every slot."""
+        if seed is not None and (not isinstance(seed, (int, np.integer)) or isinstance(seed, bool)):
+            raise TypeError(f"seed must be an int or None, got {seed!r}")
+        self._pending_seed = None if seed is None else int(seed)
+        if seed is None:
+            return [None] * self.num_envs
+        return [int(seed) + slot // self.slots_per_env for slot in range(self.num_envs)]
+
+    def set_options(self, options: dict | None = None) -> None:
+        """Options for the next reset, the same for every env copy (SuperSuit passes one dict)."""
+        if options is not None and not isinstance(options, dict):
+            raise TypeError(f"options must be one dict shared by all env copies or None, got {type(options).__name__}")
+        self._reset_options = options
+
+    def reset(self) -> VecEnvObs:
+        seed, self._pending_seed = self._pending_seed, None
+        options, self._reset_options = self._reset_options, None
+        obs, infos = _reset_vector(self._vector, seed, options, self.slots_per_env)
+        self.reset_infos = self.venv.reset_infos = infos
+        return obs
+
+    def step_wait(self) -> VecEnvStepReturn:
+        return self.venv.step_wait()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if isinstance(self._vector, ProcConcatVec):
+            close_proc_concat_vec(self._vector)
+        else:
+            self.venv.close()
+
+
+# ─── construction ────────────────────────────────────────────────────────────
+
+
+def resolve_num_cpus(num_envs: int, num_cpus: int | None, backend: str | None) -> int:
+    """Number of worker processes for ``num_envs`` env copies (0/1 = all in this process).
+
+    libsumo runs one simulation per process, so with it every copy needs its own process:
+    ``None`` then means ``num_envs``, and anything that would put two copies in one process
+    is an error. With traci (or a non-SUMO ``env_fn``) ``None`` means 1.
+    """
+    if not isinstance(num_envs, int) or isinstance(num_envs, bool) or num_envs < 1:
+        raise ValueError(f"num_envs must be a positive int, got {num_envs!r}")
+    if backend is not None and backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    if num_cpus is None:
+        return num_envs if backend == "libsumo" else 1
+    if not isinstance(num_cpus, int) or isinstance(num_cpus, bool) or num_cpus < 0:
+        raise ValueError(f"num_cpus must be None or an int >= 0, got {num_cpus!r}")
+    processes = min(max(num_cpus, 1), num_envs)
+    if backend == "libsumo" and math.ceil(num_envs / processes) > 1:
+        raise ValueError(
+            f"num_envs={num_envs} with num_cpus={num_cpus} would run {math.ceil(num_envs / processes)} "
+            "simulations in one process, but libsumo allows only one SUMO simulation per process: "
+            f"use num_cpus={num_envs} (or num_cpus=None) or backend='traci'"
+        )
+    return num_cpus
+
+
+def make_vec_env(
+    num_envs: int = 1,
+    num_cpus: int | None = None,
+    seed: int | None = None,
+    env_fn: Callable[[], ParallelEnv] | None = None,
+    **env_config: Any,
+) -> VecEnv:
+    """One SB3 VecEnv over ``num_envs`` copies of the parallel env; a slot per possible agent.
+
+    Ready for ``PPO("MultiInputPolicy", venv, policy_kwargs=create_deep_set_policy_kwargs())``.
+
+    :param num_envs: env copies; the VecEnv has ``num_envs * len(possible_agents)`` slots.
+    :param num_cpus: worker processes (0 or 1: all copies in this process). ``None``: one
+        process per copy with libsumo, one process in total otherwise.
+    :param seed: seed for the first reset (copy ``i`` gets ``seed + i``); ``PPO(seed=...)``
+        overrides it.
+    :param env_fn: zero-argument factory of a PettingZoo ParallelEnv, used instead of
+        ``roadsense_marl.parallel_env(**env_config)``; ``env_config`` may then only hold
+        ``backend`` (for the process rule).
+    :param env_config: keyword arguments of ``roadsense_marl.parallel_env``.
+    """
+    if env_fn is None:
+        backend = env_config.get("backend", DEFAULT_BACKEND)
+        resolved_cpus = resolve_num_cpus(num_envs, num_cpus, backend)
+        from roadsense_marl import parallel_env  # the env layer, imported only when used
+
+        env = parallel_env(**env_config)
+    else:
+        extra = sorted(set(env_config) - {"backend"})
+        if extra:
+            raise TypeError(f"make_vec_env got env_fn and env config key(s) {extra}; configure the env inside env_fn")
+        if not callable(env_fn):
+            raise TypeError(f"env_fn must be a zero-argument callable returning a ParallelEnv, got {env_fn!r}")
+        resolved_cpus = resolve_num_cpus(num_envs, num_cpus, env_config.get("backend"))
+        env = env_fn()
+    markov = ss.pettingzoo_env_to_vec_env_v1(FixedSlotParallelEnv(env))
+    sb3 = ss.concat_vec_envs_v1(markov, num_vec_envs=num_envs, num_cpus=resolved_cpus, base_class="stable_baselines3")
+    venv = SuperSuitVecEnv(sb3, num_copies=num_envs)
+    if seed is not None:
+        venv.seed(seed)
+    return VecMonitor(venv)
+
+
+# ─── logging ─────────────────────────────────────────────────────────────────
+
+
+class PaddedFractionCallback(BaseCallback):
+    """Logs ``rollout/padded_fraction``: the share of collected samples that were padding.
+
+    A padded sample is an absent agent's slot (``info["padded"]`` from
+    :class:`FixedSlotParallelEnv`); PPO spends compute on it but learns nothing from it.
+    Warns once when the share exceeds ``warn_above`` (e.g. a scenario whose vehicles are
+    mostly not in the simulation), since training is then mostly wasted work.
+    """
+
+    def __init__(self, warn_above: float = 0.5, verbose: int = 0) -> None:
+        super().__init__(verbose)
+        if not 0.0 <= warn_above <= 1.0:
+            raise ValueError(f"warn_above must be in [0, 1], got {warn_above!r}")
+        self.warn_above = warn_above
+        self.last_fraction: float | None = None
+        self._padded = 0
+        self._total = 0
+        self._warned = False
+
+    def _on_step(self) -> bool:
+        infos = self.locals["infos"]
+        self._padded += sum(bool(info.get(PADDED_KEY, False)) for info in infos)
+        self._total += len(infos)
+        return True
+
+    def _on_rollout_end(self) -> None:
+        if not self._total:
+            return
+        self.last_fraction = self._padded / self._total
+        self.logger.record("rollout/padded_fraction", self.last_fraction)
+        if self.last_fraction > self.warn_above and not self._warned:
+            self._warned = True
+            warnings.warn(
+                f"{self.last_fraction:.0%} of the training samples are padding (absent agents), above "
+                f"{self.warn_above:.0%}: most PPO work is wasted; use a scenario whose vehicles spend more "
+                "of the episode in the simulation, or fewer possible agents",
+                stacklevel=2,
+            )
+        self._padded = self._total = 0
