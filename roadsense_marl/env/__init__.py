@@ -7,7 +7,7 @@ __all__ = ["EnvConfig", "make_env_config", "parallel_env", "env", "raw_env"]
 
 def parallel_env(scenario: str | None = None, **config):
     """The multi-agent env: every SUMO vehicle is an agent. See :class:`RoadSenseParallelEnv`."""
-    from roadsense_marl.env.parallel_env import RoadSenseParallelEnv
+    from roadsense_marl.env.convoy_env import RoadSenseParallelEnv
 
     return RoadSenseParallelEnv(scenario, **config)
 

@@ -1,6 +1,6 @@
 """``RoadSense-Convoy-v0``: the single-ego Gymnasium view of the original specification.
 
-A view over :class:`~roadsense_marl.env.parallel_env.RoadSenseParallelEnv`, not a second
+A view over :class:`~roadsense_marl.env.convoy_env.RoadSenseParallelEnv`, not a second
 implementation: the ego is the one controlled agent; every other vehicle is driven by
 SUMO's car-following model but still broadcasts, so the ego's receive buffer is filled
 exactly as in the multi-agent env.
@@ -13,7 +13,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from roadsense_marl.env.parallel_env import RoadSenseParallelEnv
+from roadsense_marl.env.convoy_env import RoadSenseParallelEnv
 
 
 class SingleEgoEnv(gym.Env):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 from pettingzoo.test import api_test, parallel_api_test, render_test
@@ -9,7 +11,7 @@ from pettingzoo.test import api_test, parallel_api_test, render_test
 import roadsense_marl
 from roadsense_marl import parallel_env
 
-from .env_helpers import assert_traces_equal, braking_policy, ideal_radio, run_episode, zero_actions
+from env_helpers import assert_traces_equal, braking_policy, ideal_radio, run_episode, zero_actions
 
 HIGHWAY = {"scenario": "highway", "scenario_kwargs": {"n_vehicles": 12, "lanes": 2, "length_m": 600.0}}
 
@@ -33,7 +35,15 @@ def test_aec_view_passes_api_and_render_tests():
         api_test(aec, num_cycles=60)
     finally:
         aec.close()
-    render_test(lambda render_mode=None: roadsense_marl.env(scenario="convoy_3", max_steps=40, render_mode=render_mode or "rgb_array"))
+
+    def env_fn(render_mode=None):
+        if render_mode == "human" and not os.environ.get("DISPLAY"):
+            # sumo-gui needs a display; without one, "human" is exercised as "no rendering" (render() -> None).
+            return roadsense_marl.env(scenario="convoy_3", max_steps=40, backend="traci")
+        backend = "traci" if render_mode == "human" else "libsumo"
+        return roadsense_marl.env(scenario="convoy_3", max_steps=40, render_mode=render_mode, backend=backend)
+
+    render_test(env_fn)
 
 
 def test_registered_with_pettingzoo():
