@@ -79,6 +79,10 @@ class _Backend:
             return ""
         return "\n".join(lines[-limit:])
 
+    def exit_description(self) -> str:
+        """How the SUMO process ended, if it has (empty otherwise, and for libsumo)."""
+        return ""
+
     def _forget_vehicles(self) -> None:
         self._min_gap.clear()
         self._length.clear()
@@ -196,6 +200,15 @@ def _collided(simulation: Any) -> tuple[str, ...]:
 # --------------------------------------------------------------------------- traci
 
 
+def describe_exit(returncode: int | None) -> str:
+    """Human words for a SUMO process exit code (SUMO 1.28 crashes on some broken nets)."""
+    if returncode is None or returncode == 0:
+        return ""
+    if returncode < 0:
+        return f"SUMO crashed (signal {-returncode}) without a message; check the network and route files"
+    return f"SUMO exited with code {returncode}"
+
+
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -232,6 +245,14 @@ class TraciBackend(_Backend):
     def pid(self) -> int | None:
         return self._proc.pid if self._proc is not None else None
 
+    def exit_description(self) -> str:
+        proc = self._proc
+        if proc is None:
+            return ""
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=0.5)  # a dying SUMO closes the socket just before it exits
+        return describe_exit(proc.poll())
+
     def start(self, args: Sequence[str]) -> None:
         last_error = ""
         for _attempt in range(3):  # a port can be taken between choosing and binding it
@@ -248,8 +269,9 @@ class TraciBackend(_Backend):
                         port, numRetries=6000, proc=self._proc, waitBetweenRetries=0.01, label=self._label
                     )
             except (self._traci.TraCIException, self._traci.FatalTraCIError) as exc:
-                last_error = self.sumo_messages() or str(exc)
+                proc = self._proc
                 self._kill(grace_s=0.0)
+                last_error = self.sumo_messages() or describe_exit(proc.returncode if proc else None) or str(exc)
                 if "address" in last_error.lower() and "use" in last_error.lower():
                     continue
                 raise SumoError(f"SUMO ({self._binary.name}) did not start: {last_error}") from None

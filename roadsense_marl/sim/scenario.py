@@ -81,6 +81,8 @@ class Scenario:
         ``DEFAULT_VEHTYPE`` when some vehicle uses no explicit type).
     :param droppable_ids: vehicles that variation may drop (individually defined, not the ego).
     :param params: generator parameters (``highway``), empty otherwise.
+    :param net_file: absolute path of the network file named by the config.
+    :param begin_s: simulation begin time from the config (0 if unset).
     """
 
     name: str
@@ -92,6 +94,8 @@ class Scenario:
     vtype_ids: tuple[str, ...]
     droppable_ids: tuple[str, ...]
     params: Mapping[str, Any] = field(default_factory=dict)
+    net_file: Path | None = None
+    begin_s: float = 0.0
 
     @property
     def n_vehicles(self) -> int:
@@ -182,11 +186,12 @@ def load_scenario(sumocfg: Path, name: str | None = None, ego_id: str | None = N
     for rf in route_files:
         if not rf.is_file():
             raise ScenarioError(f"{sumocfg}: its route file {str(rf)!r} does not exist")
-    step = option("step-length")
+    step, begin = option("step-length"), option("begin", "b")
     try:
         step_length = float(step) if step is not None else DEFAULT_STEP_LENGTH
+        begin_s = float(begin) if begin is not None else 0.0
     except ValueError:
-        raise ScenarioError(f"{sumocfg}: step-length {step!r} is not a number") from None
+        raise ScenarioError(f"{sumocfg}: step-length {step!r} or begin {begin!r} is not a number") from None
 
     departures: list[tuple[float, int, str]] = []
     vtypes: list[str] = []
@@ -226,6 +231,8 @@ def load_scenario(sumocfg: Path, name: str | None = None, ego_id: str | None = N
         vtype_ids=tuple(sorted(set(vtypes))),
         droppable_ids=tuple(v for v in individual if v != ego_id),
         params=dict(params or {}),
+        net_file=net_path,
+        begin_s=begin_s,
     )
 
 
@@ -233,7 +240,9 @@ def _parse_xml(path: Path, what: str) -> ET.Element:
     try:
         return ET.parse(path).getroot()
     except ET.ParseError as exc:
-        raise ScenarioError(f"{what} {str(path)!r} is not valid XML: {exc}") from None
+        raise ScenarioError(
+            f"{what} {str(path)!r} is not valid XML: {exc}; available scenarios: {', '.join(list_scenarios())}"
+        ) from None
 
 
 def _depart_time(el: ET.Element, source: Path) -> float:

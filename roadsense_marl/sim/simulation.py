@@ -6,6 +6,7 @@ import contextlib
 import math
 import os
 import shutil
+import subprocess
 import tempfile
 import weakref
 from pathlib import Path
@@ -13,7 +14,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from roadsense_marl.sim.backends import BACKENDS, LibsumoBackend, TraciBackend
+from roadsense_marl.sim.backends import BACKENDS, LibsumoBackend, TraciBackend, describe_exit
 from roadsense_marl.sim.scenario import (
     Scenario,
     ScenarioVariation,
@@ -22,13 +23,47 @@ from roadsense_marl.sim.scenario import (
     sumo_env,
     write_episode_routes,
 )
-from roadsense_marl.sim.states import LibsumoInUseError, SumoError, VehicleStates
+from roadsense_marl.sim.states import SumoError, VehicleStates
 
 __all__ = ["SumoSimulation"]
 
 #: What happens to vehicles in a collision. ``remove``: both leave the simulation in that
 #: step (a collided agent terminates and leaves), reported in ``VehicleStates.collided``.
 COLLISION_ACTIONS = ("remove", "teleport", "warn", "none")
+
+# Scenario files (with their modification times) that the real binary has loaded fine.
+_PREFLIGHT_OK: set[tuple[Any, ...]] = set()
+
+
+def preflight(scenario: Scenario, args: Sequence[str], sumo_args: Sequence[str]) -> None:
+    """Load the scenario once with the real ``sumo`` binary, zero steps, before libsumo does.
+
+    SUMO 1.28 segfaults on some broken networks; inside libsumo that would kill this Python
+    process, so libsumo only ever loads files the binary has loaded once (per process and
+    file version, ~70 ms). Raises :class:`SumoError` with SUMO's own message.
+    """
+    files = [p for p in (scenario.sumocfg, scenario.net_file, *scenario.route_files) if p is not None]
+    try:
+        stamp = tuple((str(p), p.stat().st_mtime_ns) for p in files)
+    except OSError as exc:
+        raise SumoError(f"scenario {scenario.name!r}: {exc}") from None
+    key = (stamp, tuple(sumo_args))
+    if key in _PREFLIGHT_OK:
+        return
+    end = [] if {"--end", "-e"} & set(sumo_args) else ["--end", repr(scenario.begin_s)]
+    cmd = [str(sumo_binary("sumo")), *args, *end]
+    try:
+        proc = subprocess.run(cmd, env=sumo_env(), stdin=subprocess.DEVNULL, capture_output=True,
+                              text=True, timeout=300)
+    except subprocess.TimeoutExpired:
+        raise SumoError(f"SUMO took over 300 s to load {scenario.sumocfg}") from None
+    if proc.returncode != 0:
+        said = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-20:])
+        raise SumoError(
+            f"SUMO cannot load scenario {scenario.name!r} ({scenario.sumocfg}): "
+            f"{said or describe_exit(proc.returncode)}"
+        )
+    _PREFLIGHT_OK.add(key)
 
 
 class _Runtime:
@@ -162,9 +197,11 @@ class SumoSimulation:
             if rt.backend.started:
                 rt.backend.load(args)
             else:
+                if self.backend == "libsumo":
+                    preflight(self.scenario, args, self.sumo_args)
                 rt.backend.start(args)
             states = rt.backend.read()
-        except LibsumoInUseError:
+        except SumoError:  # already says what went wrong (in-use libsumo, SUMO's load error)
             self.close()
             raise
         except Exception as exc:
@@ -266,7 +303,7 @@ class SumoSimulation:
     def _fail(self, exc: BaseException, what: str) -> SumoError:
         """Close SUMO and build the error to raise, quoting SUMO's own messages."""
         rt = self._runtime
-        messages = rt.backend.sumo_messages() if rt is not None else ""
+        messages = (rt.backend.sumo_messages() or rt.backend.exit_description()) if rt is not None else ""
         pid = self.pid
         self.close()
         detail = f"\nSUMO said:\n{messages}" if messages else ""
