@@ -187,6 +187,7 @@ class RoadSenseParallelEnv(ParallelEnv):
         self.controlled: frozenset[str] | None = None
         self._root_seed: np.random.SeedSequence | None = None
         self._states = None
+        self._built = None
         self._closed = False
         weakref.finalize(self, _close_sim, self.sim)
 
@@ -340,6 +341,15 @@ class RoadSenseParallelEnv(ParallelEnv):
         recv = [pos.get(int(x), -1) for x in np.asarray(links.receiver)[delivered]]
         pairs = np.array([(a, b) for a, b in zip(send, recv) if a >= 0 and b >= 0], dtype=np.int64).reshape(-1, 2)
         return draw_frame(xy, s.length, s.accel < -BRAKING_DECEL - 1.0, xy[pairs[:, 0]], xy[pairs[:, 1]])
+
+    def visible_peers(self, agent: str) -> list[str]:
+        """Senders in ``agent``'s peer table this step (nearest first): what it knows of, via radio."""
+        self._check_possible(agent)
+        s = self._states
+        if s is None or agent not in s.ids or self._built is None:
+            return []
+        row = s.ids.index(agent)
+        return [self.possible_agents[j] for j in self._built.peer_sender[row] if j >= 0]
 
     @property
     def sim_states(self):

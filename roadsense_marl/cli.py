@@ -1,0 +1,81 @@
+"""``roadsense-marl``: the command line (train, evaluate, bench, scenarios, demo).
+
+Each subcommand lives with the code it drives and exposes ``add_arguments(parser)`` and
+``run(args) -> int``; this module only dispatches. Mistakes a user can fix (a missing file,
+an unknown scenario, a bad option or config value) print one line, not a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import Sequence
+
+SUBCOMMANDS = {
+    "train": ("roadsense_marl.training.train", "train the shared Deep Sets PPO policy (SuperSuit + SB3)"),
+    "evaluate": ("roadsense_marl.evaluation.cli", "evaluate a model or a baseline: metrics.json, summary, plots"),
+    "bench": ("roadsense_marl.bench", "run the benchmark suite (pytest benchmarks/) and print its table"),
+    "scenarios": ("roadsense_marl.cli", "list the scenarios with their vehicle counts"),
+    "demo": ("roadsense_marl.demo", "short shared-policy training run followed by evaluation"),
+}
+
+
+class UserError(Exception):
+    """A mistake the user can fix; printed as one line."""
+
+
+# Errors that mean "the input was wrong", printed without a traceback.
+USER_ERRORS: tuple[type[BaseException], ...] = (UserError, ValueError, FileNotFoundError, KeyError)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``scenarios`` takes no options."""
+
+
+def run(args: argparse.Namespace) -> int:
+    """``roadsense-marl scenarios``: every scenario name with its vehicle count."""
+    from roadsense_marl.sim import list_scenarios, resolve_scenario
+
+    rows = []
+    for name in list_scenarios():
+        scenario = resolve_scenario(name)
+        rows.append((name, scenario.n_vehicles, scenario.ego_id or "-", str(scenario.sumocfg)))
+    width = max(len(r[0]) for r in rows)
+    print(f"{'scenario':<{width}}  vehicles  ego   config")
+    for name, n, ego, cfg in rows:
+        print(f"{name:<{width}}  {n:>8}  {ego:<4}  {cfg}")
+    print("highway takes parameters: parallel_env(scenario='highway', scenario_kwargs={'n_vehicles': 200, ...})")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="roadsense-marl",
+        description="Multi-agent RL for V2V cooperative collision avoidance on SUMO with an emulated ESP-NOW radio.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (module, help_text) in SUBCOMMANDS.items():
+        mod = importlib.import_module(module)
+        p = sub.add_parser(name, help=help_text, description=(mod.__doc__ or help_text).strip().splitlines()[0])
+        mod.add_arguments(p)
+        p.set_defaults(_run=mod.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args._run(args) or 0)
+    except USER_ERRORS as exc:
+        msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"roadsense-marl {args.command}: error: {msg}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"roadsense-marl {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
