@@ -138,9 +138,12 @@ def candidate_links(
         e = np.empty(0, np.int64)
         return e, e, np.empty(0)
     if nr * ns <= _DENSE_PAIRS_MAX or not math.isfinite(range_m):
-        d = np.hypot(receiver_xy[:, None, 0] - sender_xy[None, :, 0], receiver_xy[:, None, 1] - sender_xy[None, :, 1])
-        ri, si = np.nonzero(d < range_m)
-        return ri, si, d[ri, si]
+        dx = receiver_xy[:, None, 0] - sender_xy[None, :, 0]
+        dy = receiver_xy[:, None, 1] - sender_xy[None, :, 1]
+        d2 = (dx * dx + dy * dy).ravel()
+        flat = np.flatnonzero(d2 < range_m * range_m) if math.isfinite(range_m) else np.arange(nr * ns)
+        ri, si = np.divmod(flat, ns)
+        return ri, si, np.sqrt(d2[flat])
     cell = float(range_m)
     lo = np.minimum(receiver_xy.min(axis=0), sender_xy.min(axis=0))
     rc = np.floor((receiver_xy - lo) / cell).astype(np.int64) + 1

@@ -89,6 +89,19 @@ def _slots(name: str, slots: Any, capacity: int) -> np.ndarray:
     return arr
 
 
+def _sorted_distinct(name: str, slots: np.ndarray) -> np.ndarray | None:
+    """None if ``slots`` is strictly increasing (the common case), else the sorting permutation;
+    raises if a slot repeats."""
+    if len(slots) < 2 or (slots[1:] > slots[:-1]).all():
+        return None
+    order = np.argsort(slots, kind="stable")
+    s = slots[order]
+    dup = s[1:] == s[:-1]
+    if dup.any():
+        raise ValueError(f"{name} must hold distinct slots; slot {s[1:][dup][0]} repeats")
+    return order
+
+
 def _xy(name: str, xy: Any, n: int) -> np.ndarray:
     arr = np.asarray(xy, dtype=np.float64)
     if arr.shape != (n, 2):
@@ -211,8 +224,6 @@ class Radio:
                 f"payload must have shape ({len(ss)}, {len(self.payload_fields)}) with columns "
                 f"{self.payload_fields}, got {pay.shape}"
             )
-        if len(np.unique(ss)) != len(ss) or len(np.unique(rs)) != len(rs):
-            raise ValueError("sender_slots and receiver_slots must each hold distinct slots")
         mids = np.full(len(ss), -1, np.int64) if message_ids is None else np.asarray(message_ids, np.int64)
         if mids.shape != (len(ss),):
             raise ValueError(f"message_ids must have shape ({len(ss)},), got {mids.shape}")
@@ -221,9 +232,14 @@ class Radio:
             raise ValueError(f"t_ms must be finite, got {t_ms!r}")
 
         # Canonical link order (receiver slot, sender slot): sort inputs, cull, sort what is left.
-        ro, so = np.argsort(rs, kind="stable"), np.argsort(ss, kind="stable")
-        ri, si, dist = candidate_links(rxy[ro], sxy[so], self.params.range_m)
-        ri, si = ro[ri], so[si]
+        ro, so = _sorted_distinct("receiver_slots", rs), _sorted_distinct("sender_slots", ss)
+        if ro is None and so is None:
+            ri, si, dist = candidate_links(rxy, sxy, self.params.range_m)
+        else:
+            ro = np.arange(len(rs)) if ro is None else ro
+            so = np.arange(len(ss)) if so is None else so
+            ri, si, dist = candidate_links(rxy[ro], sxy[so], self.params.range_m)
+            ri, si = ro[ri], so[si]
         r_slot, s_slot = rs[ri], ss[si]
         keep = r_slot != s_slot
         key = r_slot * self.capacity + s_slot
@@ -246,7 +262,7 @@ class Radio:
 
     def _link_rows(self, r_slot: np.ndarray, s_slot: np.ndarray) -> np.ndarray:
         """Pool rows of these links (canonical order), allocating rows for new links."""
-        lid = self._index[r_slot, s_slot].astype(np.int64) - 1
+        lid = self._index.ravel()[r_slot * self.capacity + s_slot].astype(np.int64) - 1
         new = lid < 0
         if new.any():
             k = int(new.sum())
@@ -329,7 +345,7 @@ class Radio:
             stay = ~arrived
             self._p_link, self._p_ts, self._p_arr = self._p_link[stay], self._p_ts[stay], self._p_arr[stay]
             self._p_pay, self._p_msg = self._p_pay[stay], self._p_msg[stay]
-        if len(lid) > 1 and len(np.unique(lid)) != len(lid):
+        if len(lid) > 1 and not (lid[1:] > lid[:-1]).all() and len(np.unique(lid)) != len(lid):
             # Several arrivals on one link: keep the latest sent (ties: the later enqueued).
             o = np.lexsort((np.arange(len(lid)), ts, lid))
             last = np.r_[lid[o][1:] != lid[o][:-1], True]

@@ -1,0 +1,133 @@
+"""Plain per-link reference of the ESP-NOW radio, for equivalence tests of the vectorised core.
+
+Written the obvious way: a Python loop over every (receiver, sender) pair, scalar formulas from
+the issue text, one heapq of in-flight messages ordered by arrival time, and a dict per receiver.
+It shares with :class:`roadsense_marl.espnow.Radio` only the random draws (the same documented
+functions consume the generator in the same order), never the loss/latency/buffer logic.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+
+import numpy as np
+
+from roadsense_marl.espnow import PAYLOAD_FIELDS, RadioParams, draw_beacon_phases, draw_link_randomness, load_params
+from roadsense_marl.espnow.core import FIELD_NOISE, sample_episode_params
+
+
+def reference_loss(p: RadioParams, d: float) -> float:
+    """Loss probability at distance d, straight from the issue text."""
+    bins = sorted((b for b in p.distance_bins if b.populated), key=lambda b: b.lo_m)
+    if bins:
+        finite = [b for b in bins if math.isfinite(b.hi_m)]
+        plus = [b for b in bins if not math.isfinite(b.hi_m)]
+        if d < bins[0].lo_m:
+            return bins[0].loss_rate
+        for b in finite:
+            if b.lo_m <= d < b.hi_m:
+                return b.loss_rate
+        if finite and d >= finite[-1].hi_m:
+            return (plus[0] if plus else finite[-1]).loss_rate
+        return plus[0].loss_rate
+    if d < p.loss_threshold_1_m:
+        return p.loss_base_rate
+    if d < p.loss_threshold_2_m:
+        f = (d - p.loss_threshold_1_m) / (p.loss_threshold_2_m - p.loss_threshold_1_m)
+        return p.loss_base_rate + f * (p.loss_rate_tier_2 - p.loss_base_rate)
+    return p.loss_rate_tier_3
+
+
+class ReferenceRadio:
+    """Same public surface as Radio (reset / beacon_due / broadcast / receive / forget), per link."""
+
+    def __init__(self, params, capacity: int, domain_randomization: bool = True, beacon_hz: float = 10.0,
+                 payload_fields=PAYLOAD_FIELDS) -> None:
+        self.nominal = load_params(params)
+        self.capacity = capacity
+        self.dr = domain_randomization and self.nominal.dr_enabled
+        self.beacon_hz = beacon_hz
+        self.fields = tuple(payload_fields)
+
+    def reset(self, seed) -> None:
+        self.rng = np.random.default_rng(seed)
+        self.params = sample_episode_params(self.rng, self.nominal, self.dr)
+        self.phases = draw_beacon_phases(self.rng, self.capacity, self.beacon_hz)
+        self.heap: list = []
+        self.seq = 0
+        self.tables: dict[int, dict[int, tuple]] = {}
+        self.burst: dict[tuple[int, int], bool] = {}
+        self.last_links: list[tuple] = []
+
+    def beacon_due(self, slots, t_prev, t_now):
+        period = 1000.0 / self.beacon_hz
+        out = []
+        for s in slots:
+            ph = self.phases[s]
+            k = math.floor((t_now - ph) / period)
+            out.append(ph + k * period > t_prev or t_now - t_prev >= period * (1 - 1e-9))
+        return np.array(out, bool)
+
+    def _std(self, field: str) -> float:
+        return getattr(self.params, FIELD_NOISE[field]) if field in FIELD_NOISE else 0.0
+
+    def broadcast(self, t, sender_slots, sender_xy, payload, receiver_slots, receiver_xy):
+        p = self.params
+        links = []
+        for r, rxy in sorted(zip(receiver_slots, receiver_xy), key=lambda a: a[0]):
+            for s, sxy, pay in sorted(zip(sender_slots, sender_xy, payload), key=lambda a: a[0]):
+                if r == s:
+                    continue
+                dx, dy = rxy[0] - sxy[0], rxy[1] - sxy[1]
+                d = math.sqrt(dx * dx + dy * dy)
+                if d < p.range_m:
+                    links.append((int(r), int(s), d, pay))
+        draws = draw_link_randomness(self.rng, len(links), len(self.fields))
+        self.last_links = []
+        for k, (r, s, d, pay) in enumerate(links):
+            loss = reference_loss(p, d)
+            if p.burst_enabled and self.burst.get((r, s), False):
+                if draws.u_burst[k] < 1 - 1 / p.burst_mean_length:
+                    loss = max(loss, min(p.burst_max_loss_cap, loss * p.burst_loss_multiplier))
+            lost = bool(draws.u_loss[k] < loss)
+            self.burst[(r, s)] = lost
+            latency = max(1.0, p.latency_base_ms + p.latency_distance_factor * d + p.latency_jitter_std_ms * draws.z_latency[k])
+            self.last_links.append((s, r, d, not lost, math.nan if lost else latency))
+            if lost:
+                continue
+            noisy = []
+            for j, f in enumerate(self.fields):
+                v = pay[j] + self._std(f) * draws.z_noise[k, j]
+                if f == "speed_ms":
+                    v = max(0.0, v)
+                if f == "heading_deg":
+                    v = v % 360.0
+                    v = 0.0 if v >= 360.0 else v
+                noisy.append(v)
+            heapq.heappush(self.heap, (t + latency, self.seq, r, s, t, tuple(noisy)))
+            self.seq += 1
+
+    def receive(self, now, receiver_slots):
+        while self.heap and self.heap[0][0] <= now:
+            arrival, _, r, s, t, noisy = heapq.heappop(self.heap)
+            table = self.tables.setdefault(r, {})
+            if s not in table or t > table[s][0]:
+                table[s] = (t, arrival, noisy)
+        rows = []
+        for r in sorted(int(x) for x in receiver_slots):
+            for s, (t, arrival, noisy) in sorted(self.tables.get(r, {}).items()):
+                if now - t < self.params.staleness_threshold_ms:
+                    rows.append((r, s, noisy, t, now - t, arrival))
+        return rows
+
+    def forget(self, slots) -> None:
+        gone = {int(s) for s in slots}
+        for g in gone:
+            self.tables.pop(g, None)
+        for table in self.tables.values():
+            for g in gone:
+                table.pop(g, None)
+        self.heap = [m for m in self.heap if m[2] not in gone and m[3] not in gone]
+        heapq.heapify(self.heap)
+        self.burst = {k: v for k, v in self.burst.items() if k[0] not in gone and k[1] not in gone}
