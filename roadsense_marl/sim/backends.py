@@ -72,12 +72,15 @@ class _Backend:
         return None
 
     def sumo_messages(self, limit: int = 20) -> str:
-        """The last lines SUMO wrote to its error log (empty if none)."""
-        try:
-            lines = self.error_log.read_text(errors="replace").strip().splitlines()
-        except OSError:
-            return ""
-        return "\n".join(lines[-limit:])
+        """The last lines SUMO wrote to its error log or stderr (empty if none)."""
+        lines: list[str] = []
+        for path in (self.error_log, self.error_log.with_suffix(".stderr")):
+            try:
+                lines += path.read_text(errors="replace").strip().splitlines()
+            except OSError:
+                continue
+        unique = list(dict.fromkeys(line for line in lines if line.strip()))
+        return "\n".join(unique[-limit:])
 
     def exit_description(self) -> str:
         """How the SUMO process ended, if it has (empty otherwise, and for libsumo)."""
@@ -125,6 +128,10 @@ class LibsumoBackend(_Backend):
                     ls.close()
                 raise
             self.started = True
+
+    @property
+    def raw(self) -> Any:
+        return self._ls
 
     def load(self, args: Sequence[str]) -> None:
         self._forget_vehicles()
@@ -232,6 +239,7 @@ class TraciBackend(_Backend):
         self._extra_args = list(extra_args)
         self._env = dict(env) if env is not None else None
         self._proc: subprocess.Popen[bytes] | None = None
+        self._returncode: int | None = None
         self._conn: Any = None
         self._label = ""
         self._stderr: io.BufferedWriter | None = None
@@ -247,11 +255,7 @@ class TraciBackend(_Backend):
 
     def exit_description(self) -> str:
         proc = self._proc
-        if proc is None:
-            return ""
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=0.5)  # a dying SUMO closes the socket just before it exits
-        return describe_exit(proc.poll())
+        return describe_exit(proc.poll() if proc is not None else self._returncode)
 
     def start(self, args: Sequence[str]) -> None:
         last_error = ""
@@ -280,6 +284,10 @@ class TraciBackend(_Backend):
             return
         raise SumoError(f"SUMO ({self._binary.name}) could not get a free port: {last_error}")
 
+    @property
+    def raw(self) -> Any:
+        return self._conn
+
     def _subscribe_simulation(self) -> None:
         self._conn.simulation.subscribe(self._sim_vars)
 
@@ -304,18 +312,19 @@ class TraciBackend(_Backend):
         return self._read(res[tc.VAR_TIME], res[tc.VAR_DEPARTED_VEHICLES_IDS], arrived, collided)
 
     def read(self) -> VehicleStates:
-        """State right after start/load (no step yet)."""
+        """State right after start/load (no step yet). traci keeps the previous episode's
+        subscription results until the next step, so only vehicles alive now are read."""
         vehicles = self._conn.vehicle.getIDList()
         params = {self._tc.VAR_LEADER: ("d", LEADER_LOOKAHEAD_M)}
         for vid in vehicles:
             self._conn.vehicle.subscribe(vid, self._vars, parameters=params)
-        return self._read(self._conn.simulation.getTime(), (), (), ())
+        return self._read(self._conn.simulation.getTime(), (), (), (), only=set(vehicles))
 
     def _read(self, time_s: float, departed: Sequence[str], arrived: Sequence[str],
-              collided: Sequence[str]) -> VehicleStates:
+              collided: Sequence[str], only: set[str] | None = None) -> VehicleStates:
         tc = self._tc
         results = self._conn.vehicle.getAllSubscriptionResults()
-        ids = sorted(results, key=self._key)
+        ids = sorted(results if only is None else (v for v in results if v in only), key=self._key)
         rows = np.empty((len(ids), 8))
         leaders = []
         min_gap = self._min_gap
@@ -361,6 +370,8 @@ class TraciBackend(_Backend):
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(timeout=5.0)
+        if proc is not None:
+            self._returncode = proc.returncode
         if self._stderr is not None:
             with contextlib.suppress(OSError):
                 self._stderr.close()

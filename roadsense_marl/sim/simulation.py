@@ -172,6 +172,13 @@ class SumoSimulation:
         """The SUMO process id (traci), ``None`` for libsumo or when not running."""
         return self._runtime.backend.pid if self._runtime is not None else None
 
+    @property
+    def raw(self) -> Any:
+        """The ``libsumo`` module or this simulation's TraCI connection, for SUMO calls this
+        class does not wrap (same API: ``raw.vehicle.getDecel(vid)``). Valid while running;
+        do not call ``load``/``close`` on it."""
+        return self._require_running("raw").backend.raw
+
     # ------------------------------------------------------------------ episodes
 
     def reset(self, seed: int, variation: ScenarioVariation | None = None) -> VehicleStates:
@@ -303,9 +310,11 @@ class SumoSimulation:
     def _fail(self, exc: BaseException, what: str) -> SumoError:
         """Close SUMO and build the error to raise, quoting SUMO's own messages."""
         rt = self._runtime
-        messages = (rt.backend.sumo_messages() or rt.backend.exit_description()) if rt is not None else ""
+        messages = rt.backend.sumo_messages() if rt is not None else ""
         pid = self.pid
-        self.close()
+        self.close()  # also reaps the process, so its exit code is known
+        if not messages and rt is not None:
+            messages = rt.backend.exit_description()
         detail = f"\nSUMO said:\n{messages}" if messages else ""
         return SumoError(
             f"SUMO {what} failed for scenario {self.scenario.name!r} ({self.scenario.sumocfg}), "
