@@ -131,7 +131,7 @@ class RadioParams:
     dr_jitter_std_range_ms: tuple[float, float]
     dr_gps_noise_range_m: tuple[float, float]
     distance_bins: tuple[DistanceBin, ...] = ()
-    source: str = "<defaults>"
+    source: str = field(default="<defaults>", compare=False)
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     # ---- derived, used by the core -------------------------------------------------------
