@@ -154,17 +154,18 @@ class LibsumoBackend(_Backend):
             self._min_gap.pop(vid, None)
             self._length.pop(vid, None)
         ids = sorted(veh.getIDList(), key=self._key)
-        rows = np.empty((len(ids), 8))
-        leaders = []
         length, min_gap = self._length, self._min_gap
-        for i, vid in enumerate(ids):
+        for vid in ids:
             if vid not in length:
                 length[vid] = veh.getLength(vid)
                 min_gap[vid] = veh.getMinGap(vid)
-            x, y = veh.getPosition(vid)
-            rows[i] = (x, y, veh.getSpeed(vid), veh.getAcceleration(vid), veh.getAngle(vid),
-                       veh.getLaneIndex(vid), veh.getLanePosition(vid), length[vid])
-            leaders.append(veh.getLeader(vid, LEADER_LOOKAHEAD_M))
+        # Bound methods and one list of tuples: this loop is the per-step hot path.
+        pos, spd, acc, ang = veh.getPosition, veh.getSpeed, veh.getAcceleration, veh.getAngle
+        lidx, lpos, lead = veh.getLaneIndex, veh.getLanePosition, veh.getLeader
+        rows = np.array(
+            [(*pos(v), spd(v), acc(v), ang(v), lidx(v), lpos(v), length[v]) for v in ids], dtype=np.float64
+        ).reshape(len(ids), 8)
+        leaders = [lead(v, LEADER_LOOKAHEAD_M) for v in ids]
         return assemble_states(ls.simulation.getTime(), ids, rows, leaders, min_gap,
                                departed, arrived, collided)
 

@@ -93,14 +93,14 @@ def assemble_states(
     """
     n = len(ids)
     rows = np.asarray(rows, dtype=np.float64).reshape(n, 8)
-    position = {vid: i for i, vid in enumerate(ids)}
     leader = np.full(n, -1, dtype=np.int64)
     gap = np.full(n, np.inf)
-    for i, (vid, lead) in enumerate(zip(ids, leaders)):
-        if lead and lead[0]:
-            j = position.get(lead[0], -1)
-            leader[i] = j
-            gap[i] = float(lead[1]) + min_gap.get(vid, 0.0)
+    found = [i for i, lead in enumerate(leaders) if lead and lead[0]]
+    if found:
+        position = {vid: i for i, vid in enumerate(ids)}
+        idx = np.array(found)
+        leader[idx] = [position.get(leaders[i][0], -1) for i in found]
+        gap[idx] = [leaders[i][1] + min_gap.get(ids[i], 0.0) for i in found]
     collided_t = tuple(collided)
     gone = set(collided_t)
     return VehicleStates(
