@@ -58,7 +58,7 @@ VTYPE_RANGES: Mapping[str, tuple[float, float]] = {
 DEFAULT_STEP_LENGTH = 0.1
 
 _GENERATED = ("highway",)
-_HIGHWAY_VERSION = 1  # bump when the generator's output changes, so caches are rebuilt
+_HIGHWAY_VERSION = 2  # bump when the generator's output changes, so caches are rebuilt
 _VEHICLE_TAGS = ("vehicle", "trip")
 
 
@@ -447,7 +447,7 @@ def highway_scenario(
     n_vehicles: int = 20,
     lanes: int = 3,
     length_m: float = 2000.0,
-    spacing_m: float = 40.0,
+    spacing_m: float = 50.0,
     n_initial: int | None = None,
     depart_interval_s: float = 2.0,
     speed_limit_mps: float = 33.33,
@@ -460,7 +460,10 @@ def highway_scenario(
     round-robin over the lanes, ``spacing_m`` apart (front to front) along each lane from
     the road start. The others enter at the road start one every ``depart_interval_s``
     seconds, lanes round-robin, so agents join mid-episode; every vehicle leaves at the
-    road end. Ids ``H000, H001, ...`` in departure order; no ego.
+    road end. Ids ``H000, H001, ...`` in departure order; no ego. Vehicles depart at
+    ``depart_speed_mps``; the initial ones at most at ``0.9 * (spacing_m - 7.5) / 1.5`` so that
+    SUMO's insertion check (gap >= speed * tau, tau up to 1.5 s under variation) lets all of
+    them onto the road in the first step.
 
     The files depend only on these parameters (and the SUMO version) and are cached under
     ``cache_dir`` (default: ``$ROADSENSE_MARL_CACHE``, ``$XDG_CACHE_HOME/roadsense_marl``,
@@ -529,7 +532,7 @@ def _write_highway(out: Path, n_vehicles: int, lanes: int, length_m: float, spac
             # row r of lane l sits (per_lane - 1 - r) spacings from the start, rear first.
             lane, row = i % lanes, i // lanes
             pos = 5.0 + (per_lane - 1 - row) * spacing_m
-            depart, speed = 0.0, depart_speed_mps
+            depart, speed = 0.0, min(depart_speed_mps, 0.9 * (spacing_m - 7.5) / 1.5)
         else:
             j = i - n_initial
             lane, pos = j % lanes, 5.0

@@ -246,6 +246,16 @@ def test_highway_reports_departures_and_arrivals(backend, tmp_path):
     assert len(joined_late) == 4  # staggered: they join while others are already driving
 
 
+@pytest.mark.parametrize("spacing_m", [10.0, 20.0, 50.0])
+def test_highway_initial_vehicles_are_all_on_the_road_after_the_first_step(spacing_m, tmp_path):
+    sc = resolve_scenario("highway", n_vehicles=30, lanes=2, spacing_m=spacing_m, cache_dir=tmp_path)
+    with running(sc) as sim:
+        sim.reset(seed=0, variation=sample_variation(sc, np.random.default_rng(0)))
+        states = sim.step()
+        assert states.n == sc.params["n_initial"] == 15
+        assert states.collided == ()
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_variation_is_applied_and_deterministic_per_seed(backend):
     sc = resolve_scenario("convoy_3")  # sigma > 0: SUMO's own randomness matters too
