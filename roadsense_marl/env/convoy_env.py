@@ -410,24 +410,40 @@ class RoadSenseParallelEnv(ParallelEnv):
 
     def _parse_actions(self, actions: dict[str, Any]) -> np.ndarray:
         live = self.agents
-        live_set = set(live)
-        for a in actions:
-            if a not in live_set:
-                if a in self._slot_of:
-                    raise ValueError(f"action for agent {a!r}, which is not live this step; live agents: {_preview(live)}")
-                raise ValueError(f"action for unknown agent {a!r}; live agents: {_preview(live)}")
-        out = np.zeros(len(live))
         space = self._action_space
-        for i, a in enumerate(live):
-            if a not in actions:
-                continue
-            arr = np.asarray(actions[a], dtype=np.float64)
-            if arr.size != 1 or arr.ndim > 1:
-                raise ValueError(f"action for agent {a!r} must have shape (1,) (a single number), got shape {arr.shape}")
-            val = float(arr.reshape(()))
-            if not np.isfinite(val):
-                raise ValueError(f"action for agent {a!r} is {val}; it must be a finite number in [{space.low[0]}, {space.high[0]}]")
-            out[i] = val
+        extra = actions.keys() - set(live)
+        if extra:
+            a = sorted(extra, key=str)[0]
+            if a in self._slot_of:
+                raise ValueError(f"action for agent {a!r}, which is not live this step; live agents: {_preview(live)}")
+            raise ValueError(f"action for unknown agent {a!r}; live agents: {_preview(live)}")
+        given = [a for a in live if a in actions]
+        out = np.zeros(len(live))
+        if not given:
+            return out
+        try:  # fast path: one array from every action at once
+            arr = np.asarray([actions[a] for a in given], dtype=np.float64)
+            ok = arr.ndim == 1 or (arr.ndim == 2 and arr.shape[1] == 1)
+        except (ValueError, TypeError):
+            ok = False
+        if not ok:
+            for a in given:  # find and name the offending agent
+                shape = np.shape(actions[a])
+                if np.size(actions[a]) != 1 or len(shape) > 1:
+                    raise ValueError(f"action for agent {a!r} must have shape (1,) (a single number), got shape {shape}")
+            raise ValueError(f"actions must be numbers, got {[actions[a] for a in given][:4]}")
+        arr = arr.reshape(-1)
+        bad = ~np.isfinite(arr)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise ValueError(
+                f"action for agent {given[i]!r} is {arr[i]}; it must be a finite number in [{space.low[0]}, {space.high[0]}]"
+            )
+        if len(given) == len(live):
+            out = arr
+        else:
+            index = {a: i for i, a in enumerate(live)}
+            out[[index[a] for a in given]] = arr
         return np.clip(out, space.low[0], space.high[0])
 
     def _apply_actions(self, live: list[str], acts: np.ndarray, states, t_step: int) -> None:
@@ -556,17 +572,22 @@ class RoadSenseParallelEnv(ParallelEnv):
             imposed,
             self.config.reward,
         )
-        rewards = {v: float(total[i]) for i, v in enumerate(states.ids)}
+        ids = states.ids
+        rewards = dict(zip(ids, total.tolist()))
+        columns = [comps[c].tolist() for c in REWARD_COMPONENTS]
+        hazard_vehicle, onset = self.hazard_vehicle, self.hazard.onset_step
         infos = {
             v: {
-                "reward_components": {c: float(comps[c][i]) for c in REWARD_COMPONENTS},
-                "gap": float(states.gap[i]),
-                "braking_signal": float(built.braking_signal[i]),
-                "n_visible_peers": int(built.n_visible[i]),
-                "hazard_vehicle": self.hazard_vehicle,
-                "hazard_onset_step": self.hazard.onset_step,
+                "reward_components": dict(zip(REWARD_COMPONENTS, parts)),
+                "gap": gap,
+                "braking_signal": signal,
+                "n_visible_peers": n_vis,
+                "hazard_vehicle": hazard_vehicle,
+                "hazard_onset_step": onset,
             }
-            for i, v in enumerate(states.ids)
+            for v, parts, gap, signal, n_vis in zip(
+                ids, zip(*columns), states.gap.tolist(), built.braking_signal.tolist(), built.n_visible.tolist()
+            )
         }
         return rewards, infos
 

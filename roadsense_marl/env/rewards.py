@@ -39,10 +39,11 @@ MOVING_SPEED = 0.5
 def comfort_penalty(decel: np.ndarray) -> np.ndarray:
     """Piecewise-linear penalty for deceleration ``decel`` >= 0 (m/s^2), in [-5, 0]."""
     d = np.asarray(decel, dtype=np.float64)
-    return np.select(
-        [d <= 0.5, d <= 3.0, d <= 4.5],
-        [0.0, -2.0 * (d - 0.5) / 2.5, -2.0 - 3.0 * (d - 3.0) / 1.5],
-        default=-5.0,
+    # Continuous pieces: 0 up to 0.5, -2 at 3, -5 at 4.5 and beyond.
+    return np.where(
+        d <= 3.0,
+        -2.0 * np.clip(d - 0.5, 0.0, None) / 2.5,
+        -2.0 - 3.0 * np.clip(d - 3.0, None, 1.5) / 1.5,
     )
 
 
@@ -50,11 +51,8 @@ def safety_reward(gap: np.ndarray, collided: np.ndarray, w: RewardConfig) -> np.
     """Gap-keeping reward; ``gap`` is ``inf`` where there is no leader."""
     g = np.asarray(gap, dtype=np.float64)
     lin = w.gap_close + (w.gap_good - w.gap_close) * (np.clip(g, 5.0, 20.0) - 5.0) / 15.0
-    r = np.select(
-        [g < 5.0, g < 20.0, g <= 35.0, np.isfinite(g)],
-        [w.gap_close, lin, w.gap_good, w.gap_far],
-        default=w.no_leader,
-    )
+    far = np.where(np.isfinite(g), w.gap_far, w.no_leader)
+    r = np.where(g < 20.0, lin, np.where(g <= 35.0, w.gap_good, far))
     return np.where(collided, w.collision, r)
 
 
@@ -88,10 +86,10 @@ def compute_rewards(
     scale = np.where(gap < 20.0, np.maximum(0.1, (gap - 5.0) / 15.0), 1.0)
     comfort = w.comfort_scale * comfort_penalty(decel) * scale
     large_gap = gap > 35.0
-    hard_brake = np.select(
-        [large_gap & (decel >= HARD_DECEL), large_gap & braking],
-        [w.very_hard_brake_large_gap, w.hard_brake_large_gap],
-        default=0.0,
+    hard_brake = np.where(
+        large_gap & braking,
+        np.where(decel >= HARD_DECEL, w.very_hard_brake_large_gap, w.hard_brake_large_gap),
+        0.0,
     )
     ignoring = signal_set & ~braking & (speed > MOVING_SPEED) & (closing_speed > 0.0)
     ignore_warning = np.where(ignoring, w.ignore_warning * braking_signal, 0.0)
