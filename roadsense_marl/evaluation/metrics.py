@@ -1,0 +1,408 @@
+"""Evaluation metrics: pure functions over the arrays one episode recorded.
+
+An :class:`EpisodeRecord` holds, per env step ``t`` (the ``t``-th call to ``env.step``) and per
+agent slot ``j`` (index in ``env.possible_agents``), what the runner saw. Every metric is a
+function of those arrays, so the tests can feed hand-made episodes with known answers.
+
+Conventions (also written into ``metrics.json`` under ``definitions``):
+
+- *Reaction step* of a follower: the first step ``t > onset_step`` whose action commands a
+  deceleration above 0.5 m/s^2; reaction time = ``(t - onset_step) * step_length``. The hazard
+  starts inside the ``onset_step`` call, so ``t = onset_step + 1`` is the earliest possible.
+- *Followers* of the hazard vehicle: agents whose leader chain at onset (the states the onset
+  step started from) reaches the hazard vehicle.
+- *Received*: a delivered transmission from the hazard vehicle to the follower broadcast in a
+  step ``t >= onset_step`` (its payload is already the braking state).
+- *Crash*: SUMO reports both vehicles of a rear-end collision; a crash is counted once, at the
+  collider (a collided agent whose leader collided in the same step); a collided agent that is
+  neither a collider nor the leader of one counts as a crash of its own.
+- Gap share: share of live agent-steps whose true bumper-to-bumper gap is below 10 m (agents
+  without a leader count as not close).
+- Intervals (95 %): Wilson score interval for rates (``k`` of ``n``); Student's t interval for
+  means over episodes (or over followers for reaction time).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+
+REACTION_DECEL = 0.5  # m/s^2: a commanded deceleration above this counts as braking
+CLOSE_GAP_M = 10.0
+DISTANCE_BINS_M: tuple[float, ...] = (0.0, 20.0, 50.0, 100.0, math.inf)
+Z95 = 1.959963984540054
+
+# Student t 0.975 quantiles for 1..30 degrees of freedom (above 30 a Cornish-Fisher expansion).
+_T975 = (
+    12.7062, 4.3027, 3.1824, 2.7764, 2.5706, 2.4469, 2.3646, 2.3060, 2.2622, 2.2281,
+    2.2010, 2.1788, 2.1604, 2.1448, 2.1314, 2.1199, 2.1098, 2.1009, 2.0930, 2.0860,
+    2.0796, 2.0739, 2.0687, 2.0639, 2.0595, 2.0555, 2.0518, 2.0484, 2.0452, 2.0423,
+)
+
+DEFINITIONS = {
+    "reaction_step": "first step t > hazard onset step whose action commands a deceleration > 0.5 m/s^2",
+    "reaction_time_s": "(reaction_step - onset_step) * step_length",
+    "followers": "agents whose leader chain at hazard onset reaches the hazard vehicle",
+    "received": "a delivered transmission from the hazard vehicle to the follower, broadcast at a step >= onset",
+    "crashes": "collision events counted once: the collider of each rear-end pair (SUMO reports both vehicles)",
+    "close_gap_share": "share of live agent-steps with true bumper-to-bumper gap < 10 m (no leader = not close)",
+    "rate_interval": "Wilson score interval, 95 %",
+    "mean_interval": "Student t interval, 95 %, over episodes (reaction time: over reacting followers)",
+    "expected_pdr": "configured loss model of the episode's radio parameters (after domain randomisation), "
+    "with the stationary burst-loss Markov chain, averaged over the bin's links",
+    "message_age_ms": "age of every visible peer message at the step it was observed",
+}
+
+
+# ---- intervals -------------------------------------------------------------------------------
+
+def wilson_interval(k: int, n: int, z: float = Z95) -> tuple[float, float]:
+    """Wilson score interval for ``k`` successes out of ``n`` (NaNs when ``n == 0``)."""
+    if n <= 0:
+        return (math.nan, math.nan)
+    if not 0 <= k <= n:
+        raise ValueError(f"wilson_interval needs 0 <= k <= n, got k={k}, n={n}")
+    p = k / n
+    den = 1.0 + z * z / n
+    centre = (p + z * z / (2 * n)) / den
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def t_quantile_975(df: int) -> float:
+    """Two-sided 95 % Student t critical value for ``df`` degrees of freedom."""
+    if df < 1:
+        raise ValueError(f"degrees of freedom must be >= 1, got {df}")
+    if df <= len(_T975):
+        return _T975[df - 1]
+    z = Z95
+    g1 = (z**3 + z) / 4
+    g2 = (5 * z**5 + 16 * z**3 + 3 * z) / 96
+    g3 = (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / 384
+    g4 = (79 * z**9 + 776 * z**7 + 1482 * z**5 - 1920 * z**3 - 945 * z) / 92160
+    return z + g1 / df + g2 / df**2 + g3 / df**3 + g4 / df**4
+
+
+def mean_interval(values: Sequence[float] | np.ndarray) -> dict[str, float | int]:
+    """Mean with a 95 % Student t interval over the finite ``values`` (NaN bounds for n < 2)."""
+    x = np.asarray(values, dtype=np.float64)
+    x = x[np.isfinite(x)]
+    n = int(x.size)
+    if n == 0:
+        return {"mean": math.nan, "lo": math.nan, "hi": math.nan, "n": 0}
+    m = float(x.mean())
+    if n < 2:
+        return {"mean": m, "lo": math.nan, "hi": math.nan, "n": n}
+    half = t_quantile_975(n - 1) * float(x.std(ddof=1)) / math.sqrt(n)
+    return {"mean": m, "lo": m - half, "hi": m + half, "n": n}
+
+
+def rate_interval(k: int, n: int) -> dict[str, float | int]:
+    """A rate ``k / n`` with its Wilson 95 % interval."""
+    lo, hi = wilson_interval(int(k), int(n))
+    return {"rate": (k / n) if n else math.nan, "lo": lo, "hi": hi, "k": int(k), "n": int(n)}
+
+
+# ---- one episode -----------------------------------------------------------------------------
+
+@dataclass
+class EpisodeRecord:
+    """What one episode recorded. ``T`` steps, ``M`` agent slots; NaN where an agent was absent.
+
+    Per step ``t`` the row holds the action taken in the ``t``-th ``env.step`` call and the state
+    that call produced. ``leader_before[t]`` is each agent's leader slot in the state the step
+    started from (-1: none or absent).
+    """
+
+    seed: int
+    step_length: float
+    agents: tuple[str, ...]
+    present: np.ndarray  # bool[T, M]: live in the state after step t (ended agents excluded)
+    gap: np.ndarray  # float[T, M]: true gap after step t (inf: no leader, NaN: absent)
+    decel_cmd: np.ndarray  # float[T, M]: commanded deceleration of the action at step t (NaN: not acting)
+    leader_before: np.ndarray  # int[T, M]
+    reward: np.ndarray  # float[T, M] (NaN: absent)
+    components: np.ndarray  # float[T, M, C]
+    component_names: tuple[str, ...]
+    n_visible: np.ndarray  # float[T, M] (NaN: absent)
+    collided_step: np.ndarray  # int[M]: step whose call reported the agent's collision, -1 none
+    onset_step: int | None = None
+    hazard_slot: int = -1  # -1: no hazard vehicle was picked
+    link_step: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+    link_sender: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+    link_receiver: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+    link_distance: np.ndarray = field(default_factory=lambda: np.empty(0))
+    link_delivered: np.ndarray = field(default_factory=lambda: np.empty(0, bool))
+    link_expected_pdr: np.ndarray = field(default_factory=lambda: np.empty(0))
+    message_age_ms: np.ndarray = field(default_factory=lambda: np.empty(0))
+
+    @property
+    def n_steps(self) -> int:
+        return int(self.present.shape[0])
+
+    @property
+    def appeared(self) -> np.ndarray:
+        """bool[M]: agents that were live at some step (or collided)."""
+        return self.present.any(axis=0) | (self.collided_step >= 0) | np.isfinite(self.decel_cmd).any(axis=0)
+
+
+def commanded_decel(actions: np.ndarray, action_mode: str, max_decel: float, deadband: float = 0.02) -> np.ndarray:
+    """Deceleration (m/s^2, >= 0) the env commands for these actions.
+
+    ``brake``: ``a`` clipped to [0, 1]; ``a <= deadband`` is no braking, above ``max_decel * a``.
+    ``accel``: ``a`` clipped to [-1, 1]; negative ``a`` commands ``max_decel * -a``.
+    """
+    a = np.asarray(actions, dtype=np.float64)
+    if action_mode == "brake":
+        a = np.clip(a, 0.0, 1.0)
+        return np.where(a > deadband, max_decel * a, 0.0)
+    if action_mode == "accel":
+        return max_decel * np.clip(-a, 0.0, 1.0)
+    raise ValueError(f"action_mode must be 'brake' or 'accel', got {action_mode!r}")
+
+
+def hazard_followers(leader_at_onset: np.ndarray, hazard_slot: int) -> np.ndarray:
+    """bool[M]: agents whose leader chain (``leader_at_onset``, slot indices, -1 none) reaches ``hazard_slot``."""
+    lead = np.asarray(leader_at_onset, dtype=np.int64)
+    m = lead.size
+    out = np.zeros(m, dtype=bool)
+    if hazard_slot < 0:
+        return out
+    cur = lead.copy()
+    for _ in range(m):  # a chain is at most M long; the loop is over chain depth, not agents
+        alive = cur >= 0
+        out |= alive & (cur == hazard_slot)
+        if not alive.any():
+            break
+        cur = np.where(alive, lead[np.maximum(cur, 0)], -1)
+    out[hazard_slot] = False
+    return out
+
+
+def reaction_steps(decel_cmd: np.ndarray, onset_step: int, threshold: float = REACTION_DECEL) -> np.ndarray:
+    """int[M]: first step ``t > onset_step`` with commanded deceleration above ``threshold`` (-1 none)."""
+    d = np.asarray(decel_cmd, dtype=np.float64)[onset_step + 1 :]
+    braking = np.nan_to_num(d, nan=0.0) > threshold
+    first = np.argmax(braking, axis=0)
+    return np.where(braking.any(axis=0), first + onset_step + 1, -1)
+
+
+def received_from(
+    link_step: np.ndarray,
+    sender: np.ndarray,
+    receiver: np.ndarray,
+    delivered: np.ndarray,
+    hazard_slot: int,
+    onset_step: int,
+    n_slots: int,
+) -> np.ndarray:
+    """bool[M]: receivers of a delivered message from ``hazard_slot`` broadcast at a step >= ``onset_step``."""
+    ok = np.asarray(delivered, bool) & (np.asarray(sender) == hazard_slot) & (np.asarray(link_step) >= onset_step)
+    out = np.zeros(n_slots, dtype=bool)
+    out[np.asarray(receiver)[ok]] = True
+    return out
+
+
+def crash_colliders(collided_step: np.ndarray, leader_before: np.ndarray) -> np.ndarray:
+    """bool[M]: one True per crash (see module doc: the collider of each pair)."""
+    cs = np.asarray(collided_step, dtype=np.int64)
+    collided = cs >= 0
+    m = cs.size
+    if not collided.any():
+        return np.zeros(m, dtype=bool)
+    steps = np.maximum(cs, 0)
+    lead = np.asarray(leader_before, dtype=np.int64)[steps, np.arange(m)]
+    has_lead = lead >= 0
+    lead_c = np.maximum(lead, 0)
+    collider = collided & has_lead & collided[lead_c] & (cs[lead_c] == cs)
+    victim = np.zeros(m, dtype=bool)
+    victim[lead_c[collider]] = True
+    return collider | (collided & ~collider & ~victim)
+
+
+def min_gap(gap: np.ndarray, present: np.ndarray) -> float:
+    """Smallest true gap over live agent-steps (inf when no agent ever had a leader)."""
+    g = np.where(np.asarray(present, bool), np.asarray(gap, np.float64), np.inf)
+    g = np.where(np.isnan(g), np.inf, g)
+    return float(g.min()) if g.size else math.inf
+
+
+def close_gap_share(gap: np.ndarray, present: np.ndarray, threshold_m: float = CLOSE_GAP_M) -> float:
+    """Share of live agent-steps with a gap below ``threshold_m`` (NaN with no live agent-step)."""
+    p = np.asarray(present, bool)
+    n = int(p.sum())
+    if n == 0:
+        return math.nan
+    g = np.asarray(gap, np.float64)
+    return float((p & (np.nan_to_num(g, nan=np.inf) < threshold_m)).sum() / n)
+
+
+def expected_delivery_ratio(params: Any, distance_m: np.ndarray) -> np.ndarray:
+    """Long-run delivery ratio of the configured loss model at each distance.
+
+    Per-packet loss ``p`` from :func:`roadsense_marl.espnow.loss_probability`; with bursts the
+    link is a two-state chain (after a loss the next loss has probability
+    ``q = c * boosted + (1 - c) * p``, ``c = 1 - 1/mean_burst_length``), whose stationary loss is
+    ``p / (1 - q + p)``. Links at or past the hard range never deliver.
+    """
+    from roadsense_marl.espnow import loss_probability
+
+    d = np.asarray(distance_m, dtype=np.float64)
+    p = loss_probability(params, d)
+    if params.burst_enabled:
+        c = 1.0 - 1.0 / params.burst_mean_length
+        boosted = np.maximum(p, np.minimum(params.burst_max_loss_cap, p * params.burst_loss_multiplier))
+        q = c * boosted + (1.0 - c) * p
+        den = 1.0 - q + p
+        p = np.where(den > 0, p / np.where(den > 0, den, 1.0), 1.0)
+    return np.where(d < params.range_m, 1.0 - p, 0.0)
+
+
+def pdr_by_distance(
+    distance_m: np.ndarray,
+    delivered: np.ndarray,
+    expected: np.ndarray,
+    edges: Sequence[float] = DISTANCE_BINS_M,
+) -> list[dict[str, Any]]:
+    """Emulated delivery ratio (Wilson interval) per distance bin next to the expected ratio."""
+    d = np.asarray(distance_m, dtype=np.float64)
+    ok = np.asarray(delivered, bool)
+    exp = np.asarray(expected, dtype=np.float64)
+    idx = np.searchsorted(np.asarray(edges[1:-1]), d, side="right")
+    n_bins = len(edges) - 1
+    count = np.bincount(idx, minlength=n_bins)
+    hits = np.bincount(idx, weights=ok.astype(np.float64), minlength=n_bins)
+    exp_sum = np.bincount(idx, weights=exp, minlength=n_bins)
+    out = []
+    for b in range(n_bins):
+        lo, hi = edges[b], edges[b + 1]
+        n, k = int(count[b]), int(round(hits[b]))
+        ci = wilson_interval(k, n)
+        out.append(
+            {
+                "bin": f"{lo:g}-{hi:g} m" if math.isfinite(hi) else f"{lo:g}+ m",
+                "lo_m": float(lo),
+                "hi_m": float(hi),
+                "links": n,
+                "delivered": k,
+                "pdr": k / n if n else math.nan,
+                "pdr_lo": ci[0],
+                "pdr_hi": ci[1],
+                "expected_pdr": float(exp_sum[b] / n) if n else math.nan,
+            }
+        )
+    return out
+
+
+def age_stats(age_ms: np.ndarray) -> dict[str, float | int]:
+    """Mean and 95th percentile of message ages at observation."""
+    a = np.asarray(age_ms, dtype=np.float64)
+    if a.size == 0:
+        return {"mean_ms": math.nan, "p95_ms": math.nan, "n": 0}
+    return {"mean_ms": float(a.mean()), "p95_ms": float(np.percentile(a, 95)), "n": int(a.size)}
+
+
+def episode_metrics(rec: EpisodeRecord) -> dict[str, Any]:
+    """Every per-episode metric of one record (plain JSON-able types)."""
+    m = len(rec.agents)
+    appeared = rec.appeared
+    collided = rec.collided_step >= 0
+    crashes = crash_colliders(rec.collided_step, rec.leader_before)
+    followers_out: list[dict[str, Any]] = []
+    hazard = rec.onset_step is not None and rec.hazard_slot >= 0 and rec.onset_step < rec.n_steps
+    if hazard:
+        onset = int(rec.onset_step)  # type: ignore[arg-type]
+        fol = hazard_followers(rec.leader_before[onset], rec.hazard_slot)
+        react = reaction_steps(rec.decel_cmd, onset)
+        recv = received_from(
+            rec.link_step, rec.link_sender, rec.link_receiver, rec.link_delivered, rec.hazard_slot, onset, m
+        )
+        for j in np.flatnonzero(fol):
+            rs = int(react[j])
+            followers_out.append(
+                {
+                    "agent": rec.agents[j],
+                    "received": bool(recv[j]),
+                    "reacted": rs >= 0,
+                    "reaction_step": rs if rs >= 0 else None,
+                    "reaction_time_s": round((rs - onset) * rec.step_length, 9) if rs >= 0 else None,
+                    "collided": bool(collided[j]),
+                }
+            )
+    live = rec.present
+    n_live = int(live.sum())
+    rew = np.where(np.isnan(rec.reward), 0.0, rec.reward)
+    acted = np.isfinite(rec.reward)
+    n_acted = int(acted.sum())
+    comps = {
+        c: float(np.nansum(rec.components[:, :, i]) / n_acted) if n_acted else math.nan
+        for i, c in enumerate(rec.component_names)
+    }
+    vis = rec.n_visible[live]
+    pdr_total = int(rec.link_delivered.sum()), int(rec.link_delivered.size)
+    return {
+        "seed": int(rec.seed),
+        "steps": rec.n_steps,
+        "agents": int(appeared.sum()),
+        "collision": bool(collided.any()),
+        "collided_agents": [rec.agents[j] for j in np.flatnonzero(collided)],
+        "n_collided_agents": int(collided.sum()),
+        "crashes": int(crashes.sum()),
+        "min_gap_m": min_gap(rec.gap, live),
+        "close_gap_share": close_gap_share(rec.gap, live),
+        "hazard_onset_step": rec.onset_step,
+        "hazard_vehicle": rec.agents[rec.hazard_slot] if rec.hazard_slot >= 0 else None,
+        "followers": followers_out,
+        "pdr": pdr_total[0] / pdr_total[1] if pdr_total[1] else math.nan,
+        "message_age": age_stats(rec.message_age_ms),
+        "peers_visible_mean": float(vis.mean()) if vis.size else math.nan,
+        "reward_mean": float(rew.sum() / n_acted) if n_acted else math.nan,
+        "reward_components_mean": comps,
+        "agent_steps": n_live,
+    }
+
+
+def aggregate(records: Sequence[EpisodeRecord], episodes: Sequence[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Aggregate over episodes: rates with Wilson intervals, means with t intervals, pooled radio figures."""
+    eps = list(episodes) if episodes is not None else [episode_metrics(r) for r in records]
+    n = len(eps)
+    fol = [f for e in eps for f in e["followers"]]
+    reacted = [f for f in fol if f["reacted"]]
+    n_agents = sum(e["agents"] for e in eps)
+    if records:
+        dist = np.concatenate([r.link_distance for r in records])
+        deliv = np.concatenate([r.link_delivered for r in records])
+        exp = np.concatenate([r.link_expected_pdr for r in records])
+        ages = np.concatenate([r.message_age_ms for r in records])
+    else:
+        dist, deliv, exp, ages = np.empty(0), np.empty(0, bool), np.empty(0), np.empty(0)
+    comp_names = list(eps[0]["reward_components_mean"]) if eps else []
+    min_gaps = [e["min_gap_m"] for e in eps]
+    return {
+        "episodes": n,
+        "collision_rate": rate_interval(sum(e["collision"] for e in eps), n),
+        "agent_collision_rate": rate_interval(sum(e["n_collided_agents"] for e in eps), n_agents),
+        "crashes_per_episode": mean_interval([e["crashes"] for e in eps]),
+        "crashes_total": int(sum(e["crashes"] for e in eps)),
+        "min_gap_m": {**mean_interval(min_gaps), "min": float(min(min_gaps)) if min_gaps else math.nan},
+        "close_gap_share": mean_interval([e["close_gap_share"] for e in eps]),
+        "followers": len(fol),
+        "follower_received_rate": rate_interval(sum(f["received"] for f in fol), len(fol)),
+        "follower_reacted_rate": rate_interval(len(reacted), len(fol)),
+        "follower_collision_rate": rate_interval(sum(f["collided"] for f in fol), len(fol)),
+        "reaction_time_s": {
+            **mean_interval([f["reaction_time_s"] for f in reacted]),
+            "median": float(np.median([f["reaction_time_s"] for f in reacted])) if reacted else math.nan,
+            "min": float(min(f["reaction_time_s"] for f in reacted)) if reacted else math.nan,
+            "max": float(max(f["reaction_time_s"] for f in reacted)) if reacted else math.nan,
+        },
+        "pdr": rate_interval(int(deliv.sum()), int(deliv.size)),
+        "pdr_by_distance": pdr_by_distance(dist, deliv, exp),
+        "message_age": age_stats(ages),
+        "peers_visible_per_agent": mean_interval([e["peers_visible_mean"] for e in eps]),
+        "reward_mean": mean_interval([e["reward_mean"] for e in eps]),
+        "reward_components_mean": {c: mean_interval([e["reward_components_mean"][c] for e in eps]) for c in comp_names},
+    }

@@ -1,0 +1,464 @@
+"""Run fixed-seed episodes with a policy, record what the metrics need, write ``metrics.json``.
+
+:func:`evaluate` is the Python entry behind ``roadsense-marl evaluate``: the same seeds for
+the policy under test and for both baselines, optionally under several radio profiles, then
+metrics, a terminal summary and plots.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from roadsense_marl.evaluation.baselines import BASELINES, Policy, make_baseline
+from roadsense_marl.evaluation.metrics import (
+    DEFINITIONS,
+    EpisodeRecord,
+    aggregate,
+    commanded_decel,
+    episode_metrics,
+    expected_delivery_ratio,
+)
+
+RADIO_SWEEP = ("ideal", "measured", "degraded")
+POLICIES = ("model",) + BASELINES
+
+
+# ---- recording -------------------------------------------------------------------------------
+
+def run_episode(env: Any, policy: Policy, seed: int) -> EpisodeRecord:
+    """Play one episode from ``env.reset(seed)`` to its end with ``policy``; return its record."""
+    from roadsense_marl.env.rewards import REWARD_COMPONENTS
+
+    cfg = env.config
+    agents = tuple(env.possible_agents)
+    m = len(agents)
+    slot = {a: i for i, a in enumerate(agents)}
+    n_comp = len(REWARD_COMPONENTS)
+    obs, _ = env.reset(seed=seed)
+    present, gap, decel, lead, rew, comps, vis = [], [], [], [], [], [], []
+    collided_step = np.full(m, -1, dtype=np.int64)
+    links: list[tuple[np.ndarray, ...]] = []
+    ages: list[np.ndarray] = []
+    while env.agents:
+        t = env.num_steps
+        s = env.sim_states
+        idx = np.fromiter((slot[v] for v in s.ids), dtype=np.int64, count=len(s.ids))
+        lb = np.full(m, -1, dtype=np.int64)
+        lb[idx] = np.where(s.leader >= 0, idx[np.maximum(s.leader, 0)], -1)
+        live = list(env.agents)
+        actions = policy(env, obs)
+        d = np.full(m, np.nan)
+        if live:
+            acts = np.array([np.asarray(actions.get(a, 0.0), dtype=np.float64).reshape(-1)[0] for a in live])
+            d[[slot[a] for a in live]] = commanded_decel(acts, cfg.action_mode, cfg.max_decel)
+        obs, rewards, terms, _, infos = env.step(actions)
+
+        pr, g, r, v = np.zeros(m, bool), np.full(m, np.nan), np.full(m, np.nan), np.full(m, np.nan)
+        c = np.full((m, n_comp), np.nan)
+        for a, info in infos.items():
+            j = slot[a]
+            r[j] = rewards.get(a, np.nan)
+            c[j] = [info["reward_components"][k] for k in REWARD_COMPONENTS]
+            if "gap" in info:  # ended agents' infos carry no gap: they are not in the new state
+                pr[j] = True
+                g[j] = info["gap"]
+                v[j] = info["n_visible_peers"]
+                mask = obs[a]["peer_mask"] > 0
+                if mask.any():
+                    ages.append(obs[a]["peers"][mask, 5].astype(np.float64) * 500.0)
+            if terms.get(a) and info.get("reason") == "collision":
+                collided_step[j] = t
+        ll = env.radio.last_links
+        if len(ll):
+            dist = np.asarray(ll.distance_m, dtype=np.float64)
+            links.append(
+                (
+                    np.full(len(ll), t, dtype=np.int64),
+                    np.asarray(ll.sender, dtype=np.int64),
+                    np.asarray(ll.receiver, dtype=np.int64),
+                    dist,
+                    np.asarray(ll.delivered, dtype=bool),
+                    expected_delivery_ratio(env.radio.params, dist),
+                )
+            )
+        present.append(pr)
+        gap.append(g)
+        decel.append(d)
+        lead.append(lb)
+        rew.append(r)
+        comps.append(c)
+        vis.append(v)
+
+    cat = [np.concatenate(col) for col in zip(*links)] if links else [
+        np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0), np.empty(0, bool), np.empty(0)
+    ]
+    hz = env.hazard_vehicle
+    return EpisodeRecord(
+        seed=int(seed),
+        step_length=float(env.step_length),
+        agents=agents,
+        present=np.array(present, dtype=bool).reshape(-1, m),
+        gap=np.array(gap).reshape(-1, m),
+        decel_cmd=np.array(decel).reshape(-1, m),
+        leader_before=np.array(lead, dtype=np.int64).reshape(-1, m),
+        reward=np.array(rew).reshape(-1, m),
+        components=np.array(comps).reshape(-1, m, n_comp),
+        component_names=tuple(REWARD_COMPONENTS),
+        n_visible=np.array(vis).reshape(-1, m),
+        collided_step=collided_step,
+        onset_step=env.hazard.onset_step,
+        hazard_slot=slot[hz] if hz is not None else -1,
+        link_step=cat[0],
+        link_sender=cat[1],
+        link_receiver=cat[2],
+        link_distance=cat[3],
+        link_delivered=cat[4],
+        link_expected_pdr=cat[5],
+        message_age_ms=np.concatenate(ages) if ages else np.empty(0),
+    )
+
+
+def run_policy(env: Any, policy: Policy, seeds: Sequence[int]) -> list[EpisodeRecord]:
+    """One record per seed, in order."""
+    return [run_episode(env, policy, int(s)) for s in seeds]
+
+
+# ---- model policies --------------------------------------------------------------------------
+
+def resolve_model(model: str | Path) -> tuple[Path, dict[str, Any] | None, Path | None]:
+    """``(model .zip, env config from the run's config.yaml or None, progress.csv or None)``.
+
+    ``model`` is an SB3 ``.zip`` or a training run folder holding ``final_model.zip``.
+    """
+    p = Path(model)
+    if p.is_dir():
+        zip_path = p / "final_model.zip"
+        if not zip_path.is_file():
+            found = sorted(q.name for q in p.glob("*.zip"))
+            raise FileNotFoundError(
+                f"training run folder {str(p)!r} has no final_model.zip (zip files there: {found or 'none'})"
+            )
+        env_cfg = None
+        cfg_file = p / "config.yaml"
+        if cfg_file.is_file():
+            import yaml
+
+            data = yaml.safe_load(cfg_file.read_text()) or {}
+            if not isinstance(data, dict):
+                raise ValueError(f"{cfg_file} must hold a mapping with an 'env' key, got {type(data).__name__}")
+            env_cfg = data.get("env")
+            if env_cfg is not None and not isinstance(env_cfg, dict):
+                raise ValueError(f"{cfg_file}: key 'env' must be a mapping of env config keys")
+        progress = p / "progress.csv"
+        return zip_path, env_cfg, progress if progress.is_file() else None
+    if not p.is_file():
+        alt = p.with_suffix(".zip") if p.suffix != ".zip" else None
+        if alt is not None and alt.is_file():
+            return alt, None, None
+        raise FileNotFoundError(f"model file not found: {str(p)!r} (give an SB3 .zip or a training run folder)")
+    return p, None, None
+
+
+def model_policy(model: Any) -> Policy:
+    """A shared policy from an SB3 model: one batched ``predict`` per step for all live agents."""
+
+    def policy(env: Any, obs: dict) -> dict:
+        agents = env.agents
+        if not agents:
+            return {}
+        batch = {k: np.stack([obs[a][k] for a in agents]) for k in ("ego", "peers", "peer_mask")}
+        act, _ = model.predict(batch, deterministic=True)
+        act = np.asarray(act, dtype=np.float32).reshape(len(agents), -1)
+        return {a: act[i] for i, a in enumerate(agents)}
+
+    return policy
+
+
+def load_model_policy(path: Path, env: Any) -> Policy:
+    """Load an SB3 PPO model on the CPU and check it fits the env's spaces."""
+    from stable_baselines3 import PPO
+
+    try:
+        model = PPO.load(str(path), device="cpu")
+    except Exception as exc:  # a zip that is not an SB3 PPO save
+        raise ValueError(f"could not load {str(path)!r} as an SB3 PPO model: {exc}") from exc
+    a0 = env.possible_agents[0]
+    want_obs, want_act = env.observation_space(a0), env.action_space(a0)
+    got = getattr(model.observation_space, "spaces", None)
+    if got is None or set(got) != set(want_obs.spaces) or any(
+        got[k].shape != want_obs.spaces[k].shape for k in want_obs.spaces
+    ):
+        raise ValueError(
+            f"model {str(path)!r} expects observations {model.observation_space}, the env gives {want_obs} "
+            "(max_peers must match training)"
+        )
+    if model.action_space.shape != want_act.shape:
+        raise ValueError(f"model {str(path)!r} has action space {model.action_space}, the env has {want_act}")
+    return model_policy(model)
+
+
+# ---- evaluate --------------------------------------------------------------------------------
+
+def _radio_label(radio: Any) -> str:
+    if isinstance(radio, str):
+        return radio if radio in RADIO_SWEEP or radio == "defaults" else Path(radio).stem
+    return "custom"
+
+
+def _versions() -> dict[str, str]:
+    import gymnasium
+    import pettingzoo
+
+    import roadsense_marl
+
+    out = {
+        "roadsense_marl": roadsense_marl.__version__,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "gymnasium": gymnasium.__version__,
+        "pettingzoo": pettingzoo.__version__,
+    }
+    try:
+        import sumolib  # noqa: F401
+        from importlib.metadata import version
+
+        out["eclipse-sumo"] = version("eclipse-sumo")
+    except Exception:  # noqa: BLE001 - version info is best effort
+        pass
+    try:
+        import stable_baselines3
+        import torch
+
+        out["stable_baselines3"] = stable_baselines3.__version__
+        out["torch"] = torch.__version__
+    except Exception:  # noqa: BLE001
+        pass
+    return out
+
+
+def _jsonable(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, (np.floating, float)):
+        f = float(x)
+        return f if math.isfinite(f) else None
+    if isinstance(x, (np.integer,)):
+        return int(x)
+    if isinstance(x, (np.bool_,)):
+        return bool(x)
+    if isinstance(x, Path):
+        return str(x)
+    return x
+
+
+def compare_to_rule(results: list[dict[str, Any]]) -> list[str]:
+    """Plain findings: where a learned policy is worse (or not) than ``rule-v2v`` on the same seeds."""
+    findings = []
+    rule = {r["radio"]: r["aggregate"] for r in results if r["policy"] == "rule-v2v"}
+    for r in results:
+        if r["policy"] in BASELINES or r["radio"] not in rule:
+            continue
+        a, b = r["aggregate"], rule[r["radio"]]
+        name = f"{r['policy']} ({r['radio']} radio)"
+        ca, cb = a["collision_rate"]["rate"], b["collision_rate"]["rate"]
+        if ca > cb:
+            findings.append(f"{name} is WORSE than rule-v2v on collision rate: {ca:.3f} vs {cb:.3f}")
+        elif ca < cb:
+            findings.append(f"{name} is better than rule-v2v on collision rate: {ca:.3f} vs {cb:.3f}")
+        else:
+            findings.append(f"{name} ties rule-v2v on collision rate: {ca:.3f}")
+        ra, rb = a["reaction_time_s"]["mean"], b["reaction_time_s"]["mean"]
+        if math.isfinite(rb) and (not math.isfinite(ra) or ra > rb):
+            findings.append(
+                f"{name} is WORSE than rule-v2v on mean reaction time: "
+                f"{'no follower reacted' if not math.isfinite(ra) else f'{ra:.2f} s'} vs {rb:.2f} s"
+            )
+        fa, fb = a["follower_reacted_rate"]["rate"], b["follower_reacted_rate"]["rate"]
+        if math.isfinite(fb) and (not math.isfinite(fa) or fa < fb):
+            findings.append(f"{name} is WORSE than rule-v2v on followers reacting: {fa:.3f} vs {fb:.3f}")
+    return findings
+
+
+def evaluate(
+    model: str | Path | None = None,
+    *,
+    policy: str | None = None,
+    scenario: str | None = None,
+    episodes: int = 20,
+    seed: int = 1000,
+    out: str | Path = "eval",
+    radio: Any = None,
+    radio_sweep: bool = False,
+    baselines: bool = True,
+    plots: bool = True,
+    backend: str | None = None,
+    max_steps: int | None = None,
+    config: Any = None,
+    env_kwargs: dict[str, Any] | None = None,
+    verbose: bool = True,
+) -> dict[str, Any]:
+    """Evaluate a model (or a baseline) on ``episodes`` seeds ``seed, seed+1, ...``.
+
+    Writes ``out/metrics.json`` (and PNG plots unless ``plots=False``), prints a summary table
+    when ``verbose``, and returns the metrics dict. ``policy`` is ``"model"`` (needs ``model``),
+    ``"no-v2v"`` or ``"rule-v2v"``; with ``baselines`` both baselines also run on the same seeds.
+    ``radio_sweep`` evaluates under ideal, measured and degraded radio profiles.
+    """
+    from roadsense_marl.env.config import make_env_config
+    from roadsense_marl.env.convoy_env import RoadSenseParallelEnv
+
+    policy = policy or ("model" if model is not None else None)
+    if policy is None:
+        raise ValueError("nothing to evaluate: give a MODEL path or --policy no-v2v|rule-v2v")
+    if policy not in POLICIES:
+        raise ValueError(f"unknown policy {policy!r}; valid: {', '.join(POLICIES)}")
+    if policy == "model" and model is None:
+        raise ValueError("policy 'model' needs a MODEL path (an SB3 .zip or a training run folder)")
+    if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1:
+        raise ValueError(f"episodes must be a whole number >= 1, got {episodes!r}")
+
+    model_path = progress = None
+    run_env_cfg: dict[str, Any] | None = None
+    if policy == "model":
+        model_path, run_env_cfg, progress = resolve_model(model)  # type: ignore[arg-type]
+
+    overrides: dict[str, Any] = dict(env_kwargs or {})
+    for key, val in (("scenario", scenario), ("backend", backend), ("max_steps", max_steps)):
+        if val is not None:
+            overrides[key] = val
+    base = config if config is not None else run_env_cfg
+    base_cfg = make_env_config(base, **overrides)  # validates early: unknown scenario keys, bad values
+    from roadsense_marl.sim import resolve_scenario
+
+    resolve_scenario(base_cfg.scenario, **base_cfg.scenario_kwargs)  # unknown scenario -> clear error now
+
+    radios: list[Any] = list(RADIO_SWEEP) if radio_sweep else [radio if radio is not None else base_cfg.radio]
+    policy_names = [policy] + ([b for b in BASELINES if b != policy] if baselines else [])
+    seeds = [seed + i for i in range(episodes)]
+    out_dir = Path(out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    results: list[dict[str, Any]] = []
+    all_records: dict[tuple[str, str], list[EpisodeRecord]] = {}
+    t0 = time.perf_counter()
+    for rad in radios:
+        cfg = make_env_config(base_cfg, radio=rad)
+        env = RoadSenseParallelEnv(config=cfg)
+        try:
+            for name in policy_names:
+                pol = load_model_policy(model_path, env) if name == "model" else make_baseline(name)  # type: ignore[arg-type]
+                t1 = time.perf_counter()
+                records = run_policy(env, pol, seeds)
+                eps = [episode_metrics(r) for r in records]
+                label = _radio_label(rad)
+                all_records[(name, label)] = records
+                results.append(
+                    {
+                        "policy": name,
+                        "radio": label,
+                        "radio_source": str(env.radio.nominal_params.source),
+                        "wall_time_s": time.perf_counter() - t1,
+                        "aggregate": aggregate(records, eps),
+                        "episodes": eps,
+                    }
+                )
+        finally:
+            env.close()
+
+    metrics = {
+        "scenario": base_cfg.scenario,
+        "policy": policy,
+        "model": str(model_path) if model_path else None,
+        "seeds": seeds,
+        "radios": [_radio_label(r) for r in radios],
+        "env_config": base_cfg.to_dict(),
+        "versions": _versions(),
+        "definitions": DEFINITIONS,
+        "wall_time_s": time.perf_counter() - t0,
+        "findings": compare_to_rule(results),
+        "results": results,
+        "plots": [],
+    }
+    if plots:
+        from roadsense_marl.evaluation.plots import write_plots
+
+        metrics["plots"] = [str(p) for p in write_plots(out_dir, results, all_records, progress_csv=progress)]
+    metrics = _jsonable(metrics)
+    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    if verbose:
+        print(summary_table(metrics))
+        print(f"metrics: {out_dir / 'metrics.json'}")
+    return metrics
+
+
+# ---- terminal summary ------------------------------------------------------------------------
+
+def _fmt_rate(r: dict) -> str:
+    if r.get("rate") is None:
+        return "-"
+    lo, hi = r.get("lo"), r.get("hi")
+    ci = f" [{lo:.2f},{hi:.2f}]" if lo is not None and hi is not None else ""
+    return f"{r['rate']:.2f}{ci} ({r['k']}/{r['n']})"
+
+
+def _fmt_mean(r: dict, unit: str = "", digits: int = 2) -> str:
+    if r.get("mean") is None:
+        return "-"
+    ci = f" ±{(r['hi'] - r['lo']) / 2:.{digits}f}" if r.get("lo") is not None and r.get("hi") is not None else ""
+    return f"{r['mean']:.{digits}f}{ci}{unit}"
+
+
+def summary_table(metrics: dict[str, Any]) -> str:
+    """A short policy x metric table, then the findings (a learned policy worse than rule-v2v is said plainly)."""
+    cols = ["policy", "radio", "collision rate [95% CI]", "agents crashed", "reacted", "reaction time",
+            "received", "min gap", "gap<10m", "PDR", "age mean/p95", "reward"]
+    rows = [cols]
+    for r in metrics["results"]:
+        a = r["aggregate"]
+        age = a["message_age"]
+        rows.append(
+            [
+                r["policy"],
+                r["radio"],
+                _fmt_rate(a["collision_rate"]),
+                f"{a['agent_collision_rate']['k']}/{a['agent_collision_rate']['n']}",
+                _fmt_rate(a["follower_reacted_rate"]).split(" [")[0] + f" ({a['follower_reacted_rate']['k']}/{a['follower_reacted_rate']['n']})",
+                _fmt_mean(a["reaction_time_s"], " s"),
+                _fmt_rate(a["follower_received_rate"]).split(" [")[0],
+                "-" if a["min_gap_m"]["min"] is None else f"{a['min_gap_m']['min']:.1f} m",
+                _fmt_mean(a["close_gap_share"], "", 3),
+                "-" if a["pdr"]["rate"] is None else f"{a['pdr']['rate']:.3f}",
+                "-" if age["mean_ms"] is None else f"{age['mean_ms']:.0f}/{age['p95_ms']:.0f} ms",
+                _fmt_mean(a["reward_mean"]),
+            ]
+        )
+    widths = [max(len(str(row[i])) for row in rows) for i in range(len(cols))]
+    lines = [f"{metrics['scenario']}: {len(metrics['seeds'])} episodes per row, seeds {metrics['seeds'][0]}..{metrics['seeds'][-1]}"]
+    for k, row in enumerate(rows):
+        lines.append("  ".join(str(v).ljust(w) for v, w in zip(row, widths)).rstrip())
+        if k == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    lines.extend(metrics.get("findings", []))
+    return "\n".join(lines)
+
+
+__all__: list[str] = [
+    "RADIO_SWEEP",
+    "compare_to_rule",
+    "evaluate",
+    "load_model_policy",
+    "model_policy",
+    "resolve_model",
+    "run_episode",
+    "run_policy",
+    "summary_table",
+]
