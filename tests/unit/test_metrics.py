@@ -1,0 +1,198 @@
+"""Pure evaluation metrics on hand-made arrays with known answers."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from roadsense_marl.espnow import load_params, loss_probability
+from roadsense_marl.evaluation.metrics import (
+    EpisodeRecord,
+    aggregate,
+    close_gap_share,
+    commanded_decel,
+    crash_colliders,
+    episode_metrics,
+    expected_delivery_ratio,
+    hazard_followers,
+    mean_interval,
+    min_gap,
+    pdr_by_distance,
+    reaction_steps,
+    received_from,
+    t_quantile_975,
+    wilson_interval,
+)
+
+
+def test_wilson_interval_matches_known_values():
+    lo, hi = wilson_interval(5, 10)
+    assert lo == pytest.approx(0.2366, abs=1e-4) and hi == pytest.approx(0.7634, abs=1e-4)
+    lo, hi = wilson_interval(0, 10)
+    assert lo == 0.0 and hi == pytest.approx(0.2775, abs=1e-4)
+    assert all(math.isnan(x) for x in wilson_interval(0, 0))
+    with pytest.raises(ValueError, match="k <= n"):
+        wilson_interval(3, 2)
+
+
+def test_t_quantile_table_and_expansion_agree_with_reference_values():
+    assert t_quantile_975(1) == pytest.approx(12.706, abs=1e-3)
+    assert t_quantile_975(31) == pytest.approx(2.0395, abs=2e-4)
+    assert t_quantile_975(60) == pytest.approx(2.0003, abs=2e-4)
+    assert t_quantile_975(120) == pytest.approx(1.9799, abs=2e-4)
+    assert t_quantile_975(30) > t_quantile_975(31) > t_quantile_975(1000) > 1.96
+
+
+def test_mean_interval_is_student_t_and_ignores_non_finite():
+    r = mean_interval([1.0, 2.0, 3.0, float("nan")])
+    assert r["mean"] == 2.0 and r["n"] == 3
+    assert r["hi"] - r["mean"] == pytest.approx(4.3027 / math.sqrt(3), abs=1e-4)
+    single = mean_interval([5.0])
+    assert single["mean"] == 5.0 and math.isnan(single["lo"])
+
+
+def test_hazard_followers_walk_the_leader_chain():
+    # slots: 0 -> 1 -> 2 -> 3 (front), 4 -> 3 in another lane; hazard is 2
+    leader = np.array([1, 2, 3, -1, 3])
+    assert hazard_followers(leader, 2).tolist() == [True, True, False, False, False]
+    assert hazard_followers(leader, 3).tolist() == [True, True, True, False, True]
+    assert not hazard_followers(leader, -1).any()
+
+
+def test_reaction_step_is_first_braking_step_after_onset():
+    decel = np.zeros((20, 3))
+    decel[10, 0] = 8.0  # braking in the onset step itself is not a reaction
+    decel[14:, 0] = 4.0
+    decel[12, 1] = 0.5  # exactly the threshold: not braking
+    decel[13, 1] = 0.51
+    decel[:, 2] = np.nan  # never acted
+    assert reaction_steps(decel, onset_step=10).tolist() == [14, 13, -1]
+
+
+def test_received_from_counts_only_delivered_messages_sent_at_or_after_onset():
+    step = np.array([4, 5, 5, 6, 7])
+    sender = np.array([2, 2, 2, 1, 2])
+    receiver = np.array([0, 1, 0, 0, 3])
+    delivered = np.array([True, True, False, True, False])
+    got = received_from(step, sender, receiver, delivered, hazard_slot=2, onset_step=5, n_slots=4)
+    assert got.tolist() == [False, True, False, False]
+
+
+def test_a_rear_end_crash_is_counted_once_at_the_collider():
+    m, t = 5, 10
+    leader = np.tile(np.array([1, 2, -1, 4, -1]), (t, 1))
+    cs = np.array([7, 7, -1, -1, -1])  # 0 hits 1: SUMO reports both
+    assert crash_colliders(cs, leader).tolist() == [True, False, False, False, False]
+    cs2 = np.array([7, 7, -1, 9, 9])  # two separate crashes
+    assert crash_colliders(cs2, leader).sum() == 2
+    cs3 = np.array([-1, -1, 3, -1, -1])  # a lone collided agent is a crash of its own
+    assert crash_colliders(cs3, leader).sum() == 1
+    assert crash_colliders(np.full(m, -1), leader).sum() == 0
+
+
+def test_gap_metrics_use_only_live_agent_steps():
+    gap = np.array([[30.0, np.inf], [8.0, np.nan], [np.nan, 4.0]])
+    present = np.array([[True, True], [True, False], [False, False]])
+    assert min_gap(gap, present) == 8.0
+    assert close_gap_share(gap, present) == pytest.approx(1 / 3)
+    assert math.isnan(close_gap_share(gap, np.zeros_like(present)))
+
+
+def test_commanded_decel_follows_the_env_action_semantics():
+    assert commanded_decel(np.array([0.0, 0.02, 0.5, 2.0]), "brake", 8.0).tolist() == [0.0, 0.0, 4.0, 8.0]
+    assert commanded_decel(np.array([0.5, -0.25, -3.0]), "accel", 8.0).tolist() == [0.0, 2.0, 8.0]
+    with pytest.raises(ValueError, match="action_mode"):
+        commanded_decel(np.zeros(1), "steer", 8.0)
+
+
+def test_expected_delivery_ratio_without_bursts_is_one_minus_loss():
+    params = load_params({"burst_loss": {"enabled": False}, "packet_loss": {"max_range_m": 120.0}})
+    d = np.array([5.0, 60.0, 110.0, 130.0])
+    exp = expected_delivery_ratio(params, d)
+    assert np.allclose(exp[:3], 1.0 - loss_probability(params, d[:3]))
+    assert exp[3] == 0.0  # past the hard range nothing is delivered
+
+
+def test_expected_delivery_ratio_with_bursts_matches_a_simulated_link_chain():
+    params = load_params({"burst_loss": {"enabled": True, "mean_burst_length": 3.0, "loss_multiplier": 2.5,
+                                         "max_loss_cap": 0.6}})
+    d = np.array([10.0, 70.0, 150.0])
+    p = loss_probability(params, d)
+    rng = np.random.default_rng(0)
+    links, steps = 4000, 200
+    in_burst = np.zeros((links, d.size), dtype=bool)
+    delivered = 0
+    c = 1.0 - 1.0 / params.burst_mean_length
+    boosted = np.maximum(p, np.minimum(params.burst_max_loss_cap, p * params.burst_loss_multiplier))
+    for _ in range(steps):
+        cont = in_burst & (rng.random(in_burst.shape) < c)
+        lost = rng.random(in_burst.shape) < np.where(cont, boosted, p)
+        delivered += (~lost).sum(axis=0)
+        in_burst = lost
+    simulated = delivered / (links * steps)
+    assert np.allclose(expected_delivery_ratio(params, d), simulated, atol=3e-3)
+    assert (expected_delivery_ratio(params, d) < 1.0 - p).all()  # bursts cost delivery
+
+
+def test_pdr_by_distance_bins_links_and_reports_empty_bins():
+    d = np.array([5.0, 15.0, 25.0, 49.9, 50.0, 150.0])
+    ok = np.array([True, False, True, True, False, False])
+    exp = np.array([0.9, 0.9, 0.8, 0.6, 0.5, 0.1])
+    bins = pdr_by_distance(d, ok, exp, edges=(0.0, 20.0, 50.0, 100.0, 200.0, math.inf))
+    assert [b["links"] for b in bins] == [2, 2, 1, 1, 0]
+    assert [b["pdr"] for b in bins[:4]] == [0.5, 1.0, 0.0, 0.0]
+    assert bins[1]["expected_pdr"] == pytest.approx(0.7)
+    assert math.isnan(bins[4]["pdr"]) and bins[4]["bin"] == "200+ m"
+
+
+def _record(onset: int = 10, brake_at: int = 13, dt: float = 0.1) -> EpisodeRecord:
+    """3 agents: 0 follows 1 follows 2 (hazard). 0 brakes at ``brake_at``; 1 crashes into 2 at step 15."""
+    t, m = 20, 3
+    present = np.ones((t, m), dtype=bool)
+    present[15:, 1:] = False
+    gap = np.tile(np.array([20.0, 15.0, np.inf]), (t, 1))
+    gap[15:, 1:] = np.nan
+    gap[14, 1] = 0.5
+    decel = np.zeros((t, m))
+    decel[15:, 1:] = np.nan
+    decel[brake_at:, 0] = 8.0
+    leader = np.tile(np.array([1, 2, -1]), (t, 1))
+    reward = np.ones((t, m))
+    reward[15:, 1:] = np.nan
+    comps = np.zeros((t, m, 2))
+    comps[..., 0] = reward
+    return EpisodeRecord(
+        seed=7, step_length=dt, agents=("A", "B", "C"), present=present, gap=gap, decel_cmd=decel,
+        leader_before=leader, reward=reward, components=comps, component_names=("safety", "comfort"),
+        n_visible=np.where(present, 1.0, np.nan), collided_step=np.array([-1, 14, 14]),
+        onset_step=onset, hazard_slot=2,
+        link_step=np.array([9, 11, 11]), link_sender=np.array([2, 2, 1]), link_receiver=np.array([1, 0, 0]),
+        link_distance=np.array([25.0, 50.0, 25.0]), link_delivered=np.array([True, True, True]),
+        link_expected_pdr=np.array([0.9, 0.8, 0.9]), message_age_ms=np.array([100.0, 200.0, 100.0, 100.0]),
+    )
+
+
+def test_episode_metrics_on_a_scripted_record():
+    e = episode_metrics(_record(onset=10, brake_at=13))
+    assert e["collision"] and e["crashes"] == 1 and e["n_collided_agents"] == 2
+    fol = {f["agent"]: f for f in e["followers"]}
+    assert set(fol) == {"A", "B"}
+    assert fol["A"]["reaction_step"] == 13 and fol["A"]["reaction_time_s"] == pytest.approx(0.3, abs=1e-12)
+    assert fol["A"]["received"] and not fol["B"]["received"]  # B's only message from C came before onset
+    assert not fol["B"]["reacted"] and fol["B"]["reaction_time_s"] is None and fol["B"]["collided"]
+    assert e["min_gap_m"] == 0.5
+    assert e["message_age"]["mean_ms"] == 125.0
+
+
+def test_aggregate_pools_episodes_with_intervals():
+    recs = [_record(brake_at=12), _record(brake_at=14)]
+    agg = aggregate(recs)
+    assert agg["episodes"] == 2 and agg["collision_rate"]["k"] == 2
+    assert agg["crashes_total"] == 2
+    assert agg["follower_reacted_rate"]["k"] == 2 and agg["follower_reacted_rate"]["n"] == 4
+    assert agg["reaction_time_s"]["mean"] == pytest.approx(0.3)
+    assert agg["reaction_time_s"]["min"] == pytest.approx(0.2) and agg["reaction_time_s"]["max"] == pytest.approx(0.4)
+    assert agg["pdr_by_distance"][1]["links"] == 4  # 25 m links of both episodes in the 20-50 m bin
+    assert agg["message_age"]["n"] == 8
