@@ -7,6 +7,7 @@ metrics, a terminal summary and plots.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import platform
@@ -204,6 +205,26 @@ def load_model_policy(path: Path, env: Any) -> Policy:
     return model_policy(model)
 
 
+@contextlib.contextmanager
+def _torch_threads(n: int | None):
+    """Run torch single-threaded inside the block (restored after).
+
+    One step's batch is a handful of agents: intra-op threads only add synchronisation, and on a
+    busy 2-core machine a tiny forward pass measured 50x slower with 2 threads than with 1.
+    """
+    if n is None:
+        yield
+        return
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 # ---- evaluate --------------------------------------------------------------------------------
 
 def _radio_label(radio: Any) -> str:
@@ -263,6 +284,13 @@ def _jsonable(x: Any) -> Any:
 def compare_to_rule(results: list[dict[str, Any]]) -> list[str]:
     """Plain findings: where a learned policy is worse (or not) than ``rule-v2v`` on the same seeds."""
     findings = []
+    for r in results:
+        if r["aggregate"]["followers"] == 0:
+            findings.append(
+                f"{r['policy']} ({r['radio']} radio): no hazard with followers happened in any episode, so there is "
+                "nothing to react to (is max_steps beyond hazard.step_window?)"
+            )
+            break
     rule = {r["radio"]: r["aggregate"] for r in results if r["policy"] == "rule-v2v"}
     for r in results:
         if r["policy"] in BASELINES or r["radio"] not in rule:
@@ -357,7 +385,8 @@ def evaluate(
             for name in policy_names:
                 pol = load_model_policy(model_path, env) if name == "model" else make_baseline(name)  # type: ignore[arg-type]
                 t1 = time.perf_counter()
-                records = run_policy(env, pol, seeds)
+                with _torch_threads(1 if name == "model" else None):
+                    records = run_policy(env, pol, seeds)
                 eps = [episode_metrics(r) for r in records]
                 label = _radio_label(rad)
                 all_records[(name, label)] = records
