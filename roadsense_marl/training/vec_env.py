@@ -203,6 +203,10 @@ def close_proc_concat_vec(vec: ProcConcatVec, timeout_s: float = 10.0) -> None:
             proc.join()
     for pipe in vec.pipes:
         pipe.close()
+    # ProcConcatVec.__del__ calls close() again; with no workers left to talk to it does
+    # nothing. Without this, a copy of this object inherited by a later forked worker fails
+    # in __del__ with "can only test a child process" (proc.is_alive() from a non-parent).
+    vec.pipes, vec.procs = [], []
     if failures:
         raise RuntimeError("closing the vector env's workers failed:\n" + "\n".join(failures))
 

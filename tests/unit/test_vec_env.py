@@ -281,14 +281,15 @@ def test_ppo_with_the_same_seed_ends_with_identical_parameters_and_another_seed_
 
 def test_closing_a_two_process_vec_env_closes_every_env_in_every_worker(tmp_path):
     venv = toy_vec_env(num_envs=4, num_cpus=2, marker_dir=str(tmp_path))
-    worker_pids = {proc.pid for proc in venv.venv.venv.venv.procs}
+    workers = list(venv.venv.venv.venv.procs)
+    worker_pids = {proc.pid for proc in workers}
     venv.reset()
     venv.step(np.full((venv.num_envs, 1), 0.5, np.float32))
     venv.close()
     markers = list(tmp_path.glob("closed-*"))
     assert len(markers) == 4
     assert {int(m.name.split("-")[1]) for m in markers} == worker_pids and len(worker_pids) == 2
-    assert not any(proc.is_alive() for proc in venv.venv.venv.venv.procs)
+    assert not any(proc.is_alive() for proc in workers)
     venv.close()  # idempotent
     assert len(list(tmp_path.glob("closed-*"))) == 4
 
