@@ -115,7 +115,11 @@ class LinkDraws:
 def draw_link_randomness(rng: np.random.Generator, n_links: int, n_fields: int) -> LinkDraws:
     """All draws of a broadcast, in this fixed order: ``u = rng.random((n_links, 2))`` (columns:
     burst, loss), then ``z = rng.standard_normal((n_links, 1 + n_fields))`` (column 0: latency,
-    columns 1..: noise per payload column)."""
+    columns 1..: noise per payload column).
+
+    Double precision: single-precision generation (``dtype=float32``) was measured no faster
+    here once converted back for the float64 formulas (N=100 all in range: 3.9 vs 3.6 ms/step).
+    """
     u = rng.random((n_links, 2))
     z = rng.standard_normal((n_links, 1 + n_fields))
     return LinkDraws(u[:, 0], u[:, 1], z[:, 0], z[:, 1:])
@@ -227,11 +231,13 @@ def noise_stds(params: RadioParams, fields: tuple[str, ...]) -> np.ndarray:
 def apply_sensor_noise(
     payload: np.ndarray, z_noise: np.ndarray, stds: np.ndarray, speed_col: int | None, heading_col: int | None
 ) -> np.ndarray:
-    """Noisy copies ``payload + stds * z``; speed clamped at 0, heading wrapped to [0, 360). Pure."""
-    out = payload + z_noise * stds
+    """Noisy copies ``payload + stds * z`` (float64); speed clamped at 0, heading wrapped to [0, 360). Pure."""
+    out = z_noise * stds
+    out += payload
     if speed_col is not None:
         np.maximum(out[:, speed_col], 0.0, out=out[:, speed_col])
     if heading_col is not None:
-        h = np.mod(out[:, heading_col], 360.0)
-        out[:, heading_col] = np.where(h >= 360.0, 0.0, h)  # -1e-17 % 360 == 360.0
+        h = out[:, heading_col]
+        np.mod(h, 360.0, out=h)
+        h[h >= 360.0] = 0.0  # -1e-17 % 360 == 360.0
     return out

@@ -10,8 +10,10 @@ Storage (all NumPy, no per-link Python objects):
 - a link pool: one row per link ever in range this episode (receiver, sender, burst state and
   the receiver-table entry for that sender: send time, arrival time, noisy payload, message id),
   with a ``capacity x capacity`` int32 index (zero-initialised, so untouched pages cost no memory);
-- in-flight messages: flat arrays (link row, send time, arrival time, payload, message id),
-  moved into the pool's table entries by :meth:`Radio.receive` once they have arrived.
+- in-flight messages: one :class:`_InFlight` batch per broadcast (link rows, arrival times, payloads,
+  message ids; one send time), moved into the pool's table entries by :meth:`Radio.receive` once
+  they have arrived. A batch that has wholly arrived (or not at all) is moved (or kept) as it is,
+  without copying its arrays.
 """
 
 from __future__ import annotations
@@ -78,6 +80,24 @@ class RxBatch:
         return len(self.receiver)
 
 
+@dataclass
+class _InFlight:
+    """The delivered copies of one broadcast still in flight (link rows in canonical order)."""
+
+    lid: np.ndarray
+    t: float
+    arr: np.ndarray
+    pay: np.ndarray
+    mid: np.ndarray
+    first: float  # earliest arrival
+    last: float  # latest arrival
+
+    def keep(self, mask: np.ndarray) -> "_InFlight":
+        arr = self.arr[mask]
+        return _InFlight(self.lid[mask], self.t, arr, np.compress(mask, self.pay, axis=0), self.mid[mask],
+                         float(arr.min()) if len(arr) else np.inf, float(arr.max()) if len(arr) else -np.inf)
+
+
 def _slots(name: str, slots: Any, capacity: int) -> np.ndarray:
     arr = np.asarray(slots)
     if arr.ndim != 1 or (arr.size and not np.issubdtype(arr.dtype, np.integer)):
@@ -100,6 +120,17 @@ def _sorted_distinct(name: str, slots: np.ndarray) -> np.ndarray | None:
     if dup.any():
         raise ValueError(f"{name} must hold distinct slots; slot {s[1:][dup][0]} repeats")
     return order
+
+
+def _records(a: np.ndarray) -> np.ndarray:
+    """A C-contiguous 2-D array seen as one opaque record per row (no copy): row gathers and
+    scatters on it move whole rows at once, several times faster than 2-D fancy indexing."""
+    return a.view(np.dtype((np.void, a.shape[1] * a.itemsize))).reshape(a.shape[0])
+
+
+def _take_rows(a: np.ndarray, rows: Any) -> np.ndarray:
+    """``a[rows]`` for an int index or slice, through ``np.take`` (faster than fancy indexing)."""
+    return a[rows] if isinstance(rows, slice) else np.take(a, rows, axis=0)
 
 
 def _xy(name: str, xy: Any, n: int) -> np.ndarray:
@@ -173,11 +204,7 @@ class Radio:
         self._t_arr = np.zeros(size)
         self._t_pay = np.zeros((size, f))
         self._t_msg = np.full(size, -1, np.int64)
-        self._p_link = np.empty(0, np.int64)
-        self._p_ts = np.empty(0)
-        self._p_arr = np.empty(0)
-        self._p_pay = np.empty((0, f))
-        self._p_msg = np.empty(0, np.int64)
+        self._pending: list[_InFlight] = []
         self._last_receive_ms = -np.inf
         self._req = np.zeros(cap, bool)
 
@@ -251,12 +278,16 @@ class Radio:
         n = len(ri)
 
         lid = self._link_rows(r_slot, s_slot)
+        # Dense steady state: this broadcast's links are the whole pool, in row order.
+        rows: np.ndarray | slice = slice(0, n) if (self._sorted and n == self._n) else lid
         draws = draw_link_randomness(self._rng, n, len(self.payload_fields))
-        lost, latency = resolve_links(self.params, dist, self._l_burst[lid], draws)
-        self._l_burst[lid] = lost
+        lost, latency = resolve_links(self.params, dist, self._l_burst[rows], draws)
+        self._l_burst[rows] = lost
         ok = ~lost
-        noisy = apply_sensor_noise(pay[si[ok]], draws.z_noise[ok], self._stds, self._speed_col, self._heading_col)
-        self._enqueue(lid[ok], t, t + latency[ok], noisy, mids[si[ok]])
+        si_ok = si[ok]
+        noisy = apply_sensor_noise(np.take(pay, si_ok, axis=0), np.compress(ok, draws.z_noise, axis=0),
+                                   self._stds, self._speed_col, self._heading_col)
+        self._enqueue(lid[ok], t, t + latency[ok], noisy, mids[si_ok])
         self.last_links = LinkBatch(s_slot, r_slot, dist, ok, np.where(ok, latency, np.nan))
         return self.last_links
 
@@ -292,14 +323,8 @@ class Radio:
         self._t_pay, self._t_msg = g(self._t_pay), g(self._t_msg, -1)
 
     def _enqueue(self, lid: np.ndarray, t: float, arr: np.ndarray, pay: np.ndarray, mid: np.ndarray) -> None:
-        if len(self._p_link) == 0:
-            self._p_link, self._p_ts, self._p_arr, self._p_pay, self._p_msg = lid, np.full(len(lid), t), arr, pay, mid
-            return
-        self._p_link = np.concatenate((self._p_link, lid))
-        self._p_ts = np.concatenate((self._p_ts, np.full(len(lid), t)))
-        self._p_arr = np.concatenate((self._p_arr, arr))
-        self._p_pay = np.concatenate((self._p_pay, pay))
-        self._p_msg = np.concatenate((self._p_msg, mid))
+        if len(lid):
+            self._pending.append(_InFlight(lid, t, arr, pay, mid, float(arr.min()), float(arr.max())))
 
     # ---- receive ---------------------------------------------------------------------------
     def receive(self, now_ms: float, receiver_slots: Any) -> RxBatch:
@@ -326,39 +351,50 @@ class Radio:
         idx = slice(0, n) if m.all() else np.flatnonzero(m)  # slices copy faster than a gather
         ts = self._t_ts[idx].copy()
         return RxBatch(
-            self._l_recv[idx].copy(), self._l_send[idx].copy(), self._t_pay[idx].copy(), ts, now - ts,
-            self._t_arr[idx].copy(), self._t_msg[idx].copy(),
+            self._l_recv[idx].copy(), self._l_send[idx].copy(), _take_rows(self._t_pay[:n], idx).copy(), ts,
+            now - ts, self._t_arr[idx].copy(), self._t_msg[idx].copy(),
         )
 
     def _deliver(self, now: float) -> None:
-        if len(self._p_arr) == 0:
+        if not self._pending or min(b.first for b in self._pending) > now:
             return
-        arrived = self._p_arr <= now
-        if not arrived.any():
-            return
-        if arrived.all():
-            lid, ts, arr, pay, mid = self._p_link, self._p_ts, self._p_arr, self._p_pay, self._p_msg
-            self._p_link, self._p_ts, self._p_arr = lid[:0], ts[:0], arr[:0]
-            self._p_pay, self._p_msg = pay[:0], mid[:0]
-        else:
-            lid, ts, arr = self._p_link[arrived], self._p_ts[arrived], self._p_arr[arrived]
-            pay, mid = self._p_pay[arrived], self._p_msg[arrived]
-            stay = ~arrived
-            self._p_link, self._p_ts, self._p_arr = self._p_link[stay], self._p_ts[stay], self._p_arr[stay]
-            self._p_pay, self._p_msg = self._p_pay[stay], self._p_msg[stay]
-        if len(lid) > 1 and not (lid[1:] > lid[:-1]).all() and len(np.unique(lid)) != len(lid):
+        parts: list[_InFlight] = []
+        stay: list[_InFlight] = []
+        for b in self._pending:  # one per broadcast still in flight: a handful, not per link
+            if b.first > now:
+                stay.append(b)
+            elif b.last <= now:
+                parts.append(b)
+            else:
+                arrived = b.arr <= now
+                parts.append(b.keep(arrived))
+                stay.append(b.keep(~arrived))
+        self._pending = stay
+        if len(parts) == 1:
+            p = parts[0]
+            lid, ts, arr, pay, mid = p.lid, np.full(len(p.lid), p.t), p.arr, p.pay, p.mid
+        else:  # in enqueue order, so "later enqueued" below keeps its meaning
+            lid = np.concatenate([p.lid for p in parts])
+            ts = np.concatenate([np.full(len(p.lid), p.t) for p in parts])
+            arr = np.concatenate([p.arr for p in parts])
+            pay = np.concatenate([p.pay for p in parts])
+            mid = np.concatenate([p.mid for p in parts])
+        ordered = len(lid) < 2 or bool((lid[1:] > lid[:-1]).all())
+        if not ordered and len(np.unique(lid)) != len(lid):
             # Several arrivals on one link: keep the latest sent (ties: the later enqueued).
             o = np.lexsort((np.arange(len(lid)), ts, lid))
             last = np.r_[lid[o][1:] != lid[o][:-1], True]
             pick = o[last]
-            lid, ts, arr, pay, mid = lid[pick], ts[pick], arr[pick], pay[pick], mid[pick]
+            lid, ts, arr, pay, mid = lid[pick], ts[pick], arr[pick], np.take(pay, pick, axis=0), mid[pick]
+            ordered = True  # pick follows increasing lid
         newer = ~self._t_has[lid] | (ts > self._t_ts[lid])
         if not newer.all():
-            lid, ts, arr, pay, mid = lid[newer], ts[newer], arr[newer], pay[newer], mid[newer]
-        if len(lid) and lid[0] == 0 and lid[-1] == len(lid) - 1 and len(lid) == self._n:
+            lid, ts, arr, pay, mid = lid[newer], ts[newer], arr[newer], np.compress(newer, pay, axis=0), mid[newer]
+        if ordered and len(lid) == self._n and len(lid) and lid[0] == 0:
             lid = slice(0, len(lid))  # every link at once, in row order (dense steady state)
         self._t_has[lid] = True
-        self._t_ts[lid], self._t_arr[lid], self._t_pay[lid], self._t_msg[lid] = ts, arr, pay, mid
+        self._t_ts[lid], self._t_arr[lid], self._t_msg[lid] = ts, arr, mid
+        _records(self._t_pay)[lid] = _records(np.ascontiguousarray(pay))
 
     def _sort_pool(self) -> None:
         """Renumber link rows in (receiver, sender) order so receive output needs no sort."""
@@ -370,7 +406,8 @@ class Radio:
             a = getattr(self, name)
             a[:n] = a[perm]
         self._index[self._l_recv[:n], self._l_send[:n]] = np.arange(1, n + 1)
-        self._p_link = new_row[self._p_link]
+        for b in self._pending:
+            b.lid = new_row[b.lid]
         self._sorted = True
 
     # ---- vehicles leaving ------------------------------------------------------------------
@@ -387,15 +424,18 @@ class Radio:
         rows = gone[self._l_recv[:n]] | gone[self._l_send[:n]]
         self._t_has[:n][rows] = False
         self._l_burst[:n][rows] = False
-        if len(self._p_link):
-            stay = ~rows[self._p_link]
-            self._p_link, self._p_ts, self._p_arr = self._p_link[stay], self._p_ts[stay], self._p_arr[stay]
-            self._p_pay, self._p_msg = self._p_pay[stay], self._p_msg[stay]
+        pending = []
+        for b in self._pending:
+            stay = ~rows[b.lid]
+            b = b if stay.all() else b.keep(stay)
+            if len(b.lid):
+                pending.append(b)
+        self._pending = pending
 
     # ---- introspection ---------------------------------------------------------------------
     def in_flight_message_ids(self) -> np.ndarray:
         """Message ids still in flight or held in some receive table (for side tables of the object API)."""
-        return np.concatenate((self._p_msg, self._t_msg[: self._n][self._t_has[: self._n]]))
+        return np.concatenate([b.mid for b in self._pending] + [self._t_msg[: self._n][self._t_has[: self._n]]])
 
     def _require_reset(self) -> None:
         if self._rng is None:
