@@ -94,7 +94,8 @@ class _InFlight:
 
     def keep(self, mask: np.ndarray) -> "_InFlight":
         arr = self.arr[mask]
-        return _InFlight(self.lid[mask], self.t, arr, np.compress(mask, self.pay, axis=0), self.mid[mask],
+        pay = np.compress(mask, _records(self.pay)).view(np.float64).reshape(-1, self.pay.shape[1])
+        return _InFlight(self.lid[mask], self.t, arr, pay, self.mid[mask],
                          float(arr.min()) if len(arr) else np.inf, float(arr.max()) if len(arr) else -np.inf)
 
 
@@ -284,10 +285,13 @@ class Radio:
         lost, latency = resolve_links(self.params, dist, self._l_burst[rows], draws)
         self._l_burst[rows] = lost
         ok = ~lost
-        si_ok = si[ok]
-        noisy = apply_sensor_noise(np.take(pay, si_ok, axis=0), np.compress(ok, draws.z_noise, axis=0),
-                                   self._stds, self._speed_col, self._heading_col)
-        self._enqueue(lid[ok], t, t + latency[ok], noisy, mids[si_ok])
+        # Noise on every link's copy, then keep the delivered rows as whole records: cheaper than
+        # selecting rows of the strided noise block first (2-D boolean selection is slow).
+        noisy = apply_sensor_noise(np.take(pay, si, axis=0), draws.z_noise, self._stds, self._speed_col,
+                                   self._heading_col)
+        if not ok.all():
+            noisy = np.compress(ok, _records(noisy)).view(np.float64).reshape(-1, noisy.shape[1])
+        self._enqueue(lid[ok], t, t + latency[ok], noisy, mids[si[ok]])
         self.last_links = LinkBatch(s_slot, r_slot, dist, ok, np.where(ok, latency, np.nan))
         return self.last_links
 
