@@ -105,6 +105,7 @@ class RewardConfig:
     very_hard_brake_large_gap: float = -4.0
     ignore_warning: float = -5.0
     early_reaction: float = 2.0
+    progress: float = 0.0  # x speed / 30 m/s per step; > 0 stops "park at a safe gap" from being optimal
     signal_threshold: float = 0.1  # braking_signal at or above this counts as "set"
 
     def __post_init__(self) -> None:

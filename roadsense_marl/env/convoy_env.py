@@ -100,7 +100,9 @@ class RoadSenseParallelEnv(ParallelEnv):
     (collision -100; gap 5..20 m linear -5..+4; 20..35 m +4; beyond 35 m -2; no leader 0),
     ``comfort`` (deceleration penalty, softened close to a leader), ``hard_brake`` (braking
     with a gap above 35 m), ``ignore_warning`` (not braking while warned and closing),
-    ``early_reaction`` (braking on a warning with a gap above 15 m). Each term is in
+    ``early_reaction`` (braking on a warning with a gap above 15 m), ``progress`` (speed / 30,
+    weight 0 by default: set ``reward={"progress": w}`` so that stopping is not a free way to
+    keep a safe gap; the shipped training config does). Each term is in
     ``info["reward_components"]``; weights are the ``reward`` config section.
 
     ## Starting State

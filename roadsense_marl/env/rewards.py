@@ -19,6 +19,9 @@ Terms (weights from :class:`roadsense_marl.env.config.RewardConfig`; defaults in
 - ``ignore_warning``: braking signal set (>= ``signal_threshold``), not braking (d <= 0.5),
   moving (v > 0.5 m/s) and closing on the leader -> ``ignore_warning`` [-5] x signal.
 - ``early_reaction``: signal set, braking (d > 0.5) and gap > 15 m -> ``early_reaction`` [+2] x signal.
+- ``progress``: ``progress`` [0] x speed / 30 m/s. Off by default (the original reward has no such
+  term). Without it, a convoy that stops at a 20..35 m gap collects the best safety reward
+  forever without moving; the shipped training config turns it on for that reason.
 
 Vehicles whose motion is imposed (the hazard vehicle while it brakes) get no comfort,
 hard-brake or warning terms: they did not choose that motion.
@@ -30,7 +33,7 @@ import numpy as np
 
 from roadsense_marl.env.config import RewardConfig
 
-REWARD_COMPONENTS = ("safety", "comfort", "hard_brake", "ignore_warning", "early_reaction")
+REWARD_COMPONENTS = ("safety", "comfort", "hard_brake", "ignore_warning", "early_reaction", "progress")
 BRAKING_DECEL = 0.5  # m/s^2: below this an agent counts as not braking
 HARD_DECEL = 4.5
 MOVING_SPEED = 0.5
@@ -101,6 +104,7 @@ def compute_rewards(
         "hard_brake": np.where(chosen, hard_brake, 0.0),
         "ignore_warning": np.where(chosen, ignore_warning, 0.0),
         "early_reaction": np.where(chosen, early, 0.0),
+        "progress": w.progress * np.asarray(speed, dtype=np.float64) / 30.0,
     }
     total = sum(components.values())
     return np.asarray(total, dtype=np.float64), components

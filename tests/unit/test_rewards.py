@@ -65,3 +65,12 @@ def test_imposed_motion_gets_only_the_safety_term():
 def test_total_is_sum_of_components():
     total, c = _r(gap=14, accel=-3.3, closing=1.0, signal=0.5)
     assert total == pytest.approx(sum(c.values()))
+
+
+def test_progress_term_is_off_by_default_and_scales_with_speed():
+    assert _r(gap=25, speed=15.0)[1]["progress"] == 0.0
+    total, c = compute_rewards(
+        np.array([25.0]), np.array([False]), np.array([0.0]), np.array([15.0]), np.array([0.0]),
+        np.array([0.0]), np.array([False]), RewardConfig(progress=4.0),
+    )
+    assert c["progress"][0] == pytest.approx(2.0) and total[0] == pytest.approx(6.0)
