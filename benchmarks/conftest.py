@@ -47,7 +47,7 @@ class RawSumoCache:
 
     def get(self, n: int) -> dict[str, float]:
         if n not in self._rates:
-            self._rates[n] = raw_sumo_rate(n, steps=raw_steps_for(n))
+            self._rates[n] = raw_sumo_rate(n, steps=raw_steps_for(n), reps=7)
         return self._rates[n]
 
 

@@ -27,26 +27,32 @@ from harness import (
 )
 
 # ---- floors (see the module docstring and the report of issue 7 for the measurements) -------
-#: Raw SUMO: cost must grow with N (SUMO ~1.65 us/vehicle + Python getters per vehicle).
-RAW_RATE_2_OVER_200_MIN = 20.0
-#: Full env (libsumo) env-steps/s divided by raw SUMO steps/s at the same N.
+#: Raw SUMO steps/s at N=2 over N=200 (measured 61-70): the cost must grow with the vehicles
+#: really present (SUMO ~1.65 us/vehicle + one Python getter round per vehicle); half, rounded.
+RAW_RATE_2_OVER_200_MIN = 30.0
+#: Full env (libsumo) env-steps/s over raw SUMO steps/s at the same N; measured 0.040-0.042 at
+#: N=10 and 0.117-0.118 at N=50 (the issue's targets are 0.2 and 0.33): about half of that.
 ENV_RATIO_FLOOR = {10: 0.02, 50: 0.05}
-#: Radio: growth exponent of cost vs N on the highway (culled links) must stay well below 2;
-#: on the all-in-range convoy the work is N^2 links, so the exponent must show it (>1.4).
-RADIO_HIGHWAY_EXPONENT_MAX = 1.2
-RADIO_CONVOY_EXPONENT_MIN = 1.4
+#: Radio growth exponent (log-log slope) over the large N (200, 500, 1000), where fixed per-call
+#: costs no longer hide the growth. Highway (out-of-range pairs culled): measured 0.83, must stay
+#: clearly below 2. Convoy (every pair a link, N^2 work): measured 2.2; the floor checks that the
+#: layout really puts everyone in range, so the highway figure means something.
+RADIO_LARGE_N = (200, 500, 1000)
+RADIO_HIGHWAY_EXPONENT_MAX = 1.3
+RADIO_CONVOY_EXPONENT_MIN = 1.7
 #: traci: reset() (``load``) must be at least this many times cheaper than a new SUMO process
 #: (measured ~10x). libsumo: ``load`` costs what ``start`` costs (both in-process, measured
 #: reset/restart ~1.3), so the floor only says a reset never costs more than 2.5 restarts.
 RESET_TRACI_SPEEDUP_MIN = 5.0
 RESET_LIBSUMO_OVER_RESTART_MAX = 2.5
-#: Training (num_cpus=1) agent-steps/s over the bare env's agent-steps/s at the same N: the cost
-#: of SuperSuit + SB3 + PPO updates on top of the env (measured ~0.2).
-TRAIN_OVER_ENV_MIN = 0.08
-#: Two worker processes vs one: on 2 cores shared with other work the measured gain was
-#: 0.8-1.9x; the floor only catches a collapse of the multi-process path.
-TRAIN_2CPU_OVER_1CPU_MIN = 0.5
-#: Memory: RSS growth between env step 1,000 and 10,000 (MB).
+#: Training (num_cpus=1) agent-steps/s over the bare env's agent-steps/s at the same N: what
+#: SuperSuit + SB3 + PPO updates leave of the env's speed (measured 0.26-0.44); ~half the low end.
+TRAIN_OVER_ENV_MIN = 0.1
+#: Two worker processes vs one (measured 0.74-0.82 on 2 cores shared with other work: the workers,
+#: the parent and the other sessions compete for the cores); half, so only a collapse fails.
+TRAIN_2CPU_OVER_1CPU_MIN = 0.35
+#: RSS growth between env step 1,000 and 10,000 (measured 0.0-0.01 MB): a leak of >= 2.3 KB per
+#: step fails.
 MEMORY_GROWTH_MAX_MB = 20.0
 
 # ---- the issue's targets (reported, not asserted) ---------------------------------------------
@@ -85,7 +91,7 @@ def test_parallel_env_rate_against_raw_sumo(raw_sumo, results):
     """parallel_env(...).step with random actions, hazards on, measured radio; libsumo and traci."""
     figures, rows = {}, []
     ratios = {}
-    for backend, steps, reps in (("libsumo", 200, 3), ("traci", 100, 2)):
+    for backend, steps, reps in (("libsumo", 200, 5), ("traci", 100, 3)):
         for n in SCALING_N:
             r = env_rate(n, backend, steps=steps, reps=reps, hazard=HAZARD_EARLY)
             raw = raw_sumo.get(n)["steps_per_s"]
@@ -115,7 +121,7 @@ def test_radio_cost_growth_on_convoy_and_highway(results):
     for kind in ("convoy", "highway"):
         costs = []
         for n in RADIO_N:
-            steps = 15 if n <= 200 else (7 if n <= 500 else 5)
+            steps = 30 if n <= 200 else (9 if n <= 500 else 5)
             r = radio_step_ms(n, kind, steps=steps)
             figures[f"{kind}/{n}"] = r
             costs.append(r["ms_per_step"])
@@ -125,11 +131,15 @@ def test_radio_cost_growth_on_convoy_and_highway(results):
                 f"<= {target:g} ms" if target else "", _status(r["ms_per_step"] <= target) if target else "",
             ))
         slopes[kind] = loglog_slope(list(RADIO_N), costs)
-        rows.append((f"radio growth exponent {kind} (log-log slope)", slopes[kind], "", "", ""))
+        large = [c for n, c in zip(RADIO_N, costs) if n in RADIO_LARGE_N]
+        slopes[f"{kind}_large_n"] = loglog_slope(list(RADIO_LARGE_N), large)
+        rows.append((f"radio growth exponent {kind}, all N", slopes[kind], "", "", ""))
+        rows.append((f"radio growth exponent {kind}, N=200..1000", slopes[f"{kind}_large_n"], "", "", ""))
     figures["exponents"] = slopes
     results.record("3 radio", figures, rows)
-    assert slopes["highway"] < RADIO_HIGHWAY_EXPONENT_MAX, f"highway radio cost grows as N^{slopes['highway']:.2f}"
-    assert slopes["convoy"] > RADIO_CONVOY_EXPONENT_MIN, f"all-in-range cost grows only as N^{slopes['convoy']:.2f}"
+    hw, cv = slopes["highway_large_n"], slopes["convoy_large_n"]
+    assert hw < RADIO_HIGHWAY_EXPONENT_MAX, f"highway radio cost grows as N^{hw:.2f} (out-of-range links not culled?)"
+    assert cv > RADIO_CONVOY_EXPONENT_MIN, f"all-in-range radio cost grows only as N^{cv:.2f}: not every pair linked"
 
 
 # ---- case 4 ------------------------------------------------------------------------------------
@@ -180,7 +190,7 @@ def test_reset_is_cheaper_than_a_sumo_restart(results):
 
 
 def _training_rate(num_cpus: int, make_vec_env, n: int = 10) -> dict[str, float]:
-    """PPO agent-steps/s over two rollouts + updates after a warm-up rollout + update.
+    """PPO agent-steps/s over three rollouts + updates after a warm-up rollout + update.
 
     torch runs on one thread: on 2 shared cores its default (2 threads) made the small Deep Sets
     forward passes 4-5x slower (measured 490 vs ~1,600 agent-steps/s at num_cpus=1).
@@ -204,7 +214,7 @@ def _training_rate(num_cpus: int, make_vec_env, n: int = 10) -> dict[str, float]
         model.learn(total_timesteps=per_rollout)  # warm-up: torch, SUMO start, first update
         start = model.num_timesteps
         t0 = time.perf_counter()
-        model.learn(total_timesteps=2 * per_rollout, reset_num_timesteps=False)
+        model.learn(total_timesteps=3 * per_rollout, reset_num_timesteps=False)
         elapsed = time.perf_counter() - t0
         done = model.num_timesteps - start
     finally:
