@@ -256,9 +256,13 @@ class RoadSenseParallelEnv(ParallelEnv):
     def step(self, actions: dict[str, Any]) -> tuple[dict, dict, dict, dict, dict]:
         if not self.agents:
             raise RuntimeError("step() called on an ended episode (no agents left): call reset() first")
+        acts = self._parse_actions(actions)  # a bad action raises here and changes nothing
+        # From here on, any failure (e.g. SUMO died) ends the episode and closes SUMO.
+        return self._guard(self._advance, acts)
+
+    def _advance(self, acts: np.ndarray) -> tuple[dict, dict, dict, dict, dict]:
         cfg = self.config
         live = self.agents
-        acts = self._parse_actions(actions)
         t_step = self.num_steps
         states = self._states
 
@@ -268,7 +272,7 @@ class RoadSenseParallelEnv(ParallelEnv):
         self._advance_hazard(states, t_step)
         # 3. step SUMO
         prev_t = self._t_ms
-        new_states = self._guard(self.sim.step)
+        new_states = self.sim.step()
         self.num_steps += 1
         self._t_ms = new_states.time_s * 1000.0
         self._check_known(new_states.ids)

@@ -273,3 +273,25 @@ def test_render_rgb_array_frame():
 def test_human_render_needs_traci():
     with pytest.raises(ValueError, match="backend='traci'"):
         parallel_env(scenario="convoy_3", render_mode="human")
+
+
+def test_sumo_dying_mid_episode_is_a_clear_error_and_leaves_nothing_running():
+    import signal
+
+    from roadsense_marl.sim import SumoError
+
+    env = parallel_env(scenario="convoy_6", backend="traci", max_steps=100)
+    try:
+        env.reset(seed=0)
+        env.step(zero_actions(env))
+        pid = env.sim.pid
+        os.kill(pid, signal.SIGKILL)  # fault injection: SUMO dies under the env
+        with pytest.raises(SumoError) as err:
+            for _ in range(5):
+                env.step(zero_actions(env))
+        assert "SUMO" in str(err.value)
+        assert env.agents == []  # the episode is over, not half-alive
+        obs, _ = env.reset(seed=1)  # and the env recovers with a fresh SUMO on the next reset
+        assert obs and env.sim.pid != pid
+    finally:
+        env.close()
