@@ -190,7 +190,6 @@ class RoadSenseParallelEnv(ParallelEnv):
         self._root_seed: np.random.SeedSequence | None = None
         self._states = None
         self._built = None
-        self._closed = False
         weakref.finalize(self, _close_sim, self.sim)
 
     # -- PettingZoo API ---------------------------------------------------------------
@@ -363,7 +362,6 @@ class RoadSenseParallelEnv(ParallelEnv):
         return self._states
 
     def close(self) -> None:
-        self._closed = True
         self.sim.close()
 
     def state(self) -> np.ndarray:
@@ -551,7 +549,6 @@ class RoadSenseParallelEnv(ParallelEnv):
         self._last_ego[slots] = built.ego
         self._last_peers[slots] = built.peers
         self._last_mask[slots] = built.peer_mask
-        self._built_slots = slots
         self._built = built
         obs = {
             v: {"ego": built.ego[i], "peers": built.peers[i], "peer_mask": built.peer_mask[i]}

@@ -62,7 +62,6 @@ class SingleEgoEnv(gym.Env):
         self.observation_space = self.multi.observation_space(self.ego_id)
         self.action_space = self.multi.action_space(self.ego_id)
         self.render_mode = self.multi.render_mode
-        self._last_obs: dict | None = None
 
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[dict, dict]:
         super().reset(seed=seed)
@@ -71,7 +70,6 @@ class SingleEgoEnv(gym.Env):
             if not self.multi.agents:
                 raise RuntimeError(f"ego {self.ego_id!r} was never inserted by SUMO (dropped by scenario variation?)")
             obs, _, _, _, infos = self.multi.step({})
-        self._last_obs = obs[self.ego_id]
         return obs[self.ego_id], infos[self.ego_id]
 
     def step(self, action: Any) -> tuple[dict, float, bool, bool, dict]:
@@ -82,7 +80,6 @@ class SingleEgoEnv(gym.Env):
         terminated, truncated = terms[ego], truncs[ego]
         if not terminated and not truncated and ego not in self.multi.agents:
             truncated = True
-        self._last_obs = obs[ego]
         return obs[ego], float(rewards[ego]), bool(terminated), bool(truncated), infos[ego]
 
     def render(self) -> np.ndarray | None:
