@@ -18,6 +18,9 @@ Conventions (also written into ``metrics.json`` under ``definitions``):
   neither a collider nor the leader of one counts as a crash of its own.
 - Gap share: share of live agent-steps whose true bumper-to-bumper gap is below 10 m (agents
   without a leader count as not close).
+- Mean speed: true speed averaged over live agent-steps; stopped share: share of live
+  agent-steps slower than 0.5 m/s. A policy can reach zero collisions by parking the convoy;
+  these two numbers expose that (compare them with the ``no-v2v`` baseline on the same seeds).
 - Intervals (95 %): Wilson score interval for rates (``k`` of ``n``); Student's t interval for
   means over episodes (or over followers for reaction time).
 """
@@ -32,6 +35,7 @@ import numpy as np
 
 REACTION_DECEL = 0.5  # m/s^2: a commanded deceleration above this counts as braking
 CLOSE_GAP_M = 10.0
+STOPPED_SPEED = 0.5  # m/s: an agent slower than this counts as stopped
 DISTANCE_BINS_M: tuple[float, ...] = (0.0, 20.0, 50.0, 100.0, math.inf)
 Z95 = 1.959963984540054
 
@@ -49,6 +53,8 @@ DEFINITIONS = {
     "received": "a delivered transmission from the hazard vehicle to the follower, broadcast at a step >= onset",
     "crashes": "collision events counted once: the collider of each rear-end pair (SUMO reports both vehicles)",
     "close_gap_share": "share of live agent-steps with true bumper-to-bumper gap < 10 m (no leader = not close)",
+    "mean_speed_mps": "true speed (m/s) averaged over live agent-steps of the episode",
+    "stopped_share": "share of live agent-steps with true speed < 0.5 m/s",
     "rate_interval": "Wilson score interval, 95 %",
     "mean_interval": "Student t interval, 95 %, over episodes (reaction time: over reacting followers)",
     "expected_pdr": "configured loss model of the episode's radio parameters (after domain randomisation), "
@@ -138,6 +144,7 @@ class EpisodeRecord:
     link_delivered: np.ndarray = field(default_factory=lambda: np.empty(0, bool))
     link_expected_pdr: np.ndarray = field(default_factory=lambda: np.empty(0))
     message_age_ms: np.ndarray = field(default_factory=lambda: np.empty(0))
+    speed: np.ndarray | None = None  # float[T, M]: true speed after step t (NaN: absent); None: not recorded
 
     @property
     def n_steps(self) -> int:
@@ -238,6 +245,26 @@ def close_gap_share(gap: np.ndarray, present: np.ndarray, threshold_m: float = C
         return math.nan
     g = np.asarray(gap, np.float64)
     return float((p & (np.nan_to_num(g, nan=np.inf) < threshold_m)).sum() / n)
+
+
+def mean_speed(speed: np.ndarray | None, present: np.ndarray) -> float:
+    """Mean true speed (m/s) over live agent-steps (NaN without any, or when speed was not recorded)."""
+    if speed is None:
+        return math.nan
+    p = np.asarray(present, bool)
+    v = np.asarray(speed, np.float64)[p]
+    v = v[np.isfinite(v)]
+    return float(v.mean()) if v.size else math.nan
+
+
+def stopped_share(speed: np.ndarray | None, present: np.ndarray, threshold: float = STOPPED_SPEED) -> float:
+    """Share of live agent-steps with a true speed below ``threshold`` m/s (NaN without any)."""
+    if speed is None:
+        return math.nan
+    p = np.asarray(present, bool)
+    v = np.asarray(speed, np.float64)[p]
+    v = v[np.isfinite(v)]
+    return float((v < threshold).mean()) if v.size else math.nan
 
 
 def expected_delivery_ratio(params: Any, distance_m: np.ndarray) -> np.ndarray:
@@ -353,6 +380,8 @@ def episode_metrics(rec: EpisodeRecord) -> dict[str, Any]:
         "crashes": int(crashes.sum()),
         "min_gap_m": min_gap(rec.gap, live),
         "close_gap_share": close_gap_share(rec.gap, live),
+        "mean_speed_mps": mean_speed(rec.speed, live),
+        "stopped_share": stopped_share(rec.speed, live),
         "hazard_onset_step": rec.onset_step,
         "hazard_vehicle": rec.agents[rec.hazard_slot] if rec.hazard_slot >= 0 else None,
         "followers": followers_out,
@@ -389,6 +418,8 @@ def aggregate(records: Sequence[EpisodeRecord], episodes: Sequence[dict[str, Any
         "crashes_total": int(sum(e["crashes"] for e in eps)),
         "min_gap_m": {**mean_interval(min_gaps), "min": float(min(min_gaps)) if min_gaps else math.nan},
         "close_gap_share": mean_interval([e["close_gap_share"] for e in eps]),
+        "mean_speed_mps": mean_interval([e.get("mean_speed_mps", math.nan) for e in eps]),
+        "stopped_share": mean_interval([e.get("stopped_share", math.nan) for e in eps]),
         "followers": len(fol),
         "follower_received_rate": rate_interval(sum(f["received"] for f in fol), len(fol)),
         "follower_reacted_rate": rate_interval(len(reacted), len(fol)),

@@ -43,7 +43,7 @@ def run_episode(env: Any, policy: Policy, seed: int) -> EpisodeRecord:
     slot = {a: i for i, a in enumerate(agents)}
     n_comp = len(REWARD_COMPONENTS)
     obs, _ = env.reset(seed=seed)
-    present, gap, decel, lead, rew, comps, vis = [], [], [], [], [], [], []
+    present, gap, decel, lead, rew, comps, vis, speed = [], [], [], [], [], [], [], []
     collided_step = np.full(m, -1, dtype=np.int64)
     links: list[tuple[np.ndarray, ...]] = []
     ages: list[np.ndarray] = []
@@ -76,6 +76,11 @@ def run_episode(env: Any, policy: Policy, seed: int) -> EpisodeRecord:
                     ages.append(obs[a]["peers"][mask, 5].astype(np.float64) * 500.0)
             if terms.get(a) and info.get("reason") == "collision":
                 collided_step[j] = t
+        sp = np.full(m, np.nan)
+        s_after = env.sim_states
+        if s_after is not None and s_after.ids:
+            sp[[slot[v] for v in s_after.ids]] = s_after.speed
+        sp[~pr] = np.nan
         ll = env.radio.last_links
         if len(ll):
             dist = np.asarray(ll.distance_m, dtype=np.float64)
@@ -96,6 +101,7 @@ def run_episode(env: Any, policy: Policy, seed: int) -> EpisodeRecord:
         rew.append(r)
         comps.append(c)
         vis.append(v)
+        speed.append(sp)
 
     cat = [np.concatenate(col) for col in zip(*links)] if links else [
         np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0), np.empty(0, bool), np.empty(0)
@@ -123,6 +129,7 @@ def run_episode(env: Any, policy: Policy, seed: int) -> EpisodeRecord:
         link_delivered=cat[4],
         link_expected_pdr=cat[5],
         message_age_ms=np.concatenate(ages) if ages else np.empty(0),
+        speed=np.array(speed).reshape(-1, m),
     )
 
 
@@ -316,6 +323,33 @@ def compare_to_rule(results: list[dict[str, Any]]) -> list[str]:
     return findings
 
 
+STOPS_TRAFFIC_RATIO = 0.5  # a policy below this share of no-v2v's mean speed "stops the traffic"
+
+
+def compare_speed(results: list[dict[str, Any]], ratio: float = STOPS_TRAFFIC_RATIO) -> list[str]:
+    """Plain warnings: a policy whose mean speed is below ``ratio`` x the ``no-v2v`` baseline's on the same seeds.
+
+    Zero collisions and instant "reactions" are hollow when the policy parks the convoy; the
+    ``no-v2v`` baseline drives with SUMO's car-following, so its mean speed is the reference.
+    """
+    ref = {r["radio"]: r["aggregate"]["mean_speed_mps"]["mean"] for r in results if r["policy"] == "no-v2v"}
+    out = []
+    for r in results:
+        base = ref.get(r["radio"])
+        mine = r["aggregate"]["mean_speed_mps"]["mean"]
+        if r["policy"] == "no-v2v" or base is None or mine is None:
+            continue
+        if not (math.isfinite(base) and math.isfinite(mine)) or base <= 0:
+            continue
+        if mine < ratio * base:
+            out.append(
+                f"WARNING: {r['policy']} ({r['radio']} radio): model stops the traffic: mean speed {mine:.1f} vs "
+                f"{base:.1f} m/s for no-v2v (stopped {r['aggregate']['stopped_share']['mean']:.0%} of agent-time); "
+                "its collision and reaction figures are not evidence of safe driving"
+            )
+    return out
+
+
 def evaluate(
     model: str | Path | None = None,
     *,
@@ -413,7 +447,7 @@ def evaluate(
         "versions": _versions(),
         "definitions": DEFINITIONS,
         "wall_time_s": time.perf_counter() - t0,
-        "findings": compare_to_rule(results),
+        "findings": compare_speed(results) + compare_to_rule(results),
         "results": results,
         "plots": [],
     }
@@ -449,7 +483,7 @@ def _fmt_mean(r: dict, unit: str = "", digits: int = 2) -> str:
 def summary_table(metrics: dict[str, Any]) -> str:
     """A short policy x metric table, then the findings (a learned policy worse than rule-v2v is said plainly)."""
     cols = ["policy", "radio", "collision rate [95% CI]", "agents crashed", "reacted", "reaction time",
-            "received", "min gap", "gap<10m", "PDR", "age mean/p95", "reward"]
+            "received", "min gap", "gap<10m", "mean speed", "stopped", "PDR", "age mean/p95", "reward"]
     rows = [cols]
     for r in metrics["results"]:
         a = r["aggregate"]
@@ -465,6 +499,8 @@ def summary_table(metrics: dict[str, Any]) -> str:
                 _fmt_rate(a["follower_received_rate"]).split(" [")[0],
                 "-" if a["min_gap_m"]["min"] is None else f"{a['min_gap_m']['min']:.1f} m",
                 _fmt_mean(a["close_gap_share"], "", 3),
+                _fmt_mean(a.get("mean_speed_mps", {}), " m/s", 1),
+                _fmt_mean(a.get("stopped_share", {}), "", 2),
                 "-" if a["pdr"]["rate"] is None else f"{a['pdr']['rate']:.3f}",
                 "-" if age["mean_ms"] is None else f"{age['mean_ms']:.0f}/{age['p95_ms']:.0f} ms",
                 _fmt_mean(a["reward_mean"]),
@@ -482,6 +518,7 @@ def summary_table(metrics: dict[str, Any]) -> str:
 
 __all__: list[str] = [
     "RADIO_SWEEP",
+    "compare_speed",
     "compare_to_rule",
     "evaluate",
     "load_model_policy",

@@ -87,6 +87,10 @@ def test_evaluate_both_baselines_end_to_end_with_plots(tmp_path):
     assert none["collision_rate"]["rate"] == 1.0 and rule["collision_rate"]["rate"] == 0.0
     assert rule["follower_reacted_rate"]["rate"] == 1.0 and none["follower_reacted_rate"]["k"] == 0
     assert rule["reaction_time_s"]["min"] >= 0.1 and rule["pdr"]["rate"] == 1.0
+    # Both baselines drive (convoy_6 departs at 2 m/s, car-following accelerates): speeds are recorded.
+    for agg in (rule, none):
+        assert 2.0 < agg["mean_speed_mps"]["mean"] < 14.0 and 0.0 <= agg["stopped_share"]["mean"] < 0.5
+    assert not any("stops the traffic" in f for f in m["findings"])
     assert [r["seed"] for r in m["results"][1]["episodes"]] == [10, 11, 12]
     names = {Path(p).name for p in m["plots"]}
     assert names == {"gap_over_time.png", "radio.png", "comparison.png"}

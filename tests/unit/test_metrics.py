@@ -18,10 +18,12 @@ from roadsense_marl.evaluation.metrics import (
     expected_delivery_ratio,
     hazard_followers,
     mean_interval,
+    mean_speed,
     min_gap,
     pdr_by_distance,
     reaction_steps,
     received_from,
+    stopped_share,
     t_quantile_975,
     wilson_interval,
 )
@@ -171,6 +173,7 @@ def _record(onset: int = 10, brake_at: int = 13, dt: float = 0.1) -> EpisodeReco
         link_step=np.array([9, 11, 11]), link_sender=np.array([2, 2, 1]), link_receiver=np.array([1, 0, 0]),
         link_distance=np.array([25.0, 50.0, 25.0]), link_delivered=np.array([True, True, True]),
         link_expected_pdr=np.array([0.9, 0.8, 0.9]), message_age_ms=np.array([100.0, 200.0, 100.0, 100.0]),
+        speed=np.where(present, 10.0, np.nan),
     )
 
 
@@ -196,3 +199,46 @@ def test_aggregate_pools_episodes_with_intervals():
     assert agg["reaction_time_s"]["min"] == pytest.approx(0.2) and agg["reaction_time_s"]["max"] == pytest.approx(0.4)
     assert agg["pdr_by_distance"][1]["links"] == 4  # 25 m links of both episodes in the 20-50 m bin
     assert agg["message_age"]["n"] == 8
+
+
+def test_mean_speed_and_stopped_share_count_only_live_agent_steps():
+    present = np.array([[True, True, False], [True, False, False], [True, True, True]])
+    speed = np.array([[10.0, 0.0, 99.0], [20.0, 99.0, np.nan], [0.4, 0.5, 6.0]])  # 99: absent, must not count
+    assert mean_speed(speed, present) == pytest.approx((10 + 0 + 20 + 0.4 + 0.5 + 6) / 6)
+    assert stopped_share(speed, present) == pytest.approx(2 / 6)  # 0.0 and 0.4 are below 0.5 m/s; 0.5 is not
+    assert math.isnan(mean_speed(speed, np.zeros_like(present)))
+    assert math.isnan(mean_speed(None, present)) and math.isnan(stopped_share(None, present))
+
+
+def test_a_parked_convoy_reports_zero_speed_and_all_time_stopped():
+    rec = _record()
+    rec.speed = np.where(rec.present, 0.0, np.nan)
+    e = episode_metrics(rec)
+    assert e["mean_speed_mps"] == 0.0 and e["stopped_share"] == 1.0
+    moving = episode_metrics(_record())
+    assert moving["mean_speed_mps"] == 10.0 and moving["stopped_share"] == 0.0
+    agg = aggregate([rec, _record()])
+    assert agg["mean_speed_mps"]["mean"] == 5.0 and agg["stopped_share"]["mean"] == 0.5
+
+
+def _result(policy: str, speed: float, stopped: float) -> dict:
+    agg = aggregate([_record()])
+    agg["mean_speed_mps"] = {"mean": speed, "lo": None, "hi": None, "n": 1}
+    agg["stopped_share"] = {"mean": stopped, "lo": None, "hi": None, "n": 1}
+    return {"policy": policy, "radio": "measured", "aggregate": agg}
+
+
+def test_a_policy_far_slower_than_no_v2v_is_said_to_stop_the_traffic():
+    from roadsense_marl.evaluation.runner import compare_speed, summary_table
+
+    results = [_result("model", 0.0, 1.0), _result("no-v2v", 11.5, 0.0), _result("rule-v2v", 9.0, 0.1)]
+    warnings = compare_speed(results)
+    assert warnings == [
+        "WARNING: model (measured radio): model stops the traffic: mean speed 0.0 vs 11.5 m/s for no-v2v "
+        "(stopped 100% of agent-time); its collision and reaction figures are not evidence of safe driving"
+    ]  # rule-v2v at 78 % of no-v2v's speed is not flagged
+    assert compare_speed([_result("model", 6.0, 0.0), _result("no-v2v", 11.5, 0.0)]) == []  # 52 %: not far below
+    assert compare_speed([_result("model", 0.0, 1.0)]) == []  # no reference without the no-v2v baseline
+    table = summary_table({"scenario": "convoy_6", "seeds": [1, 2], "results": results, "findings": warnings})
+    assert "mean speed" in table.splitlines()[1] and "0.0 m/s" in table and "11.5 m/s" in table
+    assert table.splitlines()[-1].startswith("WARNING: model (measured radio): model stops the traffic")

@@ -205,3 +205,17 @@ def test_ppo_multi_input_policy_trains_with_deep_set_kwargs():
     assert any(not th.equal(b, a) for b, a in zip(before, after))  # φ was trained
     action, _ = model.predict(PeerBrakeEnv().reset(seed=1)[0], deterministic=True)
     assert action.shape == (1,) and 0.0 <= action[0] <= 1.0
+
+
+def test_log_std_init_reaches_the_ppo_action_distribution():
+    kwargs = create_deep_set_policy_kwargs(peer_embed_dim=8, log_std_init=-2.0)
+    assert kwargs["log_std_init"] == -2.0
+    model = PPO("MultiInputPolicy", PeerBrakeEnv(), policy_kwargs=kwargs, n_steps=32, batch_size=32, seed=0)
+    assert th.allclose(model.policy.log_std, th.full_like(model.policy.log_std, -2.0))
+    assert "log_std_init" not in create_deep_set_policy_kwargs()  # SB3's default (0.0) unless asked
+
+
+@pytest.mark.parametrize("bad", ["-2", float("nan"), True])
+def test_bad_log_std_init_names_the_option(bad):
+    with pytest.raises(ValueError, match="log_std_init must be a finite number"):
+        create_deep_set_policy_kwargs(log_std_init=bad)
