@@ -26,6 +26,7 @@ import re
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -134,13 +135,13 @@ class RadioParams:
     source: str = field(default="<defaults>", compare=False)
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
-    # ---- derived, used by the core -------------------------------------------------------
-    @property
+    # ---- derived, used by the core (cached: the radio asks on every broadcast) ------------
+    @cached_property
     def uses_bins(self) -> bool:
         """True when measured distance bins replace the tiered loss model."""
         return any(b.populated for b in self.distance_bins)
 
-    @property
+    @cached_property
     def range_m(self) -> float:
         """Hard radio range (exclusive): links at ``d >= range_m`` do not exist (every packet lost).
 
@@ -159,10 +160,17 @@ class RadioParams:
         A ``m_plus`` bin starts at the last finite upper edge at the latest, so everything at or
         past the last finite bin uses it, as the measured-bin rule asks.
         """
+        return self._bin_table
+
+    @cached_property
+    def _bin_table(self) -> tuple[np.ndarray, np.ndarray]:
         bins = sorted((b for b in self.distance_bins if b.populated), key=lambda b: b.lo_m)
         finite_hi = [b.hi_m for b in bins if math.isfinite(b.hi_m)]
         los = [min(b.lo_m, max(finite_hi)) if (not math.isfinite(b.hi_m) and finite_hi) else b.lo_m for b in bins]
-        return np.asarray(los, dtype=np.float64), np.asarray([b.loss_rate for b in bins], dtype=np.float64)
+        table = np.asarray(los, dtype=np.float64), np.asarray([b.loss_rate for b in bins], dtype=np.float64)
+        for a in table:
+            a.flags.writeable = False  # shared by every call
+        return table
 
     def to_dict(self) -> dict[str, Any]:
         """The parameters in file form (``load_params(p.to_dict()) == p``)."""

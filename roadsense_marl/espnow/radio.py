@@ -101,7 +101,7 @@ class _InFlight:
 
 def _slots(name: str, slots: Any, capacity: int) -> np.ndarray:
     arr = np.asarray(slots)
-    if arr.ndim != 1 or (arr.size and not np.issubdtype(arr.dtype, np.integer)):
+    if arr.ndim != 1 or (arr.size and arr.dtype.kind not in "iu"):
         raise ValueError(f"{name} must be a 1-D array of integer slots, got shape {arr.shape} dtype {arr.dtype}")
     arr = arr.astype(np.int64, copy=False)
     if arr.size and (arr.min() < 0 or arr.max() >= capacity):
