@@ -238,6 +238,9 @@ class RoadSenseParallelEnv(ParallelEnv):
         m = len(self.possible_agents)
         self._braking_signal = np.zeros(m)
         self._speed_mode = np.full(m, SPEED_MODE_DEFAULT, dtype=np.int64)
+        # Last setSpeed target per vehicle (-1: released to car-following, SUMO's initial state;
+        # NaN: unknown). SUMO keeps a setSpeed until changed, so only changes are sent.
+        self._commanded = np.full(m, -1.0)
         self._ever_seen = np.zeros(m, dtype=bool)
         self._last_ego = np.zeros((m, EGO_DIM), dtype=np.float32)
         self._last_peers = np.zeros((m, cfg.max_peers, PEER_DIM), dtype=np.float32)
@@ -483,8 +486,10 @@ class RoadSenseParallelEnv(ParallelEnv):
         if changed.any():
             self.sim.set_speed_modes([ids[i] for i in np.flatnonzero(changed)], mode[changed])
             self._speed_mode[slots[changed]] = mode[changed]
-        if ids:
-            self.sim.set_speeds(ids, target)
+        send = self._commanded[slots] != target  # NaN compares unequal: unknown is always sent
+        if send.any():
+            self.sim.set_speeds([ids[i] for i in np.flatnonzero(send)], target[send])
+            self._commanded[slots[send]] = target[send]
 
     def _advance_hazard(self, states, t_step: int) -> None:
         plan = self.hazard
@@ -499,15 +504,18 @@ class RoadSenseParallelEnv(ParallelEnv):
             self.hazard_target_speed = max(0.0, float(states.speed[i]) - plan.decel * plan.duration_s)
             self._set_mode(vid, SPEED_MODE_RAW)
             self.sim.slow_down([vid], np.array([self.hazard_target_speed]), np.array([plan.duration_s]))
+            self._commanded[self._slot_of[vid]] = np.nan
             return
         vid = self.hazard_vehicle
         if vid is None or vid not in self.agents:
             return
         if t_step == plan.onset_step + plan.brake_steps and hazard_controls(plan, t_step):
             self.sim.set_speeds([vid], np.array([self.hazard_target_speed]))
+            self._commanded[self._slot_of[vid]] = self.hazard_target_speed
         if plan.release_step is not None and t_step == plan.release_step:
             self._set_mode(vid, SPEED_MODE_DEFAULT)
             self.sim.set_speeds([vid], np.array([-1.0]))
+            self._commanded[self._slot_of[vid]] = -1.0
 
     def _set_mode(self, vid: str, mode: int) -> None:
         slot = self._slot_of[vid]
