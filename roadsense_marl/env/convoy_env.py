@@ -57,7 +57,8 @@ class RoadSenseParallelEnv(ParallelEnv):
     commanded to ``max(0, v - max_decel * a * dt)`` (``max_decel`` = 8 m/s^2). From
     ``hazard.override_delay_steps`` after a hazard starts, an agent with ``a <= 0.02`` holds
     its speed instead (no free braking from car-following) and SUMO's safety checks are off,
-    so only braking chosen from V2V messages prevents the crash.
+    so only braking chosen from V2V messages prevents the crash. The override lasts while the
+    hazard vehicle is in the simulation and not released.
 
     ``action_mode="accel"``: ``Box(-1, 1, (1,), float32)`` mapped to
     ``[-max_decel, +max_accel]`` m/s^2 with all SUMO safety checks off (full control).
@@ -464,7 +465,9 @@ class RoadSenseParallelEnv(ParallelEnv):
             controlled &= np.array([a in self.controlled for a in live])
         if self.hazard_vehicle is not None and hazard_controls(self.hazard, t_step):
             controlled &= np.array([a != self.hazard_vehicle for a in live])
-        override = override_active(self.hazard, t_step)
+        override = (
+            override_active(self.hazard, t_step) and self.hazard_vehicle is not None and self.hazard_vehicle in live
+        )
 
         if cfg.action_mode == "brake":
             braking = acts > BRAKE_DEADBAND

@@ -11,8 +11,10 @@ Timeline in env steps (``dt`` = step length):
 - until ``release_step`` it holds the reduced speed; its own action is ignored throughout;
 - ``release_step`` (only for the ``release_prob`` share of hazards, ``release_after`` s after
   the braking ends): the vehicle is handed back to its action / car-following;
-- ``override_step`` = onset + ``override_delay_steps``: from then on every other agent that does
-  not brake holds its speed (no free braking from SUMO's car-following model).
+- ``override_step`` = onset + ``override_delay_steps``: from then until the release (or the end
+  of the episode) every other agent that does not brake holds its speed (no free braking from
+  SUMO's car-following model). The override needs a hazard vehicle: if none could be picked
+  (no vehicle had a follower) or it has left the simulation, there is no override.
 """
 
 from __future__ import annotations
@@ -92,5 +94,11 @@ def hazard_controls(plan: HazardPlan, step: int) -> bool:
 
 
 def override_active(plan: HazardPlan, step: int) -> bool:
-    """True once non-braking agents must hold their speed."""
-    return plan.override_step is not None and step >= plan.override_step
+    """True while non-braking agents must hold their speed: from ``override_step`` until the
+    hazard vehicle is released (never, for the hazards that are not released).
+
+    The env additionally requires the hazard vehicle to exist and still be in the simulation.
+    """
+    if plan.override_step is None or step < plan.override_step:
+        return False
+    return plan.release_step is None or step < plan.release_step

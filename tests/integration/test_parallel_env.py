@@ -295,3 +295,25 @@ def test_sumo_dying_mid_episode_is_a_clear_error_and_leaves_nothing_running():
         assert obs and env.sim.pid != pid
     finally:
         env.close()
+
+
+def test_traffic_recovers_after_a_released_hazard():
+    env = parallel_env(
+        scenario="convoy_6", max_steps=400, radio="ideal", domain_randomization=False, vtype_randomization=False,
+        hazard={"step_window": [150, 150], "decel_range": [6.0, 6.0], "duration_range": [1.0, 1.0],
+                "release_prob": 1.0, "release_after_range": [2.0, 2.0]},
+    )
+    policy = braking_policy()
+    speeds = {}
+    try:
+        obs, _ = env.reset(seed=5)
+        while env.agents:
+            obs, *_ = env.step(policy(env, obs))
+            speeds[env.num_steps] = float(np.mean(env.sim_states.speed)) if env.sim_states.ids else 0.0
+        release = env.hazard.release_step
+    finally:
+        env.close()
+    slowest = min(speeds[t] for t in range(release - 5, release + 5))
+    assert max(speeds[t] for t in range(release + 5, 400) if t in speeds) > slowest + 2.0, (
+        "after the hazard vehicle is released the override ends and the convoy accelerates again"
+    )

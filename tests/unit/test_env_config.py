@@ -86,6 +86,9 @@ def test_hazard_timeline_and_vehicle_pick():
     plan = draw_hazard_plan(HazardConfig(step_window=(5, 5), release_prob=1.0, release_after_range=(2, 2)), np.random.default_rng(1), 0.1)
     assert [hazard_controls(plan, s) for s in (4, 5, plan.release_step - 1, plan.release_step)] == [False, True, True, False]
     assert override_active(plan, 8) and not override_active(plan, 7)
+    assert not override_active(plan, plan.release_step), "the override ends when the hazard vehicle is released"
+    held = draw_hazard_plan(HazardConfig(step_window=(5, 5), release_prob=0.0), np.random.default_rng(1), 0.1)
+    assert held.release_step is None and override_active(held, 10**6)
     ids = ("a", "b", "c")
     # b follows a, c follows b: a and b have followers.
     assert pick_hazard_vehicle(plan, ids, np.array([-1, 0, 1])) in (0, 1)
