@@ -237,6 +237,13 @@ class SuperSuitVecEnv(VecEnvWrapper):
       resets env copy ``i`` with ``seed=s + i``. Later automatic resets are unseeded, so
       each copy continues its own seeded random stream, as with SB3's own VecEnvs.
     * ``close()`` closes every env copy, in every worker process when ``num_cpus >= 2``.
+    * Per-slot episode boundaries: a vehicle that leaves mid-episode (collides or arrives)
+      ends its slot's episode for SB3 in that step: ``done`` is set, its last real
+      observation goes to ``info["terminal_observation"]`` (so an arrival with
+      ``TimeLimit.truncated`` is bootstrapped and a collision is terminal) and the slot
+      continues with padding as a new "episode". Likewise a vehicle joining ends the
+      preceding padding episode (terminal, value 0), so GAE never carries value between a
+      vehicle and the padding around it.
 
     :param venv: the ``SB3VecEnvWrapper`` returned by ``concat_vec_envs_v1``.
     :param num_copies: how many env copies it concatenates (``num_vec_envs``).
@@ -251,6 +258,7 @@ class SuperSuitVecEnv(VecEnvWrapper):
         self._pending_seed: int | None = None
         self._reset_options: dict | None = None
         self._closed = False
+        self._padded = np.zeros(venv.num_envs, dtype=bool)  # does each slot's current obs show padding?
         super().__init__(venv)
 
     def get_attr(self, attr_name: str, indices: Any = None) -> list[Any]:
@@ -278,10 +286,29 @@ class SuperSuitVecEnv(VecEnvWrapper):
         options, self._reset_options = self._reset_options, None
         obs, infos = _reset_vector(self._vector, seed, options, self.slots_per_env)
         self.reset_infos = self.venv.reset_infos = infos
+        self._padded = np.array([bool(info.get(PADDED_KEY, False)) for info in infos])
         return obs
 
     def step_wait(self) -> VecEnvStepReturn:
-        return self.venv.step_wait()
+        obs, rewards, dones, infos = self.venv.step_wait()
+        padded_now = np.array([bool(info.get(PADDED_KEY, False)) for info in infos])
+        live = ~dones.astype(bool)  # slots whose whole env episode did not just end (SuperSuit handles those)
+        left = live & ~padded_now & np.array(["reason" in info for info in infos])
+        joined = live & self._padded & ~padded_now
+        if left.any() or joined.any():
+            dones = dones.copy()
+            for i in np.flatnonzero(left):
+                infos[i]["terminal_observation"] = {k: v[i].copy() for k, v in obs.items()}
+                for v in obs.values():
+                    v[i] = 0  # the slot goes on as padding, a new (empty) episode
+                padded_now[i] = True
+                infos[i][PADDED_KEY] = True  # "padded" describes the observation returned with it
+            for i in np.flatnonzero(joined):
+                infos[i]["terminal_observation"] = {k: np.zeros_like(v[i]) for k, v in obs.items()}
+                infos[i]["TimeLimit.truncated"] = False  # padding earns nothing: its value is 0
+            dones[left | joined] = True
+        self._padded = padded_now
+        return obs, rewards, dones, infos
 
     def close(self) -> None:
         if self._closed:

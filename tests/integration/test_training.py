@@ -184,3 +184,26 @@ def test_train_command_user_errors_are_one_line(args, needle, tmp_path):
     assert out.returncode == 2
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and needle in lines[0], out.stderr
+
+
+def test_a_vehicle_leaving_mid_episode_ends_only_its_slot_for_sb3():
+    """Crash: done for the crashed slots only, terminal; the slot then continues as padding."""
+    venv = make_vec_env(
+        num_envs=1, seed=5, scenario="convoy_6", max_steps=300, radio="ideal", domain_randomization=False,
+        vtype_randomization=False, hazard={"step_window": [120, 120], "decel_range": [9.0, 9.0], "duration_range": [1.5, 1.5], "release_prob": 0.0},
+    )
+    try:
+        venv.reset()
+        for _ in range(300):
+            obs, rewards, dones, infos = venv.step(np.zeros((venv.num_envs, 1), dtype=np.float32))
+            crashed = [i for i, info in enumerate(infos) if info.get("reason") == "collision"]
+            if crashed:
+                break
+        assert crashed, "idle followers crash into the braking vehicle"
+        assert all(dones[i] for i in crashed) and not all(dones), "only the crashed slots end"
+        for i in crashed:
+            assert rewards[i] == -100.0
+            assert "terminal_observation" in infos[i] and not infos[i].get("TimeLimit.truncated", False)
+            assert not obs["peer_mask"][i].any() and not obs["ego"][i].any(), "the slot continues as padding"
+    finally:
+        venv.close()
