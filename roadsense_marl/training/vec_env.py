@@ -373,6 +373,14 @@ def make_vec_env(
         backend = env_config.get("backend", DEFAULT_BACKEND)
         resolved_cpus = resolve_num_cpus(num_envs, num_cpus, backend)
         from roadsense_marl import parallel_env  # the env layer, imported only when used
+        from roadsense_marl.sim.backends import libsumo_owner_alive
+
+        if backend == "libsumo" and libsumo_owner_alive():
+            raise ValueError(
+                "a libsumo simulation is already running in this process (an env that was reset and not "
+                "closed); the vector env's libsumo copies would clash with it (forked workers inherit it). "
+                "Close that env first, or use backend='traci'"
+            )
 
         env = parallel_env(**env_config)
     else:

@@ -207,3 +207,16 @@ def test_a_vehicle_leaving_mid_episode_ends_only_its_slot_for_sb3():
             assert not obs["peer_mask"][i].any() and not obs["ego"][i].any(), "the slot continues as padding"
     finally:
         venv.close()
+
+
+def test_a_live_libsumo_env_in_this_process_is_a_clear_error_before_forking():
+    env = parallel_env(scenario="convoy_3")
+    try:
+        env.reset(seed=0)
+        with pytest.raises(ValueError, match="Close that env first, or use backend='traci'"):
+            make_vec_env(num_envs=2, seed=0, scenario="convoy_3")
+    finally:
+        env.close()
+    venv = make_vec_env(num_envs=1, seed=0, scenario="convoy_3", max_steps=5)  # fine once it is closed
+    venv.reset()
+    venv.close()
