@@ -100,8 +100,11 @@ def test_whole_episode_is_bit_identical_for_the_same_seed(backend):
 
 
 def test_peers_equal_senders_true_state_at_send_time():
-    """Causality through the env: every visible peer equals its sender's true state at now - age."""
+    """Causality through the env: every visible peer is its sender's TRUE state at now - age, and
+    it is the newest message that can have arrived: with a fixed 250 ms latency, no loss and
+    100 ms steps every visible message is exactly 300 ms old."""
     latency = 250.0  # 2.5 steps
+    newest_possible_age = 300.0
     env = parallel_env(
         scenario="convoy_6",
         radio=ideal_radio(latency_ms=latency),
@@ -111,39 +114,31 @@ def test_peers_equal_senders_true_state_at_send_time():
         max_steps=150,
         hazard={"step_window": [40, 40]},
     )
-    history: dict[float, dict[str, tuple]] = {}
+    history: dict[int, dict[str, tuple]] = {}
     checked = 0
     try:
         obs, _ = env.reset(seed=3)
         for _ in range(150):
             s = env.sim_states
-            t_ms = round(s.time_s * 1000.0, 6)
-            history[t_ms] = {
-                v: (s.x[i], s.y[i], s.speed[i], s.heading_deg[i], s.accel[i]) for i, v in enumerate(s.ids)
-            }
+            t_ms = int(round(s.time_s * 1000.0))
+            history[t_ms] = {v: (s.x[i], s.y[i], s.speed[i], s.heading_deg[i], s.accel[i]) for i, v in enumerate(s.ids)}
             for agent, o in obs.items():
                 if agent not in s.ids:
                     continue
                 i = s.ids.index(agent)
-                own = np.array([s.x[i], s.y[i]])
                 h = np.radians(s.heading_deg[i])
-                for row, m in zip(o["peers"], o["peer_mask"]):
-                    if not m:
-                        continue
+                senders = env.visible_peers(agent)
+                assert len(senders) == int(o["peer_mask"].sum())
+                for row, sender in zip(o["peers"], senders):
                     age = float(row[5]) * 500.0
-                    assert age >= latency - 1e-3, f"{agent} sees a message {age} ms old, latency is {latency}"
-                    sent = round(t_ms - age, 3)
-                    match = [k for k in history if abs(k - sent) < 0.5]
-                    assert match, f"no true state recorded at send time {sent}"
+                    assert age == pytest.approx(newest_possible_age, abs=1e-3), f"{agent} sees {sender} {age} ms old"
+                    true = history[t_ms - 300][sender]
                     fwd, left = row[0] * 100.0, row[1] * 100.0
-                    dx = fwd * np.sin(h) - left * np.cos(h)
-                    dy = fwd * np.cos(h) + left * np.sin(h)
-                    px, py = own[0] + dx, own[1] + dy
-                    candidates = history[match[0]]
-                    best = min(candidates.values(), key=lambda st: (st[0] - px) ** 2 + (st[1] - py) ** 2)
-                    assert np.hypot(best[0] - px, best[1] - py) < 1e-2
-                    assert row[2] * 30.0 + s.speed[i] == pytest.approx(best[2], abs=1e-3)
-                    assert row[4] * 10.0 == pytest.approx(best[4], abs=1e-4)
+                    px = s.x[i] + fwd * np.sin(h) - left * np.cos(h)
+                    py = s.y[i] + fwd * np.cos(h) + left * np.sin(h)
+                    assert np.hypot(true[0] - px, true[1] - py) < 1e-2
+                    assert row[2] * 30.0 + s.speed[i] == pytest.approx(true[2], abs=1e-3)
+                    assert row[4] * 10.0 == pytest.approx(true[4], abs=1e-4)
                     checked += 1
             if not env.agents:
                 break
