@@ -14,13 +14,14 @@
 from __future__ import annotations
 
 import weakref
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from gymnasium import spaces
 from pettingzoo import ParallelEnv
 
-from roadsense_marl.env.config import EnvConfig, make_env_config, radio_profile_path
+from roadsense_marl.env.config import RADIO_PROFILES, EnvConfig, make_env_config, radio_profile_path
 from roadsense_marl.env.hazards import (
     NO_HAZARD,
     HazardPlan,
@@ -155,8 +156,13 @@ class RoadSenseParallelEnv(ParallelEnv):
         self.possible_agents: list[str] = list(self.scenario.vehicle_ids)
         self._slot_of = {a: i for i, a in enumerate(self.possible_agents)}
         radio = cfg.radio
-        if isinstance(radio, str) and radio in ("measured", "ideal", "degraded", "defaults"):
+        if isinstance(radio, str) and radio in RADIO_PROFILES:
             radio = radio_profile_path(radio)
+        elif isinstance(radio, str) and not Path(radio).is_file():
+            raise ValueError(
+                f"radio {radio!r} is neither a radio profile ({', '.join(RADIO_PROFILES)}) nor an existing "
+                "JSON/YAML parameter file"
+            )
         self.radio = Radio(
             load_params(radio), capacity=len(self.possible_agents), domain_randomization=cfg.domain_randomization
         )
@@ -207,6 +213,8 @@ class RoadSenseParallelEnv(ParallelEnv):
         from roadsense_marl.sim import sample_variation
 
         cfg = self.config
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
+            raise ValueError(f"seed must be a non-negative whole number or None, got {seed!r}")
         if seed is not None or self._root_seed is None:
             self._root_seed = np.random.SeedSequence(seed)
         episode_ss = self._root_seed.spawn(1)[0]
@@ -222,15 +230,7 @@ class RoadSenseParallelEnv(ParallelEnv):
                 drop_peer_prob=cfg.drop_peer_prob,
                 **({} if cfg.vtype_randomization else {"ranges": {}}),
             )
-        states = self._guard(self.sim.reset, seed=sumo_seed, variation=variation)
-        for _ in range(MAX_WARMUP_STEPS):
-            if states.ids:
-                break
-            states = self._guard(self.sim.step)
-        else:
-            raise RuntimeError(
-                f"scenario {self.scenario.name!r} inserted no vehicle within {MAX_WARMUP_STEPS} steps"
-            )
+        states = self._guard(self._start_episode, sumo_seed, variation)
         self.radio.reset(radio_ss)
         self.hazard: HazardPlan = draw_hazard_plan(cfg.hazard, np.random.default_rng(hazard_ss), self.step_length)
         self.hazard_vehicle: str | None = None
@@ -248,7 +248,6 @@ class RoadSenseParallelEnv(ParallelEnv):
         self._last_mask = np.zeros((m, cfg.max_peers), dtype=np.float32)
         self._t_ms = states.time_s * 1000.0
         self._states = states
-        self._check_known(states.ids)
         self.agents = sorted(states.ids, key=self._slot_of.__getitem__)
         self._ever_seen[self._slots(self.agents)] = True
         self._broadcast(states, self._t_ms - self.step_length * 1000.0)
@@ -397,6 +396,17 @@ class RoadSenseParallelEnv(ParallelEnv):
             self.agents = []
             self.sim.close()
             raise
+
+    def _start_episode(self, sumo_seed: int, variation):
+        """Load the episode in SUMO and run it until the first vehicle is inserted."""
+        states = self.sim.reset(seed=sumo_seed, variation=variation)
+        for _ in range(MAX_WARMUP_STEPS):
+            if states.ids:
+                self._check_known(states.ids)
+                return states
+            states = self.sim.step()
+        dropped = f" ({len(variation.dropped)} vehicles dropped by drop_peer_prob)" if variation and variation.dropped else ""
+        raise RuntimeError(f"scenario {self.scenario.name!r} inserted no vehicle within {MAX_WARMUP_STEPS} steps{dropped}")
 
     def _check_possible(self, agent: str) -> None:
         if agent not in self._slot_of:

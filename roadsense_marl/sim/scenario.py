@@ -18,6 +18,7 @@ Any other ``.sumocfg`` can be used by passing its path to :func:`resolve_scenari
 from __future__ import annotations
 
 import hashlib
+import inspect
 import math
 import os
 import re
@@ -140,7 +141,16 @@ def resolve_scenario(name_or_path: str | os.PathLike[str], **kwargs: Any) -> Sce
         return name_or_path
     text = os.fspath(name_or_path)
     if text == "highway":
-        return highway_scenario(**kwargs)
+        valid = [p for p in inspect.signature(highway_scenario).parameters]
+        unknown = sorted(set(kwargs) - set(valid))
+        if unknown:
+            raise ScenarioError(f"unknown highway parameter(s) {unknown}; valid: {', '.join(valid)}")
+        try:
+            return highway_scenario(**kwargs)
+        except (TypeError, ValueError) as exc:
+            if isinstance(exc, ScenarioError):
+                raise
+            raise ScenarioError(f"bad highway parameters {kwargs!r}: {exc}") from exc
     if kwargs:
         raise ScenarioError(
             f"scenario {text!r} takes no parameters (got {sorted(kwargs)}); only 'highway' is parameterised"

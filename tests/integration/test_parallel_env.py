@@ -312,3 +312,27 @@ def test_traffic_recovers_after_a_released_hazard():
     assert max(speeds[t] for t in range(release + 5, 400) if t in speeds) > slowest + 2.0, (
         "after the hazard vehicle is released the override ends and the convoy accelerates again"
     )
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"scenario": "highway", "scenario_kwargs": {"bogus": 1}}, r"unknown highway parameter\(s\) \['bogus'\]; valid: n_vehicles"),
+        ({"scenario": "highway", "scenario_kwargs": {"n_vehicles": "ten"}}, "bad highway parameters"),
+        ({"scenario": "convoy_3", "radio": "nonexistent"}, "radio 'nonexistent' is neither a radio profile"),
+        ({"scenario": "nope"}, "unknown scenario 'nope'; available scenarios: convoy_3, convoy_6, highway"),
+    ],
+)
+def test_bad_scenario_and_radio_arguments_are_named(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        parallel_env(**kwargs)
+
+
+@pytest.mark.parametrize("seed", [1.5, "a", -1, True])
+def test_bad_reset_seed_is_named(seed):
+    env = parallel_env(scenario="convoy_3")
+    try:
+        with pytest.raises(ValueError, match="seed must be a non-negative whole number"):
+            env.reset(seed=seed)
+    finally:
+        env.close()
