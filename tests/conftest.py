@@ -10,9 +10,10 @@ import pytest
 
 
 def sumo_children() -> set[int]:
-    """PIDs of live SUMO processes whose parent is this test process."""
+    """PIDs of live SUMO processes started by this test process, directly or by its workers."""
     me = os.getpid()
-    found = set()
+    parent_of: dict[int, int] = {}
+    sumo: set[int] = set()
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue
@@ -23,10 +24,21 @@ def sumo_children() -> set[int]:
         # /proc/PID/stat: "pid (comm) state ppid ..."; comm may contain spaces, so split at the last ')'.
         comm = stat[stat.index("(") + 1 : stat.rindex(")")]
         fields = stat[stat.rindex(")") + 2 :].split()
-        state, ppid = fields[0], int(fields[1])
-        if ppid == me and comm.startswith("sumo") and state != "Z":
-            found.add(int(proc.name))
-    return found
+        pid = int(proc.name)
+        parent_of[pid] = int(fields[1])
+        if comm.startswith("sumo") and fields[0] != "Z":
+            sumo.add(pid)
+
+    def descends_from_me(pid: int) -> bool:
+        seen = set()
+        while pid > 1 and pid not in seen:
+            seen.add(pid)
+            pid = parent_of.get(pid, 0)
+            if pid == me:
+                return True
+        return False
+
+    return {pid for pid in sumo if descends_from_me(pid)}
 
 
 @pytest.fixture(autouse=True, scope="module")
