@@ -41,6 +41,18 @@ def sumo_children() -> set[int]:
     return {pid for pid in sumo if descends_from_me(pid)}
 
 
+@pytest.fixture(autouse=True, scope="session")
+def sb3_logs_in_pytest_tmp(tmp_path_factory):
+    """SB3 writes a default log folder (``/tmp/SB3-<date>``) for every PPO without a logger; keep them in pytest's tmp."""
+    previous = os.environ.get("SB3_LOGDIR")
+    os.environ["SB3_LOGDIR"] = str(tmp_path_factory.mktemp("sb3_logs"))
+    yield
+    if previous is None:
+        os.environ.pop("SB3_LOGDIR", None)
+    else:
+        os.environ["SB3_LOGDIR"] = previous
+
+
 @pytest.fixture(autouse=True, scope="module")
 def no_leaked_sumo():
     before = sumo_children()
