@@ -6,10 +6,10 @@ with the hazard at step 60..120), then evaluates the model and the ``no-v2v`` / 
 baselines on the same held-out seeds on the env's standard episode (500 steps, hazard at step
 150..250), writing ``metrics.json`` and plots, and says plainly where the model stands.
 
-Measured on 2 shared cores: 300k agent-steps take about 2 minutes and give a policy that
-drives (mean speed ~11 m/s vs ~12.7 for no-v2v) and avoids about half of the crashes that
-no-v2v has, but it does not yet match ``rule-v2v`` (0 collisions); the learning-quality
-benchmark (``pytest benchmarks/ --run-slow``) trains for ~15 minutes.
+Measured on 2 shared cores (12 held-out episodes): 300k agent-steps take about 2 minutes and
+give a policy that drives (mean speed 11.2 m/s vs 12.7 for no-v2v) and has collisions in 2 of
+12 episodes against 11 of 12 for no-v2v, but it does not yet match ``rule-v2v`` (0 of 12); the
+learning-quality benchmark (``pytest benchmarks/ --run-slow``) trains for ~12 minutes.
 """
 
 from __future__ import annotations
