@@ -6,9 +6,14 @@ function of those arrays, so the tests can feed hand-made episodes with known an
 
 Conventions (also written into ``metrics.json`` under ``definitions``):
 
-- *Reaction step* of a follower: the first step ``t > onset_step`` whose action commands a
-  deceleration above 0.5 m/s^2; reaction time = ``(t - onset_step) * step_length``. The hazard
-  starts inside the ``onset_step`` call, so ``t = onset_step + 1`` is the earliest possible.
+- *Reaction step* of a follower: the first step ``t > onset_step`` whose action starts braking,
+  i.e. commands a deceleration above 0.5 m/s^2 while the action of step ``t - 1`` did not (a
+  follower already braking when the hazard starts reacts only when it brakes again after a
+  pause, so a policy that always brakes cannot claim an instant reaction); reaction time =
+  ``(t - onset_step) * step_length``. The hazard starts inside the ``onset_step`` call; the
+  braking car's first message is broadcast at the end of that call, can be in a buffer by the
+  end of the next one, so ``t = onset_step + 2`` (0.2 s) is the earliest reaction informed by
+  the radio (``onset_step + 1`` is possible only by chance).
 - *Followers* of the hazard vehicle: agents whose leader chain at onset (the states the onset
   step started from) reaches the hazard vehicle.
 - *Received*: a delivered transmission from the hazard vehicle to the follower broadcast in a
@@ -190,11 +195,14 @@ def hazard_followers(leader_at_onset: np.ndarray, hazard_slot: int) -> np.ndarra
 
 
 def reaction_steps(decel_cmd: np.ndarray, onset_step: int, threshold: float = REACTION_DECEL) -> np.ndarray:
-    """int[M]: first step ``t > onset_step`` with commanded deceleration above ``threshold`` (-1 none)."""
-    d = np.asarray(decel_cmd, dtype=np.float64)[onset_step + 1 :]
-    braking = np.nan_to_num(d, nan=0.0) > threshold
-    first = np.argmax(braking, axis=0)
-    return np.where(braking.any(axis=0), first + onset_step + 1, -1)
+    """int[M]: first step ``t > onset_step`` whose commanded deceleration rises above ``threshold``
+    from at or below it at ``t - 1`` (-1 none); see the module docstring."""
+    d = np.nan_to_num(np.asarray(decel_cmd, dtype=np.float64), nan=0.0) > threshold
+    starts = d[onset_step + 1 :] & ~d[onset_step:-1]
+    if starts.shape[0] == 0:  # the hazard started in the last recorded step
+        return np.full(d.shape[1], -1, dtype=np.int64)
+    first = np.argmax(starts, axis=0)
+    return np.where(starts.any(axis=0), first + onset_step + 1, -1)
 
 
 def received_from(

@@ -242,3 +242,13 @@ def test_a_policy_far_slower_than_no_v2v_is_said_to_stop_the_traffic():
     table = summary_table({"scenario": "convoy_6", "seeds": [1, 2], "results": results, "findings": warnings})
     assert "mean speed" in table.splitlines()[1] and "0.0 m/s" in table and "11.5 m/s" in table
     assert table.splitlines()[-1].startswith("WARNING: model (measured radio): model stops the traffic")
+
+
+def test_a_follower_already_braking_at_onset_reacts_only_when_it_brakes_afresh():
+    decel = np.zeros((20, 3))
+    decel[:, 0] = 3.0          # always braking: never a fresh reaction
+    decel[5:12, 1] = 3.0       # braking through the onset (10), pauses at 12, brakes again at 15
+    decel[15:, 1] = 3.0
+    decel[13:, 2] = 3.0        # not braking at onset, starts at 13
+    assert reaction_steps(decel, onset_step=10).tolist() == [-1, 15, 13]
+    assert reaction_steps(decel, onset_step=19).tolist() == [-1, -1, -1]
