@@ -32,6 +32,7 @@ from roadsense_marl.env.hazards import (
 )
 from roadsense_marl.env.observations import EGO_DIM, PEER_DIM, build_observations
 from roadsense_marl.env.rewards import BRAKING_DECEL, REWARD_COMPONENTS, compute_rewards
+from roadsense_marl.env.version import ENV_NAME
 
 BRAKE_DEADBAND = 0.02  # brake fraction at or below this hands the vehicle to car-following
 SPEED_MODE_DEFAULT = 31  # SUMO: all safety checks on
@@ -134,7 +135,7 @@ class RoadSenseParallelEnv(ParallelEnv):
     """
 
     metadata = {
-        "name": "roadsense_convoy_v0",
+        "name": ENV_NAME,
         "render_modes": ["rgb_array", "human"],
         "render_fps": 10,
         "is_parallelizable": True,

@@ -1,4 +1,4 @@
-"""``RoadSense-Convoy-v0``: the single-ego Gymnasium view of the original specification.
+"""``RoadSense-Convoy-v1``: the single-ego Gymnasium view of the original specification.
 
 A view over :class:`~roadsense_marl.env.convoy_env.RoadSenseParallelEnv`, not a second
 implementation: the ego is the one controlled agent; every other vehicle is driven by
@@ -39,7 +39,7 @@ class SingleEgoEnv(gym.Env):
     ``max_steps`` (500), or when no vehicle is left.
 
     ## Arguments
-    ``gymnasium.make("RoadSense-Convoy-v0", scenario="convoy_3", ego_id="V001", **config)``
+    ``gymnasium.make("RoadSense-Convoy-v1", scenario="convoy_3", ego_id="V001", **config)``
     with every config key of the parallel env.
     """
 

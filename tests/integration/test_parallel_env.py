@@ -49,7 +49,7 @@ def test_aec_view_passes_api_and_render_tests():
 def test_registered_with_pettingzoo():
     import pettingzoo
 
-    env = pettingzoo.make("parallel", "roadsense/convoy-v0", scenario="convoy_3", max_steps=5)
+    env = pettingzoo.make("parallel", "roadsense/convoy-v1", scenario="convoy_3", max_steps=5)
     try:
         env.reset(seed=0)
         assert set(env.agents) == {"V001", "V002", "V003"}
