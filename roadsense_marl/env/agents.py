@@ -72,7 +72,7 @@ class AgentSlots:
         """Apply one SUMO step's vehicle set; return the slots that ended or joined.
 
         Raises RuntimeError naming the vehicle if SUMO inserted one that is not in
-        ``possible_agents``, or naming ``max_vehicles`` when no slot is free.
+        ``possible_agents`` or one that already ended, or naming ``max_vehicles`` when no slot is free.
         """
         if not departed and not arrived and not collided and ids == self._ids_key:
             return NO_CHANGES
@@ -85,9 +85,15 @@ class AgentSlots:
             s = self.slot_of.pop(a)
             self.live[s] = False
             self._ended.add(a)
-        new = [v for v in ids if v not in self.slot_of and v not in self._ended]
+        new = [v for v in ids if v not in self.slot_of]
         joined: list[int] = []
         if new:
+            back = [v for v in new if v in self._ended]
+            if back:
+                raise RuntimeError(
+                    f"vehicle {back[0]!r} is on the road again at t={time_s:g} s after it left; an agent that "
+                    "ended cannot be revived (PettingZoo), so SUMO must not reuse vehicle ids"
+                )
             unknown = [v for v in new if v not in self.index_of]
             if unknown:
                 raise RuntimeError(

@@ -332,7 +332,8 @@ class RoadSenseParallelEnv(ParallelEnv):
                 shape = np.shape(value)
                 if np.size(value) != 1 or len(shape) > 1:
                     raise ValueError(f"action for agent {a!r} must have shape (1,) (a single number), got shape {shape}")
-            raise ValueError(f"actions must be real numbers, got {[actions[a] for a in names][:4]}")
+            # each is fine: scalars mixed with shape-(1,) arrays
+            arr = np.array([np.asarray(actions[a], dtype=np.float64).reshape(-1)[0] for a in names])
         arr = arr.reshape(-1).astype(np.float64)
         bad = ~np.isfinite(arr)
         if bad.any():
