@@ -18,6 +18,8 @@ from roadsense_marl.env.observations import EGO_FEATURES, ObservationFunction, o
 from roadsense_marl.env.rewards import RewardFunction
 from roadsense_marl.paths import scenarios_dir
 
+from env_helpers import assert_traces_equal, run_episode
+
 
 def flow_scenario(tmp_path, number: int = 15, period: float = 2.0):
     """A flow of short trips on convoy_3's road: vehicles leave while later ones join."""
@@ -250,3 +252,25 @@ def test_the_env_docstring_lists_every_ego_feature_in_order():
     table = doc[doc.index("``ego`` (6,)"): doc.index("``peers`` (K, 6)")]
     rows = [line for line in table.splitlines() if line.strip().startswith("|") and line.strip()[1:].strip()[:1].isdigit()]
     assert len(rows) == len(EGO_FEATURES)
+
+
+def test_compiled_and_numpy_observation_and_reward_give_identical_episodes():
+    from roadsense_marl.env import kernels
+    from roadsense_marl.env.observations import DeepSetObservation
+    from roadsense_marl.env.rewards import ConvoyReward
+
+    if not kernels.AVAILABLE:
+        pytest.skip("numba is not installed")
+    traces = []
+    for backend in ("numpy", "numba"):
+        env = parallel_env(scenario="highway", scenario_kwargs={"n_vehicles": 20}, max_steps=150,
+                           hazard={"step_window": [40, 40]}, observation_fn=DeepSetObservation(backend),
+                           reward_fn=ConvoyReward(backend))
+        rng = np.random.default_rng(0)
+        try:
+            traces.append(run_episode(env, 2, policy=lambda e, o: {a: float(rng.random() * (rng.random() < 0.2))
+                                                                   for a in e.agents}))
+        finally:
+            env.close()
+    assert len(traces[0]) == 151
+    assert_traces_equal(traces[0], traces[1])
