@@ -500,6 +500,12 @@ def machine() -> dict[str, Any]:
             "load_avg_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None}
 
 
+#: Every case of the suite; older results under any other name (a case renamed or removed)
+#: are dropped when a results file is merged.
+CASES = ("1 raw SUMO", "2 env vs raw SUMO", "2b env on traci", "3 radio", "4 reset", "5 training",
+         "6 memory", "7 learning quality")
+
+
 def target_status(ok: bool) -> str:
     """Row status of a target: ``met`` or ``MISSED``."""
     return "met" if ok else "MISSED"
@@ -507,8 +513,8 @@ def target_status(ok: bool) -> str:
 
 class Results:
     """The suite's results: ``record(case, figures, rows, missed)`` per case; ``write()`` merges
-    them into ``<directory>/latest.json`` (other cases keep their last rows) and rewrites
-    ``latest.md``.
+    them into ``<directory>/latest.json`` (other cases of :data:`CASES` keep their last rows;
+    results of cases no longer in the suite are dropped) and rewrites ``latest.md``.
 
     A row is ``(metric, value, unit, target, status)``; ``status`` is ``"met"``, ``"MISSED"``
     or ``""`` (no target). ``missed`` maps a missed row's metric to the measured reason; each
@@ -542,7 +548,7 @@ class Results:
             old = json.loads(path.read_text())
         except (OSError, ValueError):
             old = {}
-        merged = dict(old.get("cases", {}))
+        merged = {case: body for case, body in old.get("cases", {}).items() if case in CASES}
         merged.update(self.cases)
         data = {"machine": machine(), "cases": dict(sorted(merged.items()))}
         path.write_text(json.dumps(data, indent=2, default=_json_default) + "\n")
