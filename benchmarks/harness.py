@@ -219,6 +219,23 @@ def raw_env_reads_round(n: int, steps: int, seed: int = 1) -> float:
     return elapsed
 
 
+def sim_layer_round(n: int, steps: int, seed: int = 1) -> float:
+    """CPU seconds of ``steps`` calls of ``SumoSimulation.step()`` (default fields): the
+    :func:`raw_env_reads_round` calls plus ordering and the NumPy arrays of ``VehicleStates``."""
+    sim = _raw_sim(n, steps)
+    try:
+        sim.reset(seed=seed)
+        sim.step()
+        t0 = time.thread_time()
+        for _ in range(steps):
+            states = sim.step()
+        elapsed = time.thread_time() - t0
+        _check_present(n, states.n, "SumoSimulation.step")
+    finally:
+        sim.close()
+    return elapsed
+
+
 def raw_sumo_rate(n: int, steps: int, reps: int = 5) -> dict[str, float]:
     """Strict raw ceiling alone: median steps per CPU-second over ``reps`` rounds (one warm-up)."""
     med, times = median_time(lambda: raw_strict_round(n, steps), reps=reps, warmup=1)
@@ -286,7 +303,7 @@ def core_module() -> tuple[Any, str]:
     try:
         return importlib.import_module("roadsense_marl.env.core"), ""
     except ImportError as exc:
-        return None, f"roadsense_marl.env.core is not importable ({exc}): the array core has not landed here"
+        return None, f"roadsense_marl.env.core is not importable: {exc}"
 
 
 def core_round(n: int, steps: int, seed: int, rng: np.random.Generator, **extra: Any) -> dict[str, float]:
@@ -319,8 +336,8 @@ def core_round(n: int, steps: int, seed: int, rng: np.random.Generator, **extra:
 
 
 def interleaved_env_vs_raw(n: int, steps: int, rounds: int, **extra: Any) -> dict[str, Any]:
-    """Rounds of raw-strict, raw-env-reads, env (and core, if it exists), in turn, on the same
-    highway; each ratio is env (or core) steps per CPU-second over the ceiling's, per round;
+    """Rounds of raw-strict, raw-env-reads, the sim layer, env (and core, if it exists), in
+    turn, on the same highway; each ratio is env (or core) steps per CPU-second over the ceiling's, per round;
     the figures are the medians of those per-round ratios (plus the per-step CPU costs).
 
     One warm-up round of each (untimed) first: imports, SUMO's first start, caches.
@@ -329,15 +346,17 @@ def interleaved_env_vs_raw(n: int, steps: int, rounds: int, **extra: Any) -> dic
     rng = np.random.default_rng(n)
     raw_strict_round(n, steps // 4)
     raw_env_reads_round(n, steps // 4)
+    sim_layer_round(n, steps // 4)
     env_round(n, steps // 4, seed=1000, rng=rng, **extra)
     if module is not None:
         core_round(n, steps // 4, seed=1000, rng=rng, **extra)
-    per: dict[str, list[float]] = {k: [] for k in ("strict_us", "reads_us", "env_us", "core_us",
+    per: dict[str, list[float]] = {k: [] for k in ("strict_us", "reads_us", "sim_us", "env_us", "core_us",
                                                     "env_over_strict", "env_over_reads",
                                                     "core_over_strict", "core_over_reads", "env_live", "core_live")}
     for r in range(rounds):
         strict = raw_strict_round(n, steps, seed=r + 1) / steps
         reads = raw_env_reads_round(n, steps, seed=r + 1) / steps
+        per["sim_us"].append(1e6 * sim_layer_round(n, steps, seed=r + 1) / steps)
         e = env_round(n, steps, seed=r, rng=rng, **extra)
         env_step = e["cpu_s"] / max(e["steps"], 1)
         per["strict_us"].append(1e6 * strict)
@@ -441,7 +460,8 @@ def training_rate(make_vec_env: Callable[..., Any], num_cpus: int, n: int = 10, 
     num_cpus=num_cpus, ...)`` (libsumo: one simulation per process), highway with ``n``
     vehicles: ``rollouts`` rollouts + updates after a warm-up rollout + update.
 
-    Returns slot-steps (SB3's ``num_timesteps``, one per vehicle slot and step; every slot is a
+    Also returns the CPU seconds of the PPO updates (``model.train``, in this process).
+    Rates are slot-steps (SB3's ``num_timesteps``, one per vehicle slot and step; every slot is a
     vehicle while all ``n`` are on the road) per CPU-second of every process of the run
     (:func:`process_tree_cpu_s`, workers included) and per wall-second. ``make_vec_env`` is the
     entry point, whatever VecEnv it returns. torch runs on one thread (its default of one per
@@ -461,6 +481,15 @@ def training_rate(make_vec_env: Callable[..., Any], num_cpus: int, n: int = 10, 
                     batch_size=batch_size, n_epochs=n_epochs, seed=0, device="cpu", verbose=0)
         per_rollout = n_steps * venv.num_envs
         model.learn(total_timesteps=per_rollout)  # warm-up: torch, SUMO start, first update
+        update_cpu = [0.0]
+        train = model.train
+
+        def timed_train() -> None:  # the PPO update runs in this process, torch on one thread
+            t0 = time.process_time()
+            train()
+            update_cpu[0] += time.process_time() - t0
+
+        model.train = timed_train
         start = model.num_timesteps
         cpu0, wall0 = process_tree_cpu_s(), time.perf_counter()
         model.learn(total_timesteps=rollouts * per_rollout, reset_num_timesteps=False)
@@ -471,7 +500,7 @@ def training_rate(make_vec_env: Callable[..., Any], num_cpus: int, n: int = 10, 
         venv.close()
         torch.set_num_threads(threads)
     return {"num_cpus": num_cpus, "num_envs": num_cpus, "slots": venv.num_envs, "agent_steps": done,
-            "cpu_s": cpu, "wall_s": wall, "agent_steps_per_cpu_s": done / cpu, "agent_steps_per_wall_s": done / wall,
+            "cpu_s": cpu, "update_cpu_s": update_cpu[0], "wall_s": wall, "agent_steps_per_cpu_s": done / cpu, "agent_steps_per_wall_s": done / wall,
             "cpu_per_wall": cpu / wall, "torch_threads": 1, "n_steps": n_steps, "batch_size": batch_size,
             "n_epochs": n_epochs, "vec_env": type(getattr(venv, "unwrapped", venv)).__name__}
 
@@ -598,34 +627,37 @@ def markdown_table(data: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-#: README rows: (what, case, metric substrings in order); rows whose case did not run are left out.
-README_ROWS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
-    ("raw SUMO, libsumo, read 4 values + set one speed per vehicle (strict ceiling)", "2 env vs raw SUMO",
-     ("raw strict steps/CPU-s, N=10", "raw strict steps/CPU-s, N=50")),
-    ("raw SUMO, libsumo, exactly the env's reads (env-reads ceiling)", "2 env vs raw SUMO",
-     ("raw env-reads steps/CPU-s, N=10", "raw env-reads steps/CPU-s, N=50")),
-    ("PettingZoo parallel env / env-reads ceiling, hazards + measured radio", "2 env vs raw SUMO",
-     ("env / env-reads ceiling, N=10", "env / env-reads ceiling, N=50")),
+#: README rows: (what, case, ((metric prefix, label), ...)); rows whose case did not run are left out.
+README_ROWS: tuple[tuple[str, str, tuple[tuple[str, str], ...]], ...] = (
+    ("raw SUMO, libsumo: 4 reads + one setSpeed per vehicle (strict ceiling)", "2 env vs raw SUMO",
+     (("raw strict steps/CPU-s, N=10", "N=10"), ("raw strict steps/CPU-s, N=50", "N=50"))),
+    ("raw SUMO, libsumo: exactly the SUMO calls of the env (env-reads ceiling)", "2 env vs raw SUMO",
+     (("raw env-reads steps/CPU-s, N=10", "N=10"), ("raw env-reads steps/CPU-s, N=50", "N=50"))),
+    ("`SumoSimulation.step()` (those calls + arrays) / env-reads ceiling", "2 env vs raw SUMO",
+     (("sim layer / env-reads ceiling, N=10", "N=10"), ("sim layer / env-reads ceiling, N=50", "N=50"))),
+    ("PettingZoo parallel env / env-reads ceiling (hazards, measured radio, driving actions)", "2 env vs raw SUMO",
+     (("env / env-reads ceiling, N=10", "N=10"), ("env / env-reads ceiling, N=50", "N=50"))),
     ("PettingZoo parallel env / strict ceiling", "2 env vs raw SUMO",
-     ("env / strict ceiling, N=10", "env / strict ceiling, N=50")),
+     (("env / strict ceiling, N=10", "N=10"), ("env / strict ceiling, N=50", "N=50"))),
     ("array core alone / env-reads ceiling", "2 env vs raw SUMO",
-     ("core / env-reads ceiling, N=10", "core / env-reads ceiling, N=50")),
-    ("radio alone, all pairs in range", "3 radio", ("radio ms/step convoy, N=100",)),
+     (("core / env-reads ceiling, N=10", "N=10"), ("core / env-reads ceiling, N=50", "N=50"))),
+    ("radio alone, all pairs in range", "3 radio", (("radio ms/step convoy, N=100", "N=100, 9,900 links"),)),
     ("radio alone, highway (most pairs out of range)", "3 radio",
-     ("radio ms/step highway, N=100", "radio ms/step highway, N=1000")),
-    ("`reset()` convoy_6", "4 reset", ("reset() convoy_6 libsumo", "reset() convoy_6 traci")),
+     (("radio ms/step highway, N=100", "N=100"), ("radio ms/step highway, N=1000", "N=1000"))),
+    ("`reset()` convoy_6 (wall time)", "4 reset",
+     (("reset() convoy_6 libsumo", "libsumo"), ("reset() convoy_6 traci", "traci"))),
     ("shared-policy PPO incl. updates, N=10, per CPU-second of all processes", "5 training",
-     ("PPO agent-steps/CPU-s, num_cpus=1", "PPO agent-steps/CPU-s, num_cpus=2")),
-    ("same, per wall-second", "5 training",
-     ("PPO agent-steps/wall-s, num_cpus=1", "PPO agent-steps/wall-s, num_cpus=2")),
-    ("memory, 1,000 → 10,000 env steps", "6 memory", ("RSS growth",)),
+     (("PPO agent-steps/CPU-s, num_cpus=1", "num_cpus=1"), ("PPO agent-steps/CPU-s, num_cpus=2", "num_cpus=2"))),
+    ("same, per wall-second (shared machine)", "5 training",
+     (("PPO agent-steps/wall-s, num_cpus=1", "num_cpus=1"), ("PPO agent-steps/wall-s, num_cpus=2", "num_cpus=2"))),
+    ("memory, 1,000 → 10,000 env steps", "6 memory", (("RSS growth", "growth"),)),
 )
 
 
 def performance_markdown(cases: dict[str, Any], machine_info: dict[str, Any]) -> str:
     """The README's Performance table from the cases of one run (headline rows only)."""
     lines = [
-        _machine_line(machine_info) + " CPU time, medians; `make bench-readme` regenerates this table.",
+        _machine_line(machine_info) + " CPU time unless said, medians; `make bench-readme` regenerates this table.",
         "",
         "| what | measured | target | status |",
         "|---|---|---|---|",
@@ -635,15 +667,16 @@ def performance_markdown(cases: dict[str, Any], machine_info: dict[str, Any]) ->
         body = cases.get(case)
         if body is None:
             continue
-        found = [next((r for r in body["rows"] if r["metric"].startswith(m)), None) for m in metrics]
-        found = [r for r in found if r is not None]
+        found = [(next((r for r in body["rows"] if r["metric"].startswith(m)), None), label) for m, label in metrics]
+        found = [(r, label) for r, label in found if r is not None]
         if not found:
             continue
-        measured = "; ".join(f"{_fmt(r['value'])} {r['unit']} ({r['metric'].split(', ', 1)[-1]})" for r in found)
-        targets = "; ".join(r["target"] for r in found if r["target"]) or "—"
-        status = ", ".join(dict.fromkeys(r["status"] for r in found if r["status"])) or "—"
+        measured = "; ".join(f"{_fmt(r['value'])} {r['unit']} ({label})" for r, label in found)
+        targets = "; ".join(dict.fromkeys(r["target"] for r, _ in found if r["target"])) or "—"
+        status = ", ".join(f"{r['status']} ({label})" if len(found) > 1 else r["status"]
+                           for r, label in found if r["status"]) or "—"
         lines.append(f"| {what} | {measured} | {targets} | {status} |")
-        for r in found:
+        for r, _ in found:
             why = body.get("missed", {}).get(r["metric"])
             if why:
                 missed.append(f"- {r['metric']}: {why}")

@@ -22,7 +22,7 @@ import contextlib
 import io
 import itertools
 import os
-from itertools import repeat
+from itertools import chain, repeat
 from operator import itemgetter
 import socket
 import subprocess
@@ -176,7 +176,8 @@ class LibsumoBackend(_Backend):
         ids = self._ids
         n = len(ids)
         # One C-level map per getter, straight into an array: this is the per-step hot path.
-        xy = np.array(list(map(f.position, ids, repeat(False, n))), dtype=np.float64).reshape(n, 2).T.copy()
+        xy = np.fromiter(chain.from_iterable(map(f.position, ids, repeat(False, n))), np.float64, 2 * n)
+        xy = xy.reshape(n, 2).T.copy()
         speed = np.fromiter(map(f.speed, ids), np.float64, n)
         accel = np.fromiter(map(f.accel, ids), np.float64, n)
         heading = np.fromiter(map(f.angle, ids), np.float64, n)

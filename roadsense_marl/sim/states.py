@@ -147,8 +147,9 @@ def leader_columns(ids: Sequence[str], position: Mapping[str, int], leaders: Seq
     if n == 0:
         return np.full(0, -1, dtype=np.int64), np.full(0, np.inf)
     lids, dists = zip(*[lead or _NO_LEADER for lead in leaders])
-    leader = np.fromiter(map(position.get, lids, repeat(-1)), dtype=np.int64, count=n)
-    gap = np.asarray(dists, dtype=np.float64) + min_gap
+    leader = np.fromiter(map(position.get, lids, repeat(-1, n)), dtype=np.int64, count=n)
+    gap = np.array(dists, dtype=np.float64)
+    gap += min_gap
     gap[leader < 0] = np.inf
     return leader, gap
 
