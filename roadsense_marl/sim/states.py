@@ -62,7 +62,8 @@ class VehicleStates:
     SI units and SUMO conventions, every array of shape ``(n,)``: ``x, y`` (float64)
     front-bumper centre in network coordinates (m); ``speed`` (m/s); ``accel`` (m/s², SUMO's
     acceleration of the last step); ``heading_deg`` compass heading (0 = north, clockwise;
-    90 = driving towards +x); ``length`` (m); ``leader`` (int64) index into ``ids`` of the
+    90 = driving towards +x); ``length`` (m; with libsumo a read-only array shared by the
+    states of consecutive steps while the vehicles do not change); ``leader`` (int64) index into ``ids`` of the
     vehicle ahead (within 200 m on the vehicle's best lanes), -1 if none; ``gap``
     bumper-to-bumper distance to it (m; the follower's minGap is added back to SUMO's
     ``getLeader`` distance), ``inf`` if none.

@@ -13,6 +13,7 @@ from roadsense_marl.sim import (
     LibsumoInUseError,
     SumoError,
     SumoSimulation,
+    VehicleStates,
     resolve_scenario,
     sample_variation,
 )
@@ -187,6 +188,12 @@ def test_lane_fields_are_read_only_when_requested(backend):
         states = sim.step()
         np.testing.assert_allclose(states.lane_pos, [0, 30, 60])
         assert set(states.extras) == {"lane_pos"} and not hasattr(states, "lane_index")
+
+
+def test_empty_states_carry_only_the_requested_fields():
+    empty = VehicleStates.empty(2.0, extra_fields=("lane_pos",))
+    assert empty.n == 0 and empty.time_s == 2.0 and empty.leader.dtype == np.int64
+    assert empty.lane_pos.shape == (0,) and not hasattr(empty, "lane_index")
 
 
 def test_unknown_extra_field_is_named_with_the_valid_ones():
