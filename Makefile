@@ -21,7 +21,7 @@ test: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/roadsense-marl demo
 
-# Results go outside the source tree ($$ROADSENSE_MARL_BENCH_OUT or ~/.cache/roadsense_marl/bench).
+# Results go outside the source tree (ROADSENSE_MARL_BENCH_OUT or ~/.cache/roadsense_marl/bench).
 bench: $(STAMP)
 	$(PY) -m pytest benchmarks/ -q -s
 

@@ -85,6 +85,7 @@ def process_tree_cpu_s() -> float:
     the live ones read from ``/proc/<pid>/stat`` (their own reaped children included), the
     ended ones through ``getrusage(RUSAGE_CHILDREN)``. Linux only; resolution one clock tick
     (10 ms) per process, so use it over runs of seconds."""
+    own = time.process_time()  # before the /proc scan, so the scan itself is not counted
     tick = os.sysconf("SC_CLK_TCK")
     parent: dict[int, int] = {}
     times: dict[int, float] = {}
@@ -107,7 +108,7 @@ def process_tree_cpu_s() -> float:
         frontier = {pid for pid, pp in parent.items() if pp in frontier and pid not in descendants}
         descendants |= frontier
     ended = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return time.process_time() + sum(times[p] for p in descendants) + ended.ru_utime + ended.ru_stime
+    return own + sum(times[p] for p in descendants) + ended.ru_utime + ended.ru_stime
 
 
 def loglog_slope(ns: list[float], costs: list[float]) -> float:
