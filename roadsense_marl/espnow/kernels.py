@@ -38,18 +38,28 @@ def _jit(f):
 def dense_links(rxy, sxy, r_slots, s_slots, range_m, index, capacity):  # pragma: no cover - compiled
     """In-range links of strictly increasing receiver and sender slots, canonical order.
 
-    Returns ``(ri, si, dist, lid, n_new)``: input indices, distance ``sqrt(dx*dx + dy*dy)`` (as the
-    dense NumPy cull), link row from ``index`` (flat ``[receiver * capacity + sender]`` -> row + 1;
-    -1 where the link is new) and how many are new. Self-pairs (same slot) are no links.
+    Returns ``(r_slot, s_slot, si, dist, lid, n_new)``: receiver and sender slots, sender input
+    index, distance ``sqrt(dx*dx + dy*dy)`` (as the dense NumPy cull), link row from ``index`` (flat
+    ``[receiver * capacity + sender]`` -> row + 1; -1 where the link is new) and how many are new.
+    Self-pairs (same slot) are no links.
     """
     nr, ns = rxy.shape[0], sxy.shape[0]
     finite = math.isfinite(range_m)
     r2 = range_m * range_m
-    ri = np.empty(nr * ns, np.int64)
-    si = np.empty(nr * ns, np.int64)
-    dist = np.empty(nr * ns, np.float64)
-    lid = np.empty(nr * ns, np.int64)
-    n = 0
+    n = 0  # first pass: count (exact-size outputs box faster than views of larger buffers)
+    for i in range(nr):
+        rx, ry, rslot = rxy[i, 0], rxy[i, 1], r_slots[i]
+        for j in range(ns):
+            dx = rx - sxy[j, 0]
+            dy = ry - sxy[j, 1]
+            if s_slots[j] != rslot and (not finite or dx * dx + dy * dy < r2):
+                n += 1
+    r_out = np.empty(n, np.int64)
+    s_out = np.empty(n, np.int64)
+    si = np.empty(n, np.int64)
+    dist = np.empty(n, np.float64)
+    lid = np.empty(n, np.int64)
+    k = 0
     n_new = 0
     for i in range(nr):
         rx, ry, rslot = rxy[i, 0], rxy[i, 1], r_slots[i]
@@ -61,15 +71,16 @@ def dense_links(rxy, sxy, r_slots, s_slots, range_m, index, capacity):  # pragma
             d2 = dx * dx + dy * dy
             if finite and not d2 < r2:
                 continue
-            ri[n] = i
-            si[n] = j
-            dist[n] = math.sqrt(d2)
+            r_out[k] = rslot
+            s_out[k] = s_slots[j]
+            si[k] = j
+            dist[k] = math.sqrt(d2)
             row = np.int64(index[rslot * capacity + s_slots[j]]) - 1
-            lid[n] = row
+            lid[k] = row
             if row < 0:
                 n_new += 1
-            n += 1
-    return ri[:n], si[:n], dist[:n], lid[:n], n_new
+            k += 1
+    return r_out, s_out, si, dist, lid, n_new
 
 
 #: Order of the scalars in the ``model`` array of :func:`resolve_enqueue` (see :func:`model_array`).
@@ -94,20 +105,19 @@ def model_array(params) -> np.ndarray:
 
 @_jit
 def resolve_enqueue(  # pragma: no cover - compiled
-    dist, lid, u_burst, u_loss, z_latency, model, bin_lo, bin_rate, burst, t, si, noisy, mids,
-    p_lid, p_ts, p_seq, p_arr, p_pay, p_mid, m, seq,
+    dist, lid, u_burst, u_loss, z_latency, model, bin_lo, bin_rate, burst, t, si, frame0,
+    p_lid, p_arr, p_frame, m,
 ):
     """Loss, burst and latency of every link (as ``core.resolve_links``; scalars in ``model``, see
     :data:`MODEL_FIELDS`), burst state written back, and the delivered copies that can still
-    become visible appended to the in-flight arrays at ``m`` (capacity reserved by the caller).
-    Returns ``(delivered, latency_ms (NaN if lost), m, seq, earliest arrival appended)``.
+    become visible appended to the in-flight arrays at ``m`` (capacity reserved by the caller),
+    each pointing at its sender's frame ``frame0 + si``. Returns ``(delivered, latency_ms (NaN if lost), m, seq, earliest arrival appended)``.
     """
     uses_bins = model[0] != 0.0
     base, t1, t2, rate2, rate3 = model[1], model[2], model[3], model[4], model[5]
     burst_enabled, burst_continue, max_loss_cap, loss_multiplier = model[6] != 0.0, model[7], model[8], model[9]
     lat_base, lat_factor, jitter, staleness = model[10], model[11], model[12], model[13]
     n = dist.shape[0]
-    f = noisy.shape[1]
     delivered = np.empty(n, np.bool_)
     latency = np.empty(n, np.float64)
     nb = bin_lo.shape[0]
@@ -144,56 +154,51 @@ def resolve_enqueue(  # pragma: no cover - compiled
             continue
         arr = t + lat
         p_lid[m] = row
-        p_ts[m] = t
-        p_seq[m] = seq
         p_arr[m] = arr
-        s = si[k]
-        for j in range(f):
-            p_pay[m, j] = noisy[s, j]
-        p_mid[m] = mids[s]
+        p_frame[m] = frame0 + si[k]
         if arr < first:
             first = arr
         m += 1
-        seq += 1
-    return delivered, latency, m, seq, first
+    return delivered, latency, m, first
 
 
 @_jit
 def deliver(  # pragma: no cover - compiled
-    now, p_lid, p_ts, p_seq, p_arr, p_pay, p_mid, m,
+    now, p_lid, p_arr, p_frame, m, f_ts, f_seq, f_pay, f_mid,
     t_has, t_ts, t_seq, t_arr, t_pay, t_msg,
 ):
-    """Move every in-flight message with arrival <= ``now`` into its link's table entry if it was
-    sent later (send time, then send sequence) than the entry; keep the rest in order, dropping
-    those older than their link's (updated) entry. Returns ``(m, earliest arrival kept)``."""
-    f = p_pay.shape[1]
+    """Move every in-flight copy with arrival <= ``now`` into its link's table entry if its frame
+    was sent later (send time, then frame sequence) than the entry's; keep the rest in order,
+    dropping those older than their link's (updated) entry. Send time, sequence, payload and
+    message id come from the copy's frame. Returns ``(m, earliest arrival kept)``."""
+    f = f_pay.shape[1]
     for i in range(m):
         if p_arr[i] <= now:
             row = p_lid[i]
-            if (not t_has[row]) or p_ts[i] > t_ts[row] or (p_ts[i] == t_ts[row] and p_seq[i] > t_seq[row]):
+            fr = p_frame[i]
+            ts, seq = f_ts[fr], f_seq[fr]
+            if (not t_has[row]) or ts > t_ts[row] or (ts == t_ts[row] and seq > t_seq[row]):
                 t_has[row] = True
-                t_ts[row] = p_ts[i]
-                t_seq[row] = p_seq[i]
+                t_ts[row] = ts
+                t_seq[row] = seq
                 t_arr[row] = p_arr[i]
-                t_msg[row] = p_mid[i]
+                t_msg[row] = f_mid[fr]
                 for j in range(f):
-                    t_pay[row, j] = p_pay[i, j]
+                    t_pay[row, j] = f_pay[fr, j]
     out = 0
     first = np.inf
     for i in range(m):
         if p_arr[i] <= now:
             continue
         row = p_lid[i]
-        if t_has[row] and (p_ts[i] < t_ts[row] or (p_ts[i] == t_ts[row] and p_seq[i] < t_seq[row])):
+        fr = p_frame[i]
+        ts, seq = f_ts[fr], f_seq[fr]
+        if t_has[row] and (ts < t_ts[row] or (ts == t_ts[row] and seq < t_seq[row])):
             continue
         if out != i:
             p_lid[out] = row
-            p_ts[out] = p_ts[i]
-            p_seq[out] = p_seq[i]
             p_arr[out] = p_arr[i]
-            p_mid[out] = p_mid[i]
-            for j in range(f):
-                p_pay[out, j] = p_pay[i, j]
+            p_frame[out] = fr
         if p_arr[out] < first:
             first = p_arr[out]
         out += 1
@@ -211,6 +216,9 @@ def select_rows(now, staleness, req, l_recv, l_send, t_has, t_ts, t_arr, t_pay, 
         ok = t_has[i] and req[l_recv[i]] and now - t_ts[i] < staleness
         keep[i] = ok
         count += ok
+    if count == n:  # every row (dense steady state): block copies
+        ts = t_ts[:n].copy()
+        return l_recv[:n].copy(), l_send[:n].copy(), t_pay[:n].copy(), ts, now - ts, t_arr[:n].copy(), t_msg[:n].copy()
     recv = np.empty(count, np.int64)
     send = np.empty(count, np.int64)
     pay = np.empty((count, f), np.float64)

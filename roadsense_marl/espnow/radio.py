@@ -216,12 +216,15 @@ class Radio:
         self._m = 0
         self._p_first = np.inf  # earliest arrival in flight
         self._p_lid = np.zeros(size, np.int64)
-        self._p_ts = np.zeros(size)
-        self._p_seq = np.zeros(size, np.int64)
         self._p_arr = np.zeros(size)
-        self._p_pay = np.zeros((size, f))
-        self._p_mid = np.full(size, -1, np.int64)
-        self._seq = 0  # send sequence number of the next delivered copy (orders sends at one time)
+        self._p_frame = np.zeros(size, np.int64)  # row in the frame store
+        # frames: one noisy payload (and message id) per transmitted message, shared by its copies
+        self._nf = 0
+        self._f_ts = np.zeros(size)
+        self._f_seq = np.zeros(size, np.int64)
+        self._f_pay = np.zeros((size, f))
+        self._f_mid = np.full(size, -1, np.int64)
+        self._seq = 0  # sequence number of the next frame (orders frames sent at the same time)
         self._clock = -np.inf  # latest time given to broadcast or receive
         self._req = np.zeros(cap, bool)
 
@@ -278,16 +281,16 @@ class Radio:
                 f"payload must have shape ({len(ss)}, {len(self.payload_fields)}) with columns "
                 f"{self.payload_fields}, got {pay.shape}"
             )
-        mids = np.full(len(ss), -1, np.int64) if message_ids is None else np.asarray(message_ids, np.int64)
-        if mids.shape != (len(ss),):
+        mids = -1 if message_ids is None else np.asarray(message_ids, np.int64)
+        if message_ids is not None and mids.shape != (len(ss),):
             raise ValueError(f"message_ids must have shape ({len(ss)},), got {mids.shape}")
         t = float(t_ms)
         if not np.isfinite(t):
             raise ValueError(f"t_ms must be finite, got {t_ms!r}")
 
         ro, so = _sorted_distinct("receiver_slots", rs), _sorted_distinct("sender_slots", ss)
-        ri, si, dist, r_slot, s_slot, lid = self._links(rs, rxy, ss, sxy, ro, so)
-        n = len(ri)
+        si, dist, r_slot, s_slot, lid = self._links(rs, rxy, ss, sxy, ro, so)
+        n = len(si)
 
         # Later receives are at >= t: everything arriving by then can move into the tables now,
         # which bounds what stays in flight even for receivers that never call receive.
@@ -295,17 +298,24 @@ class Radio:
         self._deliver(self._clock)
 
         draws = draw_link_randomness(self._rng, n, len(ss), len(self.payload_fields))
-        # One noisy frame per sender; z_noise rows follow increasing sender slot.
+        # One noisy frame per sender (z_noise rows follow increasing sender slot), stored once;
+        # its in-flight copies point at it.
+        frame0 = self._reserve_frames(len(ss))
+        frames = self._f_pay[frame0:frame0 + len(ss)]
         if so is None:
-            noisy = apply_sensor_noise(pay, draws.z_noise, self._stds, self._speed_col, self._heading_col)
+            frames[:] = apply_sensor_noise(pay, draws.z_noise, self._stds, self._speed_col, self._heading_col)
         else:
-            noisy = np.empty_like(pay)
-            noisy[so] = apply_sensor_noise(pay[so], draws.z_noise, self._stds, self._speed_col, self._heading_col)
+            frames[so] = apply_sensor_noise(pay[so], draws.z_noise, self._stds, self._speed_col, self._heading_col)
+        self._f_mid[frame0:frame0 + len(ss)] = mids
+        self._f_ts[frame0:frame0 + len(ss)] = t
+        self._f_seq[frame0:frame0 + len(ss)] = np.arange(self._seq, self._seq + len(ss))
+        self._seq += len(ss)
+        self._nf = frame0 + len(ss)
         self._reserve_in_flight(self._m + n)
         if self._use_kernels:
-            delivered, latency = self._resolve_enqueue_kernel(t, dist, lid, si, noisy, mids, draws)
+            delivered, latency = self._resolve_enqueue_kernel(t, dist, lid, si, frame0, draws)
         else:
-            delivered, latency = self._resolve_enqueue_numpy(t, dist, lid, si, noisy, mids, draws)
+            delivered, latency = self._resolve_enqueue_numpy(t, dist, lid, si, frame0, draws)
         self.last_links = LinkBatch(s_slot, r_slot, dist, delivered, latency)
         return self.last_links
 
@@ -313,12 +323,11 @@ class Radio:
         """In-range links in canonical (receiver slot, sender slot) order, with their pool rows."""
         p = self.params
         if self._use_kernels and ro is None and so is None and len(rs) * len(ss) <= _DENSE_PAIRS_MAX:
-            ri, si, dist, lid, n_new = _k.dense_links(rxy, sxy, rs, ss, float(p.range_m), self._index.ravel(),
-                                                      self.capacity)
-            r_slot, s_slot = rs[ri], ss[si]
+            r_slot, s_slot, si, dist, lid, n_new = _k.dense_links(rxy, sxy, rs, ss, float(p.range_m),
+                                                                  self._index.ravel(), self.capacity)
             if n_new:
                 lid = self._link_rows(r_slot, s_slot)
-            return ri, si, dist, r_slot, s_slot, lid
+            return si, dist, r_slot, s_slot, lid
         if ro is None and so is None:
             ri, si, dist = candidate_links(rxy, sxy, p.range_m)
         else:
@@ -334,9 +343,9 @@ class Radio:
         if len(key) > 1 and not (key[1:] > key[:-1]).all():
             o = np.argsort(key, kind="stable")
             ri, si, dist, r_slot, s_slot = ri[o], si[o], dist[o], r_slot[o], s_slot[o]
-        return ri, si, dist, r_slot, s_slot, self._link_rows(r_slot, s_slot)
+        return si, dist, r_slot, s_slot, self._link_rows(r_slot, s_slot)
 
-    def _resolve_enqueue_numpy(self, t, dist, lid, si, noisy, mids, draws):
+    def _resolve_enqueue_numpy(self, t, dist, lid, si, frame0, draws):
         n = len(lid)
         rows: np.ndarray | slice = slice(0, n) if (self._sorted and n == self._n) else lid  # dense steady state
         lost, latency = resolve_links(self.params, dist, self._l_burst[rows], draws)
@@ -349,20 +358,17 @@ class Radio:
             ks = si[keep]
             arr = t + latency[keep]
             self._p_lid[m:m + k] = lid[keep]
-            self._p_ts[m:m + k] = t
-            self._p_seq[m:m + k] = np.arange(self._seq, self._seq + k)
             self._p_arr[m:m + k] = arr
-            self._p_pay[m:m + k] = np.take(noisy, ks, axis=0)
-            self._p_mid[m:m + k] = mids[ks]
-            self._m, self._seq = m + k, self._seq + k
+            self._p_frame[m:m + k] = frame0 + ks
+            self._m = m + k
             self._p_first = min(self._p_first, float(arr.min()))
         return ok, np.where(ok, latency, np.nan)
 
-    def _resolve_enqueue_kernel(self, t, dist, lid, si, noisy, mids, draws):
-        delivered, latency, self._m, self._seq, first = _k.resolve_enqueue(
+    def _resolve_enqueue_kernel(self, t, dist, lid, si, frame0, draws):
+        delivered, latency, self._m, first = _k.resolve_enqueue(
             dist, lid, draws.u_burst, draws.u_loss, draws.z_latency, self._model, self._bin_lo, self._bin_rate,
-            self._l_burst, t, si, noisy, mids,
-            self._p_lid, self._p_ts, self._p_seq, self._p_arr, self._p_pay, self._p_mid, self._m, self._seq,
+            self._l_burst, t, si, frame0,
+            self._p_lid, self._p_arr, self._p_frame, self._m,
         )
         self._p_first = min(self._p_first, first)
         return delivered, latency
@@ -403,6 +409,28 @@ class Radio:
             out = np.zeros((size,) + a.shape[1:], a.dtype)
             out[: self._m] = a[: self._m]
             setattr(self, name, out)
+
+    def _reserve_frames(self, k: int) -> int:
+        """Room for ``k`` new frames; returns the first row. Frames no in-flight copy points at are
+        dropped (all of them when nothing is in flight, the common case); the table holds its own
+        copy of each delivered payload."""
+        if self._m == 0:
+            self._nf = 0
+        elif self._nf + k > len(self._f_pay):
+            used = np.unique(self._p_frame[: self._m])
+            for name in _FRAME_ARRAYS:
+                a = getattr(self, name)
+                a[: len(used)] = a[used]
+            self._p_frame[: self._m] = np.searchsorted(used, self._p_frame[: self._m])
+            self._nf = len(used)
+        if self._nf + k > len(self._f_pay):
+            size = max(self._nf + k, 2 * len(self._f_pay))
+            for name in _FRAME_ARRAYS:
+                a = getattr(self, name)
+                out = np.zeros((size,) + a.shape[1:], a.dtype)
+                out[: self._nf] = a[: self._nf]
+                setattr(self, name, out)
+        return self._nf
 
     # ---- receive ---------------------------------------------------------------------------
     def receive(self, now_ms: float, receiver_slots: Any) -> RxBatch:
@@ -453,7 +481,7 @@ class Radio:
             return
         if self._use_kernels:
             self._m, self._p_first = _k.deliver(
-                now, self._p_lid, self._p_ts, self._p_seq, self._p_arr, self._p_pay, self._p_mid, self._m,
+                now, self._p_lid, self._p_arr, self._p_frame, self._m, self._f_ts, self._f_seq, self._f_pay, self._f_mid,
                 self._t_has, self._t_ts, self._t_seq, self._t_arr, self._t_pay, self._t_msg,
             )
         else:
@@ -466,28 +494,30 @@ class Radio:
         arrived = self._p_arr[:m] <= now
         every = bool(arrived.all())
         src = np.arange(m) if every else np.flatnonzero(arrived)
-        lid, ts, seq = self._p_lid[src], self._p_ts[src], self._p_seq[src]
+        lid, fr = self._p_lid[src], self._p_frame[src]
+        ts, seq = self._f_ts[fr], self._f_seq[fr]
         if len(lid) > 1 and not (lid[1:] > lid[:-1]).all():
             # Several arrivals on one link: keep the newest sent (send time, then sequence).
             o = np.lexsort((seq, ts, lid))
             last = np.r_[lid[o][1:] != lid[o][:-1], True]
             pick = o[last]
-            src, lid, ts, seq = src[pick], lid[pick], ts[pick], seq[pick]
+            src, lid, fr, ts, seq = src[pick], lid[pick], fr[pick], ts[pick], seq[pick]
         newer = ~self._t_has[lid] | (ts > self._t_ts[lid]) | ((ts == self._t_ts[lid]) & (seq > self._t_seq[lid]))
         if not newer.all():
-            src, lid, ts, seq = src[newer], lid[newer], ts[newer], seq[newer]
+            src, lid, fr, ts, seq = src[newer], lid[newer], fr[newer], ts[newer], seq[newer]
         dst: np.ndarray | slice = lid
         if len(lid) == self._n and len(lid) and lid[0] == 0 and lid[-1] == self._n - 1:
             dst = slice(0, self._n)  # every link once, increasing: the identity (dense steady state)
         self._t_has[dst] = True
         self._t_ts[dst], self._t_seq[dst] = ts, seq
-        self._t_arr[dst], self._t_msg[dst] = self._p_arr[src], self._p_mid[src]
-        self._t_pay[dst] = np.take(self._p_pay, src, axis=0)
+        self._t_arr[dst], self._t_msg[dst] = self._p_arr[src], self._f_mid[fr]
+        self._t_pay[dst] = np.take(self._f_pay, fr, axis=0)
         if every:
             self._m, self._p_first = 0, np.inf
             return
         keep = ~arrived
-        plid, pts, pseq = self._p_lid[:m], self._p_ts[:m], self._p_seq[:m]
+        plid, pfr = self._p_lid[:m], self._p_frame[:m]
+        pts, pseq = self._f_ts[pfr], self._f_seq[pfr]
         th, tts, tseq = self._t_has[plid], self._t_ts[plid], self._t_seq[plid]
         keep &= ~(th & ((pts < tts) | ((pts == tts) & (pseq < tseq))))  # older than what already arrived
         self._compact_in_flight(keep)
@@ -508,7 +538,8 @@ class Radio:
         visible-able only if every later-sent message on its link arrives strictly after it.
         """
         m = self._m
-        lid, ts, seq, arr = self._p_lid[:m], self._p_ts[:m], self._p_seq[:m], self._p_arr[:m]
+        lid, arr = self._p_lid[:m], self._p_arr[:m]
+        ts, seq = self._f_ts[self._p_frame[:m]], self._f_seq[self._p_frame[:m]]
         rank = np.empty(m, np.int64)
         rank[np.lexsort((seq, ts))] = np.arange(m)  # send order
         # by link, then arrival, later-sent first among equal arrivals
@@ -562,7 +593,7 @@ class Radio:
 
     def in_flight_message_ids(self) -> np.ndarray:
         """Message ids still in flight or held in some receive table (for side tables of the object API)."""
-        return np.concatenate([self._p_mid[: self._m], self._t_msg[: self._n][self._t_has[: self._n]]])
+        return np.concatenate([self._f_mid[self._p_frame[: self._m]], self._t_msg[: self._n][self._t_has[: self._n]]])
 
     def _require_reset(self) -> None:
         if self._rng is None:
@@ -571,4 +602,5 @@ class Radio:
 
 _EMPTY = np.empty(0)
 _POOL_ARRAYS = ("_l_recv", "_l_send", "_l_burst", "_t_has", "_t_ts", "_t_seq", "_t_arr", "_t_pay", "_t_msg")
-_IN_FLIGHT_ARRAYS = ("_p_lid", "_p_ts", "_p_seq", "_p_arr", "_p_pay", "_p_mid")
+_IN_FLIGHT_ARRAYS = ("_p_lid", "_p_arr", "_p_frame")
+_FRAME_ARRAYS = ("_f_ts", "_f_seq", "_f_pay", "_f_mid")
