@@ -25,6 +25,7 @@ Each phase has a NumPy implementation (the reference) and a compiled twin in
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +42,7 @@ from roadsense_marl.espnow.core import (
     draw_beacon_phases,
     draw_link_randomness,
     noise_stds,
+    radio_generator,
     resolve_links,
     sample_episode_params,
 )
@@ -188,7 +190,7 @@ class Radio:
         Gymnasium does, so episodes after one seeded reset are reproducible.
         """
         if seed is not None or self._rng is None:
-            self._rng = np.random.default_rng(seed)
+            self._rng = radio_generator(seed)
         self.params = sample_episode_params(self._rng, self.nominal_params, self.domain_randomization)
         self._phases = draw_beacon_phases(self._rng, self.capacity, self.beacon_hz)
         self._stds = noise_stds(self.params, self.payload_fields)
@@ -237,11 +239,10 @@ class Radio:
         self._require_reset()
         s = _slots("slots", slots, self.capacity)
         period = 1000.0 / self.beacon_hz
-        ph = self._phases[s]
-        due = np.floor((t_now_ms - ph) / period) > np.floor((t_prev_ms - ph) / period)
         if t_now_ms - t_prev_ms >= period * (1.0 - 1e-9):
-            due[:] = True
-        return due
+            return np.ones(len(s), bool)
+        ph = self._phases[s]
+        return np.floor((t_now_ms - ph) / period) > np.floor((t_prev_ms - ph) / period)
 
     # ---- send ------------------------------------------------------------------------------
     def broadcast(
@@ -285,7 +286,7 @@ class Radio:
         if message_ids is not None and mids.shape != (len(ss),):
             raise ValueError(f"message_ids must have shape ({len(ss)},), got {mids.shape}")
         t = float(t_ms)
-        if not np.isfinite(t):
+        if not math.isfinite(t):
             raise ValueError(f"t_ms must be finite, got {t_ms!r}")
 
         ro, so = _sorted_distinct("receiver_slots", rs), _sorted_distinct("sender_slots", ss)

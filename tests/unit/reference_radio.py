@@ -16,7 +16,7 @@ import math
 import numpy as np
 
 from roadsense_marl.espnow import PAYLOAD_FIELDS, RadioParams, draw_beacon_phases, draw_link_randomness, load_params
-from roadsense_marl.espnow.core import FIELD_NOISE, sample_episode_params
+from roadsense_marl.espnow.core import FIELD_NOISE, radio_generator, sample_episode_params
 
 
 def reference_loss(p: RadioParams, d: float) -> float:
@@ -53,7 +53,7 @@ class ReferenceRadio:
         self.fields = tuple(payload_fields)
 
     def reset(self, seed) -> None:
-        self.rng = np.random.default_rng(seed)
+        self.rng = radio_generator(seed)
         self.params = sample_episode_params(self.rng, self.nominal, self.dr)
         self.phases = draw_beacon_phases(self.rng, self.capacity, self.beacon_hz)
         self.heap: list = []
