@@ -487,7 +487,7 @@ class Radio:
             )
         else:
             self._deliver_numpy(now)
-        if self._m > self._n:  # some link has several in flight: keep only those that can still show
+        if self._m > 2 * self._n + 64:  # several in flight per link: keep only those that can still show
             self._drop_superseded()
 
     def _deliver_numpy(self, now: float) -> None:
