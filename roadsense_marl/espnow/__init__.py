@@ -20,6 +20,7 @@ from roadsense_marl.espnow.core import (
     draw_beacon_phases,
     draw_link_randomness,
     link_loss,
+    radio_generator,
     loss_probability,
     resolve_links,
     sample_episode_params,
@@ -39,6 +40,6 @@ __all__ = [
     "ACCEL", "DEFAULTS", "FIELD_NOISE", "HEADING", "PAYLOAD_FIELDS", "SPEED", "X", "Y",
     "DistanceBin", "ESPNOWEmulator", "LinkBatch", "LinkDraws", "LinkLoss", "ParamsFileNotFoundError", "Radio",
     "RadioParams", "ReceivedMessage", "RxBatch", "V2VMessage", "apply_sensor_noise", "candidate_links",
-    "draw_beacon_phases", "draw_link_randomness", "link_loss", "load_params", "loss_probability", "resolve_links",
+    "draw_beacon_phases", "draw_link_randomness", "link_loss", "radio_generator", "load_params", "loss_probability", "resolve_links",
     "sample_episode_params", "shipped_config",
 ]

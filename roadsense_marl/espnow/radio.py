@@ -229,6 +229,9 @@ class Radio:
         self._seq = 0  # sequence number of the next frame (orders frames sent at the same time)
         self._clock = -np.inf  # latest time given to broadcast or receive
         self._req = np.zeros(cap, bool)
+        # reused scratch buffers (internal only; never handed out)
+        self._w_si = self._w_lid = np.empty(0, np.int64)
+        self._w_u, self._w_z = np.empty((0, 2)), np.empty(0)
 
     # ---- beacons ---------------------------------------------------------------------------
     def beacon_due(self, slots: Any, t_prev_ms: float, t_now_ms: float) -> np.ndarray:
@@ -298,7 +301,9 @@ class Radio:
         self._clock = max(self._clock, t)
         self._deliver(self._clock)
 
-        draws = draw_link_randomness(self._rng, n, len(ss), len(self.payload_fields))
+        if len(self._w_z) < n:
+            self._w_u, self._w_z = np.empty((2 * n, 2)), np.empty(2 * n)
+        draws = draw_link_randomness(self._rng, n, len(ss), len(self.payload_fields), self._w_u, self._w_z)
         # One noisy frame per sender (z_noise rows follow increasing sender slot), stored once;
         # its in-flight copies point at it.
         frame0 = self._reserve_frames(len(ss))
@@ -324,8 +329,12 @@ class Radio:
         """In-range links in canonical (receiver slot, sender slot) order, with their pool rows."""
         p = self.params
         if self._use_kernels and ro is None and so is None and len(rs) * len(ss) <= _DENSE_PAIRS_MAX:
-            r_slot, s_slot, si, dist, lid, n_new = _k.dense_links(rxy, sxy, rs, ss, float(p.range_m),
-                                                                  self._index.ravel(), self.capacity)
+            pairs = len(rs) * len(ss)
+            if len(self._w_si) < pairs:
+                self._w_si, self._w_lid = np.empty(pairs, np.int64), np.empty(pairs, np.int64)
+            r_slot, s_slot, dist, n_new = _k.dense_links(rxy, sxy, rs, ss, float(p.range_m), self._index.ravel(),
+                                                         self.capacity, self._w_si, self._w_lid)
+            si, lid = self._w_si[: len(dist)], self._w_lid[: len(dist)]
             if n_new:
                 lid = self._link_rows(r_slot, s_slot)
             return si, dist, r_slot, s_slot, lid
