@@ -28,11 +28,31 @@ except ImportError:  # pragma: no cover - exercised only in environments without
     numba = None
     AVAILABLE = False
 
-__all__ = ["AVAILABLE", "MODEL_FIELDS", "deliver", "dense_links", "model_array", "resolve_enqueue", "select_rows"]
+__all__ = ["AVAILABLE", "MODEL_FIELDS", "deliver", "dense_links", "model_array", "noisy_frames", "resolve_enqueue",
+           "select_rows"]
 
 
 def _jit(f):
     return numba.njit(cache=True, nogil=True)(f) if AVAILABLE else f
+
+
+@_jit
+def noisy_frames(payload, order, z_noise, stds, speed_col, heading_col, out):  # pragma: no cover - compiled
+    """``out[order[i]] = payload[order[i]] + z_noise[i] * stds``, speed (column ``speed_col``, -1:
+    none) clamped at 0, heading (``heading_col``) wrapped to [0, 360): as ``core.apply_sensor_noise``
+    applied to the senders in slot order ``order``."""
+    f = payload.shape[1]
+    for i in range(order.shape[0]):
+        row = order[i]
+        for j in range(f):
+            v = payload[row, j] + z_noise[i, j] * stds[j]
+            if j == speed_col:
+                v = np.maximum(v, 0.0)
+            elif j == heading_col:
+                v = np.mod(v, 360.0)
+                if v >= 360.0:
+                    v = 0.0
+            out[row, j] = v
 
 
 @_jit

@@ -308,7 +308,11 @@ class Radio:
         # its in-flight copies point at it.
         frame0 = self._reserve_frames(len(ss))
         frames = self._f_pay[frame0:frame0 + len(ss)]
-        if so is None:
+        if self._use_kernels:
+            _k.noisy_frames(pay, np.arange(len(ss)) if so is None else so, draws.z_noise, self._stds,
+                            -1 if self._speed_col is None else self._speed_col,
+                            -1 if self._heading_col is None else self._heading_col, frames)
+        elif so is None:
             frames[:] = apply_sensor_noise(pay, draws.z_noise, self._stds, self._speed_col, self._heading_col)
         else:
             frames[so] = apply_sensor_noise(pay[so], draws.z_noise, self._stds, self._speed_col, self._heading_col)
