@@ -11,9 +11,12 @@ Storage (all NumPy, no per-link Python objects):
   the receiver-table entry for that sender: send time, send sequence, arrival time, noisy payload,
   message id), with a ``capacity x capacity`` int32 index (zero-initialised, so untouched pages
   cost no memory);
-- in flight: flat arrays of delivered copies not yet arrived (link row, send time and sequence,
-  arrival, payload, message id), in send order. They move into the table entries once a
-  ``receive`` (or a ``broadcast``: later receives cannot be earlier) reaches their arrival. Only
+- frames: one row per transmitted message (send time, frame sequence number, noisy payload,
+  message id): a sender's one noisy reading, shared by every copy of it, kept while a copy in
+  flight points at it;
+- in flight: flat arrays of delivered copies not yet arrived (link row, arrival, frame row), in
+  send order. They move into the table entries once a ``receive`` (or a ``broadcast``: later
+  receives cannot be earlier) reaches their arrival. Only
   what can still become visible is kept: copies stale on arrival, copies older than what their link
   already shows, and copies a later-sent copy on the same link arriving no later will hide are
   dropped, so a receiver that never calls ``receive`` holds at most what arrives within the
@@ -77,8 +80,9 @@ class LinkBatch:
 class RxBatch:
     """Valid (non-stale) received messages, one row per (receiver, sender), sorted by that pair.
 
-    ``payload`` holds the noisy copy; ``timestamp_ms`` the send time; ``age_ms = now - timestamp``;
-    ``received_at_ms`` the arrival time (send time + link latency); ``message_id`` the id given
+    ``payload`` ``(k, fields)`` holds the sender's noisy frame (the same values for every receiver
+    of it); ``timestamp_ms`` the send time; ``age_ms = now - timestamp``; ``received_at_ms`` the
+    arrival time (send time + link latency); ``message_id`` the id given
     to :meth:`Radio.broadcast` (-1 if none).
     """
 
