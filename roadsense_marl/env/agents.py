@@ -59,6 +59,7 @@ class AgentSlots:
         self._free = np.ones(self.n_slots, dtype=bool)
         self._ended: set[str] = set()
         self._ids_key: tuple[str, ...] | None = None
+        self.in_order = True
         self.row_slot = _EMPTY  # int64[n]: slot of each vehicle row of the latest states (-1: not an agent)
 
     def update(
@@ -123,6 +124,9 @@ class AgentSlots:
         self._ids_key = ids
         slot_of = self.slot_of
         self.row_slot = np.fromiter((slot_of.get(v, -1) for v in ids), dtype=np.int64, count=len(ids))
+        occupied = self.agent_index[self.agent_index >= 0]
+        #: True when slot order is possible_agents order (the views then need no sort).
+        self.in_order = bool(len(occupied) < 2 or (occupied[1:] > occupied[:-1]).all())
         return SlotChanges(np.array(col, np.int64), np.array(left, np.int64), np.array(joined, np.int64))
 
     def release_ended(self, slots: np.ndarray) -> None:
@@ -132,3 +136,5 @@ class AgentSlots:
             self.ids[s] = None
             self.agent_index[s] = -1
             self._free[s] = True
+        occupied = self.agent_index[self.agent_index >= 0]
+        self.in_order = bool(len(occupied) < 2 or (occupied[1:] > occupied[:-1]).all())

@@ -274,7 +274,7 @@ class RoadSenseParallelEnv(ParallelEnv):
 
     def _in_order(self, slots: np.ndarray) -> np.ndarray:
         """``slots`` sorted by their agents' order in ``possible_agents``."""
-        if len(slots) > 1:
+        if len(slots) > 1 and not self.core.slots.in_order:
             slots = slots[np.argsort(self.core.slots.agent_index[slots], kind="stable")]
         return slots
 
@@ -379,9 +379,8 @@ def step_infos(core: ConvoyCore, names: list[str], slots: np.ndarray) -> dict[st
     ``arrived``, ``max_steps``) and, if truncated, ``TimeLimit.truncated``.
     """
     rec = core.record
-    comps = rec.reward_components
-    keys = tuple(comps)
-    columns = zip(*(comps[c][slots].tolist() for c in keys)) if keys else ((),) * len(names)
+    keys = tuple(rec.reward_components)
+    columns = rec.reward_table[slots].tolist() if keys else [()] * len(names)
     g = rec.gap[slots]
     on_road = ~np.isnan(g)
     gap = g.tolist()
