@@ -14,9 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+import numpy as np
+
 from roadsense_marl.paths import config_path, configs_dir
 
-ACTION_MODES = ("brake", "accel")
+from roadsense_marl.env.actions import ACTION_MODES  # noqa: E402 - one owner of the action contract
 BACKENDS = ("libsumo", "traci")
 RENDER_MODES = ("rgb_array", "human")
 RADIO_PROFILES = ("measured", "ideal", "degraded", "defaults")
@@ -123,6 +125,7 @@ class EnvConfig:
     backend: str = "libsumo"
     step_length: float | None = None  # None: the scenario's own (0.1 s for the shipped ones)
     max_steps: int = 500
+    max_vehicles: int | None = None  # slots of the array core; None: one per possible agent
     radio: Any = "measured"  # profile name, path to JSON/YAML, dict, or RadioParams
     domain_randomization: bool = True
     max_peers: int = 8
@@ -148,10 +151,14 @@ class EnvConfig:
             raise ValueError(f"backend must be one of {BACKENDS}, got {self.backend!r}")
         if self.step_length is not None:
             _check_range("step_length", self.step_length, lo=0.0, hi=10.0, lo_open=True)
-        if isinstance(self.max_steps, bool) or not isinstance(self.max_steps, int) or self.max_steps < 1:
-            raise ValueError(f"max_steps must be a whole number >= 1, got {self.max_steps!r}")
-        if isinstance(self.max_peers, bool) or not isinstance(self.max_peers, int) or self.max_peers < 1:
-            raise ValueError(f"max_peers must be a whole number >= 1, got {self.max_peers!r}")
+        for name in ("max_steps", "max_peers", "max_vehicles"):
+            value = getattr(self, name)
+            if value is None and name == "max_vehicles":
+                continue
+            if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 1:
+                hint = " or null (one slot per possible agent)" if name == "max_vehicles" else ""
+                raise ValueError(f"{name} must be a whole number >= 1{hint}, got {value!r}")
+            object.__setattr__(self, name, int(value))
         cone = self.cone_half_angle_deg
         if isinstance(cone, str):
             if cone.lower() != "off":

@@ -13,36 +13,23 @@
 
 from __future__ import annotations
 
-import weakref
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from gymnasium import spaces
 from pettingzoo import ParallelEnv
 
-from roadsense_marl.env.config import RADIO_PROFILES, EnvConfig, make_env_config, radio_profile_path
-from roadsense_marl.env.hazards import (
-    NO_HAZARD,
-    HazardPlan,
-    draw_hazard_plan,
-    hazard_controls,
-    override_active,
-    pick_hazard_vehicle,
-)
-from roadsense_marl.env.observations import EGO_DIM, PEER_DIM, build_observations
-from roadsense_marl.env.rewards import BRAKING_DECEL, REWARD_COMPONENTS, compute_rewards
+from roadsense_marl.env.core import ConvoyCore
+from roadsense_marl.env.rewards import BRAKING_DECEL
 from roadsense_marl.env.version import ENV_NAME
-
-BRAKE_DEADBAND = 0.02  # brake fraction at or below this hands the vehicle to car-following
-SPEED_MODE_DEFAULT = 31  # SUMO: all safety checks on
-SPEED_MODE_BRAKE = 27  # safe speed kept, vType decel limit off (an agent may brake at up to max_decel)
-SPEED_MODE_RAW = 0  # no checks: the commanded speed is what happens (crashes possible)
-MAX_WARMUP_STEPS = 10_000  # SUMO steps reset() waits for the first vehicle
 
 
 class RoadSenseParallelEnv(ParallelEnv):
     """Cooperative collision avoidance over an emulated ESP-NOW radio.
+
+    A thin view over :class:`~roadsense_marl.env.core.ConvoyCore` (``env.core``), which owns the
+    episode as arrays over vehicle slots; this class only builds PettingZoo's per-agent dicts.
+    The per-step :class:`~roadsense_marl.env.core.StepRecord` is ``env.record``.
 
     ## Description
     Every vehicle SUMO simulates is an agent running the same policy. Each step every
@@ -65,8 +52,10 @@ class RoadSenseParallelEnv(ParallelEnv):
     ``action_mode="accel"``: ``Box(-1, 1, (1,), float32)`` mapped to
     ``[-max_decel, +max_accel]`` m/s^2 with all SUMO safety checks off (full control).
 
-    Out-of-range actions are clipped; NaN, a wrong shape, or an agent that is not live raise
-    ``ValueError`` naming the agent. Live agents missing from the action dict act as ``0``.
+    Actions are a dict ``{agent: number or array of one number}``. Out-of-range actions are
+    clipped; a non-dict, a non-numeric value (a string, ``None``, a complex number), NaN, a wrong
+    shape, or an agent that is not live raise ``ValueError`` naming the agent and the expected
+    type, before anything changes. Live agents missing from the action dict act as ``0``.
 
     ## Observation Space
     ``Dict`` of float32 arrays. ``ego`` (6,):
@@ -122,14 +111,19 @@ class RoadSenseParallelEnv(ParallelEnv):
     no agents remain.
 
     ## Arguments
-    ``parallel_env(scenario="convoy_6", **config)``; every key of
+    ``parallel_env(scenario="convoy_6", observation_fn=None, reward_fn=None, **config)``.
+    ``observation_fn`` / ``reward_fn`` replace the shipped observation and reward
+    (:class:`~roadsense_marl.env.observations.ObservationFunction`,
+    :class:`~roadsense_marl.env.rewards.RewardFunction`); the spaces follow the observation
+    function. Every key of
     :class:`roadsense_marl.env.config.EnvConfig` (``configs/env/default.yaml`` lists them with
     their defaults): ``scenario`` (name or ``.sumocfg`` path), ``scenario_kwargs``,
     ``backend`` (``"libsumo"``: fast, one simulation per process; ``"traci"``: several per
     process, sumo-gui), ``step_length``, ``max_steps``, ``radio`` (``"measured"``, ``"ideal"``,
     ``"degraded"``, a path or a dict of ESP-NOW parameters), ``domain_randomization``,
     ``max_peers``, ``cone_half_angle_deg``, ``action_mode``, ``max_decel``, ``max_accel``,
-    ``vtype_randomization``, ``drop_peer_prob``, ``hazard`` and ``reward`` sections,
+    ``vtype_randomization``, ``drop_peer_prob``, ``max_vehicles`` (vehicle slots of the array core:
+    the most vehicles present at once; default one per possible agent), ``hazard`` and ``reward`` sections,
     ``render_mode`` (``"rgb_array"`` or ``"human"``: sumo-gui, traci only), ``sumo_args``.
     ``config`` may name a YAML file whose keys the other arguments override.
     """
@@ -141,489 +135,281 @@ class RoadSenseParallelEnv(ParallelEnv):
         "is_parallelizable": True,
     }
 
-    def __init__(self, scenario: str | None = None, *, config: Any = None, **kwargs: Any) -> None:
-        from roadsense_marl.espnow import Radio, load_params
-        from roadsense_marl.sim import SumoSimulation, resolve_scenario
-
+    def __init__(
+        self, scenario: str | None = None, *, config: Any = None, observation_fn=None, reward_fn=None, **kwargs: Any
+    ) -> None:
         if scenario is not None:
             kwargs["scenario"] = scenario
-        self.config: EnvConfig = make_env_config(config, **kwargs)
-        cfg = self.config
-        self.render_mode = cfg.render_mode
-        if cfg.render_mode == "human" and cfg.backend != "traci":
-            raise ValueError("render_mode='human' shows sumo-gui, which needs backend='traci' (libsumo has no GUI)")
-        self.scenario = resolve_scenario(cfg.scenario, **cfg.scenario_kwargs)
-        self.step_length = float(cfg.step_length or self.scenario.default_step_length)
-        self.possible_agents: list[str] = list(self.scenario.vehicle_ids)
-        self._slot_of = {a: i for i, a in enumerate(self.possible_agents)}
-        radio = cfg.radio
-        if isinstance(radio, str) and radio in RADIO_PROFILES:
-            radio = radio_profile_path(radio)
-        elif isinstance(radio, str) and not Path(radio).is_file():
-            raise ValueError(
-                f"radio {radio!r} is neither a radio profile ({', '.join(RADIO_PROFILES)}) nor an existing "
-                "JSON/YAML parameter file"
-            )
-        self.radio = Radio(
-            load_params(radio), capacity=len(self.possible_agents), domain_randomization=cfg.domain_randomization
-        )
-        self.sim = SumoSimulation(
-            self.scenario,
-            backend=cfg.backend,
-            step_length=self.step_length,
-            gui=cfg.render_mode == "human",
-            sumo_args=cfg.sumo_args,
-        )
-        k = cfg.max_peers
-        inf = np.float32(np.inf)
-        self._observation_space = spaces.Dict(
-            {
-                "ego": spaces.Box(
-                    low=np.array([0, -inf, 0, -inf, 0, 0], dtype=np.float32),
-                    high=np.array([inf, inf, 1, 0, 1, inf], dtype=np.float32),
-                    dtype=np.float32,
-                ),
-                "peers": spaces.Box(-inf, inf, shape=(k, PEER_DIM), dtype=np.float32),
-                "peer_mask": spaces.Box(0.0, 1.0, shape=(k,), dtype=np.float32),
-            }
-        )
-        if cfg.action_mode == "brake":
-            self._action_space = spaces.Box(0.0, 1.0, shape=(1,), dtype=np.float32)
-        else:
-            self._action_space = spaces.Box(-1.0, 1.0, shape=(1,), dtype=np.float32)
+        self.core = ConvoyCore(config, observation_fn=observation_fn, reward_fn=reward_fn, **kwargs)
+        self.render_mode = self.core.config.render_mode
+        self.possible_agents: list[str] = list(self.core.possible_agents)
+        self._index_of = self.core.slots.index_of
         self.agents: list[str] = []
-        # Agents whose actions drive their vehicle; None = all. The single-ego view leaves every
-        # other vehicle entirely to SUMO (they still broadcast and are still observed).
-        self.controlled: frozenset[str] | None = None
-        self._root_seed: np.random.SeedSequence | None = None
-        self._states = None
-        self._built = None
-        weakref.finalize(self, _close_sim, self.sim)
 
-    # -- PettingZoo API ---------------------------------------------------------------
+    # -- what the core owns, under the names users and tools know ---------------------------
 
-    def observation_space(self, agent: str) -> spaces.Dict:
-        self._check_possible(agent)
-        return self._observation_space
+    @property
+    def config(self):
+        """The validated :class:`~roadsense_marl.env.config.EnvConfig`."""
+        return self.core.config
 
-    def action_space(self, agent: str) -> spaces.Box:
-        self._check_possible(agent)
-        return self._action_space
+    @property
+    def scenario(self):
+        return self.core.scenario
 
-    def reset(self, seed: int | None = None, options: dict | None = None) -> tuple[dict, dict]:
-        from roadsense_marl.sim import sample_variation
+    @property
+    def step_length(self) -> float:
+        """SUMO step length (s)."""
+        return self.core.step_length
 
-        cfg = self.config
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
-            raise ValueError(f"seed must be a non-negative whole number or None, got {seed!r}")
-        if seed is not None or self._root_seed is None:
-            self._root_seed = np.random.SeedSequence(seed)
-        episode_ss = self._root_seed.spawn(1)[0]
-        sumo_ss, radio_ss, hazard_ss, variation_ss = episode_ss.spawn(4)
-        self.episode_seed = int(episode_ss.generate_state(1)[0])
-        sumo_seed = int(sumo_ss.generate_state(1)[0] % (2**31 - 1))
+    @property
+    def radio(self):
+        return self.core.radio
 
-        variation = None
-        if cfg.vtype_randomization or cfg.drop_peer_prob > 0:
-            variation = sample_variation(
-                self.scenario,
-                np.random.default_rng(variation_ss),
-                drop_peer_prob=cfg.drop_peer_prob,
-                **({} if cfg.vtype_randomization else {"ranges": {}}),
-            )
-        states = self._guard(self._start_episode, sumo_seed, variation)
-        self.radio.reset(radio_ss)
-        self.hazard: HazardPlan = draw_hazard_plan(cfg.hazard, np.random.default_rng(hazard_ss), self.step_length)
-        self.hazard_vehicle: str | None = None
-        self.hazard_target_speed = 0.0
-        self.num_steps = 0
-        m = len(self.possible_agents)
-        self._braking_signal = np.zeros(m)
-        self._speed_mode = np.full(m, SPEED_MODE_DEFAULT, dtype=np.int64)
-        # Last setSpeed target per vehicle (-1: released to car-following, SUMO's initial state;
-        # NaN: unknown). SUMO keeps a setSpeed until changed, so only changes are sent.
-        self._commanded = np.full(m, -1.0)
-        self._ever_seen = np.zeros(m, dtype=bool)
-        self._last_ego = np.zeros((m, EGO_DIM), dtype=np.float32)
-        self._last_peers = np.zeros((m, cfg.max_peers, PEER_DIM), dtype=np.float32)
-        self._last_mask = np.zeros((m, cfg.max_peers), dtype=np.float32)
-        self._t_ms = states.time_s * 1000.0
-        self._states = states
-        self.agents = sorted(states.ids, key=self._slot_of.__getitem__)
-        self._ever_seen[self._slots(self.agents)] = True
-        self._broadcast(states, self._t_ms - self.step_length * 1000.0)
-        obs, _ = self._observe(states)
-        infos = {a: {"hazard_vehicle": None, "hazard_onset_step": self.hazard.onset_step} for a in self.agents}
-        return obs, infos
+    @property
+    def sim(self):
+        return self.core.sim
 
-    def step(self, actions: dict[str, Any]) -> tuple[dict, dict, dict, dict, dict]:
-        if not self.agents:
-            raise RuntimeError("step() called on an ended episode (no agents left): call reset() first")
-        acts = self._parse_actions(actions)  # a bad action raises here and changes nothing
-        # From here on, any failure (e.g. SUMO died) ends the episode and closes SUMO.
-        return self._guard(self._advance, acts)
+    @property
+    def num_steps(self) -> int:
+        """Steps taken in the current episode."""
+        return self.core.num_steps
 
-    def _advance(self, acts: np.ndarray) -> tuple[dict, dict, dict, dict, dict]:
-        cfg = self.config
-        live = self.agents
-        t_step = self.num_steps
-        states = self._states
-
-        # 1. apply actions
-        self._apply_actions(live, acts, states, t_step)
-        # 2. advance hazards
-        self._advance_hazard(states, t_step)
-        # 3. step SUMO
-        prev_t = self._t_ms
-        new_states = self.sim.step()
-        self.num_steps += 1
-        self._t_ms = new_states.time_s * 1000.0
-        self._check_known(new_states.ids)
-
-        collided = set(new_states.collided) & set(live)
-        arrived = (set(new_states.arrived) & set(live)) - collided
-        present = set(new_states.ids)
-        # A live agent that vanished without SUMO reporting why (e.g. teleported away) leaves as arrived.
-        arrived |= (set(live) - present) - collided
-        ended = collided | arrived
-        gone_slots = self._slots(sorted(ended))
-        self.radio.forget(gone_slots)
-
-        joined = [v for v in new_states.ids if not self._ever_seen[self._slot_of[v]]]
-        self._ever_seen[self._slots(joined)] = True
-        current = sorted(present, key=self._slot_of.__getitem__)
-
-        # 4. broadcast, 5. observe
-        self._states = new_states
-        self._broadcast(new_states, prev_t)
-        obs, built = self._observe(new_states)
-        # 6. rewards, terminations, truncations, infos
-        rewards, infos = self._rewards_and_infos(new_states, built, collided, t_step)
-
-        out_agents = sorted(set(live) | set(current), key=self._slot_of.__getitem__)
-        time_up = self.num_steps >= cfg.max_steps
-        terminations = {a: a in collided for a in out_agents}
-        truncations = {a: (a in arrived) or (time_up and a not in collided) for a in out_agents}
-        for a in ended:
-            slot = self._slot_of[a]
-            obs[a] = {
-                "ego": self._last_ego[slot].copy(),
-                "peers": self._last_peers[slot].copy(),
-                "peer_mask": self._last_mask[slot].copy(),
-            }
-            rewards[a] = float(cfg.reward.collision) if a in collided else 0.0
-            infos[a] = {
-                "reason": "collision" if a in collided else "arrived",
-                "reward_components": {
-                    c: (float(cfg.reward.collision) if (a in collided and c == "safety") else 0.0)
-                    for c in REWARD_COMPONENTS
-                },
-                "hazard_vehicle": self.hazard_vehicle,
-                "hazard_onset_step": self.hazard.onset_step,
-            }
-        for a in out_agents:
-            if truncations[a]:
-                infos[a]["TimeLimit.truncated"] = True
-                if a not in ended:
-                    infos[a]["reason"] = "max_steps"
-        self.agents = [] if time_up else [a for a in current if a not in ended]
-        return obs, rewards, terminations, truncations, infos
-
-    def render(self) -> np.ndarray | None:
-        if self.render_mode is None:
-            import gymnasium
-
-            gymnasium.logger.warn("render() called without a render_mode; pass render_mode='rgb_array'")
-            return None
-        if self.render_mode == "human":
-            return None  # sumo-gui shows the simulation live
-        from roadsense_marl.env.render import draw_frame
-
-        s = self._states
-        if s is None:
-            raise RuntimeError("render() before reset()")
-        xy = np.stack([s.x, s.y], axis=1)
-        links = self.radio.last_links
-        delivered = np.asarray(links.delivered, dtype=bool)
-        pos = {self._slot_of[v]: i for i, v in enumerate(s.ids)}
-        send = [pos.get(int(x), -1) for x in np.asarray(links.sender)[delivered]]
-        recv = [pos.get(int(x), -1) for x in np.asarray(links.receiver)[delivered]]
-        pairs = np.array([(a, b) for a, b in zip(send, recv) if a >= 0 and b >= 0], dtype=np.int64).reshape(-1, 2)
-        return draw_frame(xy, s.length, s.accel < -BRAKING_DECEL - 1.0, xy[pairs[:, 0]], xy[pairs[:, 1]])
-
-    def visible_peers(self, agent: str) -> list[str]:
-        """Senders in ``agent``'s peer table this step (nearest first): what it knows of, via radio."""
-        self._check_possible(agent)
-        s = self._states
-        if s is None or agent not in s.ids or self._built is None:
-            return []
-        row = s.ids.index(agent)
-        return [self.possible_agents[j] for j in self._built.peer_sender[row] if j >= 0]
+    @property
+    def record(self):
+        """The public :class:`~roadsense_marl.env.core.StepRecord` of the latest step."""
+        return self.core.record
 
     @property
     def sim_states(self):
         """The latest ground-truth :class:`~roadsense_marl.sim.VehicleStates` from SUMO (for tests and evaluation)."""
-        return self._states
+        return self.core.states
+
+    @property
+    def controlled(self) -> frozenset[str] | None:
+        """Agents whose actions drive their vehicle (None: all)."""
+        return self.core.controlled
+
+    @controlled.setter
+    def controlled(self, agents: frozenset[str] | None) -> None:
+        self.core.controlled = agents
+
+    # -- PettingZoo API ---------------------------------------------------------------------
+
+    def observation_space(self, agent: str) -> spaces.Space:
+        self._check_possible(agent)
+        return self.core.observation_space
+
+    def action_space(self, agent: str) -> spaces.Box:
+        self._check_possible(agent)
+        return self.core.action_space
+
+    def reset(self, seed: int | None = None, options: dict | None = None) -> tuple[dict, dict]:
+        core = self.core
+        core.reset(seed)
+        live = np.flatnonzero(core.live)
+        self.agents = self._names(live)
+        obs = self._obs_dict(self.agents, self._in_order(live))
+        onset = core.record.hazard_onset_step
+        infos = {a: {"hazard_vehicle": None, "hazard_onset_step": onset} for a in self.agents}
+        return obs, infos
+
+    def step(self, actions: dict[str, Any]) -> tuple[dict, dict, dict, dict, dict]:
+        core = self.core
+        if not self.agents:
+            if getattr(core, "_unpickled", False):
+                core.step(None)  # raises the restored-from-pickle error
+            raise RuntimeError("step() called on an ended episode (no agents left): call reset() first")
+        acts = self._slot_actions(actions)  # a bad action raises here and changes nothing
+        before = core.live.copy()
+        try:
+            core.step(acts)
+        except BaseException:
+            if core.episode_over:  # the simulation failed: the episode is over, not half-alive
+                self.agents = []
+            raise
+        out_slots = self._in_order(np.flatnonzero(before | core.joined))
+        out = core.slots.ids[out_slots].tolist()
+        obs = self._obs_dict(out, out_slots)
+        rewards = dict(zip(out, core.reward[out_slots].tolist()))
+        terminations = dict(zip(out, core.terminated[out_slots].tolist()))
+        truncations = dict(zip(out, core.truncated[out_slots].tolist()))
+        infos = step_infos(core, out, out_slots)
+        live = np.flatnonzero(core.live)
+        self.agents = [] if core.episode_over else self._names(live)
+        return obs, rewards, terminations, truncations, infos
+
+    def render(self) -> np.ndarray | None:
+        return render_frame(self.core, self.render_mode)
+
+    def visible_peers(self, agent: str) -> list[str]:
+        """Senders in ``agent``'s peer table this step (nearest first): what it knows of, via radio."""
+        self._check_possible(agent)
+        core = self.core
+        slot = core.slots.slot_of.get(agent)
+        sender = core.record.extras.get("peer_sender")
+        if slot is None or sender is None or agent not in self.agents:
+            return []
+        return [core.agent_of_slot[j] for j in sender[slot] if j >= 0]
 
     def close(self) -> None:
-        self.sim.close()
+        self.core.close()
 
     def state(self) -> np.ndarray:
         """Global state: every possible agent's [x, y, speed, accel, heading/360], zeros if absent."""
         out = np.zeros((len(self.possible_agents), 5), dtype=np.float32)
-        s = self._states
-        if s is not None and s.ids:
-            idx = self._slots(s.ids)
+        rec = self.core.record
+        s = rec.states
+        if s is not None and s.n and not self.core.episode_over:
+            idx = self.core.slots.agent_index[rec.slots]
             out[idx] = np.stack([s.x, s.y, s.speed, s.accel, s.heading_deg / 360.0], axis=1)
         return out
 
-    def __getstate__(self) -> dict:
-        state = self.__dict__.copy()
-        state.pop("_states", None)
-        return state
-
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
-        self._states = None
-        weakref.finalize(self, _close_sim, self.sim)
-
-    # -- internals -------------------------------------------------------------------
-
-    def _guard(self, fn, *args, **kwargs):
-        """Run a simulator call; on any failure SUMO is closed before the error propagates."""
-        try:
-            return fn(*args, **kwargs)
-        except BaseException:
+        if self.core.episode_over:
             self.agents = []
-            self.sim.close()
-            raise
 
-    def _start_episode(self, sumo_seed: int, variation):
-        """Load the episode in SUMO and run it until the first vehicle is inserted."""
-        states = self.sim.reset(seed=sumo_seed, variation=variation)
-        for _ in range(MAX_WARMUP_STEPS):
-            if states.ids:
-                self._check_known(states.ids)
-                return states
-            states = self.sim.step()
-        dropped = f" ({len(variation.dropped)} vehicles dropped by drop_peer_prob)" if variation and variation.dropped else ""
-        raise RuntimeError(f"scenario {self.scenario.name!r} inserted no vehicle within {MAX_WARMUP_STEPS} steps{dropped}")
+    # -- the dict view ----------------------------------------------------------------------
+
+    def _in_order(self, slots: np.ndarray) -> np.ndarray:
+        """``slots`` sorted by their agents' order in ``possible_agents``."""
+        if len(slots) > 1:
+            slots = slots[np.argsort(self.core.slots.agent_index[slots], kind="stable")]
+        return slots
+
+    def _names(self, slots: np.ndarray) -> list[str]:
+        """Agents of ``slots`` in ``possible_agents`` order."""
+        return self.core.slots.ids[self._in_order(slots)].tolist()
+
+    def _obs_dict(self, names: list[str], slots: np.ndarray) -> dict[str, dict[str, np.ndarray]]:
+        """``{agent: {key: row}}`` for ``names`` in ``slots`` (same order)."""
+        # One copy per key per step; every agent's entry is a row view of that copy.
+        parts = {k: buf[slots] for k, buf in self.core.obs.items()}
+        keys = tuple(parts)
+        return {a: {k: parts[k][i] for k in keys} for i, a in enumerate(names)}
 
     def _check_possible(self, agent: str) -> None:
-        if agent not in self._slot_of:
+        if agent not in self._index_of:
             raise ValueError(
                 f"unknown agent {agent!r}: not a vehicle of scenario {self.scenario.name!r} "
                 f"(possible agents: {_preview(self.possible_agents)})"
             )
 
-    def _check_known(self, ids: tuple[str, ...]) -> None:
-        unknown = [v for v in ids if v not in self._slot_of]
-        if unknown:
-            raise RuntimeError(
-                f"SUMO produced vehicles {unknown[:5]} that are not in the scenario's route files; "
-                "possible_agents cannot include them (vehicles added at run time are not supported)"
+    def _slot_actions(self, actions: Any) -> np.ndarray:
+        """float64[S] from a PettingZoo action dict; ValueError naming the agent for anything bad."""
+        if not isinstance(actions, dict):
+            raise ValueError(
+                f"actions must be a dict {{agent: action}} for the live agents, got {type(actions).__name__}"
             )
-
-    def _slots(self, ids) -> np.ndarray:
-        return np.fromiter((self._slot_of[v] for v in ids), dtype=np.int64, count=len(ids))
-
-    def _parse_actions(self, actions: dict[str, Any]) -> np.ndarray:
-        live = self.agents
-        space = self._action_space
-        extra = actions.keys() - set(live)
+        core = self.core
+        slot_of = core.slots.slot_of
+        live = core.live
+        extra = [a for a in actions if not (a in slot_of and live[slot_of[a]])]
         if extra:
             a = sorted(extra, key=str)[0]
-            if a in self._slot_of:
-                raise ValueError(f"action for agent {a!r}, which is not live this step; live agents: {_preview(live)}")
-            raise ValueError(f"action for unknown agent {a!r}; live agents: {_preview(live)}")
-        given = [a for a in live if a in actions]
-        out = np.zeros(len(live))
-        if not given:
+            if a in self._index_of:
+                raise ValueError(f"action for agent {a!r}, which is not live this step; live agents: {_preview(self.agents)}")
+            raise ValueError(f"action for unknown agent {a!r}; live agents: {_preview(self.agents)}")
+        out = np.zeros(core.n_slots)
+        if not actions:
             return out
-        try:  # fast path: one array from every action at once
-            arr = np.asarray([actions[a] for a in given], dtype=np.float64)
-            ok = arr.ndim == 1 or (arr.ndim == 2 and arr.shape[1] == 1)
+        names = list(actions)
+        try:
+            arr = np.asarray([actions[a] for a in names])
+            ok = arr.dtype.kind in "iuf" and (arr.ndim == 1 or (arr.ndim == 2 and arr.shape[1] == 1))
         except (ValueError, TypeError):
             ok = False
         if not ok:
-            for a in given:  # find and name the offending agent
-                shape = np.shape(actions[a])
-                if np.size(actions[a]) != 1 or len(shape) > 1:
+            for a in names:  # find and name the offending agent
+                value = actions[a]
+                kind = np.asarray(value).dtype.kind if not isinstance(value, (str, bytes)) else "U"
+                if value is None or kind not in "iuf":
+                    raise ValueError(
+                        f"action for agent {a!r} must be a real number (or an array of one), got {value!r} "
+                        f"({type(value).__name__})"
+                    )
+                shape = np.shape(value)
+                if np.size(value) != 1 or len(shape) > 1:
                     raise ValueError(f"action for agent {a!r} must have shape (1,) (a single number), got shape {shape}")
-            raise ValueError(f"actions must be numbers, got {[actions[a] for a in given][:4]}")
-        arr = arr.reshape(-1)
+            raise ValueError(f"actions must be real numbers, got {[actions[a] for a in names][:4]}")
+        arr = arr.reshape(-1).astype(np.float64)
         bad = ~np.isfinite(arr)
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
+            space = core.action_space
             raise ValueError(
-                f"action for agent {given[i]!r} is {arr[i]}; it must be a finite number in [{space.low[0]}, {space.high[0]}]"
+                f"action for agent {names[i]!r} is {arr[i]}; it must be a finite number in [{space.low[0]}, {space.high[0]}]"
             )
-        if len(given) == len(live):
-            out = arr
-        else:
-            index = {a: i for i, a in enumerate(live)}
-            out[[index[a] for a in given]] = arr
-        return np.clip(out, space.low[0], space.high[0])
+        out[np.fromiter((slot_of[a] for a in names), dtype=np.int64, count=len(names))] = arr
+        return out
 
-    def _apply_actions(self, live: list[str], acts: np.ndarray, states, t_step: int) -> None:
-        cfg = self.config
-        dt = self.step_length
-        row = {v: i for i, v in enumerate(states.ids)}
-        idx = np.fromiter((row[a] for a in live), dtype=np.int64, count=len(live))
-        v = states.speed[idx]
-        controlled = np.ones(len(live), dtype=bool)
-        if self.controlled is not None:
-            controlled &= np.array([a in self.controlled for a in live])
-        if self.hazard_vehicle is not None and hazard_controls(self.hazard, t_step):
-            controlled &= np.array([a != self.hazard_vehicle for a in live])
-        override = (
-            override_active(self.hazard, t_step) and self.hazard_vehicle is not None and self.hazard_vehicle in live
-        )
 
-        if cfg.action_mode == "brake":
-            braking = acts > BRAKE_DEADBAND
-            target = np.where(braking, np.maximum(0.0, v - cfg.max_decel * acts * dt), -1.0)
-            if override:
-                target = np.where(braking, target, v)  # hold speed: no free braking from car-following
-                mode = np.full(len(live), SPEED_MODE_RAW)
-            else:
-                mode = np.where(braking, SPEED_MODE_BRAKE, SPEED_MODE_DEFAULT)
-        else:
-            rate = np.where(acts >= 0, cfg.max_accel, cfg.max_decel)
-            target = np.maximum(0.0, v + rate * acts * dt)
-            mode = np.full(len(live), SPEED_MODE_RAW)
+def render_frame(core: ConvoyCore, render_mode: str | None) -> np.ndarray | None:
+    """The views' ``render()``: an RGB frame of the latest step (``rgb_array``), or None."""
+    if render_mode is None:
+        import gymnasium
 
-        ids = [a for a, c in zip(live, controlled) if c]
-        target, mode = target[controlled], mode[controlled]
-        slots = self._slots(ids)
-        changed = self._speed_mode[slots] != mode
-        if changed.any():
-            self.sim.set_speed_modes([ids[i] for i in np.flatnonzero(changed)], mode[changed])
-            self._speed_mode[slots[changed]] = mode[changed]
-        send = self._commanded[slots] != target  # NaN compares unequal: unknown is always sent
-        if send.any():
-            self.sim.set_speeds([ids[i] for i in np.flatnonzero(send)], target[send])
-            self._commanded[slots[send]] = target[send]
+        gymnasium.logger.warn("render() called without a render_mode; pass render_mode='rgb_array'")
+        return None
+    if render_mode == "human":
+        return None  # sumo-gui shows the simulation live
+    from roadsense_marl.env.render import draw_frame
 
-    def _advance_hazard(self, states, t_step: int) -> None:
-        plan = self.hazard
-        if not plan.active:
-            return
-        if t_step == plan.onset_step:
-            i = pick_hazard_vehicle(plan, states.ids, states.leader)
-            if i is None:
-                return
-            vid = states.ids[i]
-            self.hazard_vehicle = vid
-            self.hazard_target_speed = max(0.0, float(states.speed[i]) - plan.decel * plan.duration_s)
-            self._set_mode(vid, SPEED_MODE_RAW)
-            self.sim.slow_down([vid], np.array([self.hazard_target_speed]), np.array([plan.duration_s]))
-            self._commanded[self._slot_of[vid]] = np.nan
-            return
-        vid = self.hazard_vehicle
-        if vid is None or vid not in self.agents:
-            return
-        if t_step == plan.onset_step + plan.brake_steps and hazard_controls(plan, t_step):
-            self.sim.set_speeds([vid], np.array([self.hazard_target_speed]))
-            self._commanded[self._slot_of[vid]] = self.hazard_target_speed
-        if plan.release_step is not None and t_step == plan.release_step:
-            self._set_mode(vid, SPEED_MODE_DEFAULT)
-            self.sim.set_speeds([vid], np.array([-1.0]))
-            self._commanded[self._slot_of[vid]] = -1.0
+    rec = core.record
+    s = rec.states
+    if s is None:
+        raise RuntimeError("render() before reset()")
+    xy = np.stack([s.x, s.y], axis=1)
+    links = rec.links
+    row_of_slot = np.full(core.n_slots, -1, dtype=np.int64)
+    row_of_slot[rec.slots] = np.arange(len(rec.slots))
+    ok = np.asarray(links.delivered, dtype=bool)
+    send, recv = row_of_slot[np.asarray(links.sender)[ok]], row_of_slot[np.asarray(links.receiver)[ok]]
+    keep = (send >= 0) & (recv >= 0)
+    return draw_frame(xy, s.length, s.accel < -BRAKING_DECEL - 1.0, xy[send[keep]], xy[recv[keep]])
 
-    def _set_mode(self, vid: str, mode: int) -> None:
-        slot = self._slot_of[vid]
-        if self._speed_mode[slot] != mode:
-            self.sim.set_speed_modes([vid], np.array([mode]))
-            self._speed_mode[slot] = mode
 
-    def _broadcast(self, states, prev_t_ms: float) -> None:
-        if not states.ids:
-            return
-        slots = self._slots(states.ids)
-        xy = np.stack([states.x, states.y], axis=1)
-        due = self.radio.beacon_due(slots, prev_t_ms, self._t_ms)
-        payload = np.stack([states.x, states.y, states.speed, states.heading_deg, states.accel], axis=1)
-        self.radio.broadcast(self._t_ms, slots[due], xy[due], payload[due], slots, xy)
+def step_infos(core: ConvoyCore, names: list[str], slots: np.ndarray) -> dict[str, dict[str, Any]]:
+    """Per-agent infos of the latest step for ``names`` in ``slots`` (the views' only info builder).
 
-    def _observe(self, states) -> tuple[dict, Any]:
-        if not states.ids:
-            return {}, None
-        cfg = self.config
-        slots = self._slots(states.ids)
-        rx = self.radio.receive(self._t_ms, slots)
-        row_of_slot = np.full(len(self.possible_agents), -1, dtype=np.int64)
-        row_of_slot[slots] = np.arange(len(slots))
-        built = build_observations(
-            np.stack([states.x, states.y], axis=1),
-            states.speed,
-            states.accel,
-            states.heading_deg,
-            self._braking_signal[slots],
-            row_of_slot[rx.receiver],
-            rx.sender,
-            rx.payload,
-            rx.age_ms,
-            max_peers=cfg.max_peers,
-            cone_half_angle_deg=cfg.cone_half_angle_deg,
-        )
-        self._braking_signal[slots] = built.braking_signal
-        self._last_ego[slots] = built.ego
-        self._last_peers[slots] = built.peers
-        self._last_mask[slots] = built.peer_mask
-        self._built = built
-        obs = {
-            v: {"ego": built.ego[i], "peers": built.peers[i], "peer_mask": built.peer_mask[i]}
-            for i, v in enumerate(states.ids)
-        }
-        return obs, built
-
-    def _rewards_and_infos(self, states, built, collided: set[str], t_step: int) -> tuple[dict, dict]:
-        if not states.ids:
-            return {}, {}
-        has_leader = states.leader >= 0
-        leader_speed = np.where(has_leader, states.speed[np.maximum(states.leader, 0)], states.speed)
-        closing = np.where(has_leader, states.speed - leader_speed, 0.0)
-        imposed = np.zeros(len(states.ids), dtype=bool)
-        if self.hazard_vehicle is not None and hazard_controls(self.hazard, t_step):
-            imposed = np.array([v == self.hazard_vehicle for v in states.ids])
-        total, comps = compute_rewards(
-            states.gap,
-            np.zeros(len(states.ids), dtype=bool),  # vehicles that collided were removed by SUMO
-            states.accel,
-            states.speed,
-            closing,
-            built.braking_signal,
-            imposed,
-            self.config.reward,
-        )
-        ids = states.ids
-        rewards = dict(zip(ids, total.tolist()))
-        columns = [comps[c].tolist() for c in REWARD_COMPONENTS]
-        hazard_vehicle, onset = self.hazard_vehicle, self.hazard.onset_step
-        infos = {
-            v: {
-                "reward_components": dict(zip(REWARD_COMPONENTS, parts)),
-                "gap": gap,
-                "braking_signal": signal,
-                "n_visible_peers": n_vis,
-                "hazard_vehicle": hazard_vehicle,
-                "hazard_onset_step": onset,
-            }
-            for v, parts, gap, signal, n_vis in zip(
-                ids, zip(*columns), states.gap.tolist(), built.braking_signal.tolist(), built.n_visible.tolist()
-            )
-        }
-        return rewards, infos
+    Every agent: ``reward_components``, ``hazard_vehicle``, ``hazard_onset_step``; on the road:
+    ``gap`` (m), ``braking_signal``, ``n_visible_peers``; ended: ``reason`` (``collision``,
+    ``arrived``, ``max_steps``) and, if truncated, ``TimeLimit.truncated``.
+    """
+    rec = core.record
+    comps = rec.reward_components
+    keys = tuple(comps)
+    columns = zip(*(comps[c][slots].tolist() for c in keys)) if keys else ((),) * len(names)
+    g = rec.gap[slots]
+    on_road = ~np.isnan(g)
+    gap = g.tolist()
+    extras = rec.extras
+    signal = extras["braking_signal"][slots].tolist() if "braking_signal" in extras else None
+    n_vis = extras["n_visible"][slots].tolist() if "n_visible" in extras else None
+    term = rec.terminated[slots].tolist()
+    trunc = rec.truncated[slots].tolist()
+    hv, onset = rec.hazard_vehicle, rec.hazard_onset_step
+    infos: dict[str, dict[str, Any]] = {}
+    for i, (a, parts) in enumerate(zip(names, columns)):
+        info: dict[str, Any] = {"reward_components": dict(zip(keys, parts))}
+        if on_road[i]:
+            info["gap"] = gap[i]
+            if signal is not None:
+                info["braking_signal"] = signal[i]
+            if n_vis is not None:
+                info["n_visible_peers"] = n_vis[i]
+        info["hazard_vehicle"] = hv
+        info["hazard_onset_step"] = onset
+        if term[i]:
+            info["reason"] = "collision"
+        elif trunc[i]:
+            info["reason"] = "max_steps" if on_road[i] else "arrived"
+            info["TimeLimit.truncated"] = True
+        infos[a] = info
+    return infos
 
 
 def _preview(names: list[str], n: int = 8) -> str:
     shown = ", ".join(repr(x) for x in names[:n])
     return f"[{shown}{', ...' if len(names) > n else ''}] ({len(names)} in all)"
-
-
-def _close_sim(sim) -> None:
-    try:
-        sim.close()
-    except Exception:  # noqa: BLE001 - best effort at garbage collection
-        pass

@@ -102,3 +102,72 @@ def override_active(plan: HazardPlan, step: int) -> bool:
     if plan.override_step is None or step < plan.override_step:
         return False
     return plan.release_step is None or step < plan.release_step
+
+
+class HazardRuntime:
+    """One episode's hazard as it happens: which vehicle brakes, and the SUMO commands it takes.
+
+    Owns the hazard's runtime state (``vehicle``/``slot`` of the braking vehicle, its target
+    speed); the plan itself is drawn at reset (:func:`draw_hazard_plan`). ``candidates`` (a
+    callable ``ids, leader -> bool[n]`` or None) restricts which vehicles may be picked (the
+    single-ego view picks only vehicles ahead of its ego).
+    """
+
+    def __init__(self, plan: HazardPlan, candidates=None) -> None:
+        self.plan = plan
+        self.candidates = candidates
+        self.vehicle: str | None = None
+        self.slot = -1
+        self.target_speed = 0.0
+
+    def imposed(self, step: int) -> bool:
+        """True while the hazard vehicle is on the road and its motion is imposed (its action
+        ignored) at ``step``."""
+        return self.slot >= 0 and hazard_controls(self.plan, step)
+
+    def left(self, ended_slots: np.ndarray) -> None:
+        """The hazard vehicle left the road if its slot is among ``ended_slots`` (the slot may be reused)."""
+        if self.slot >= 0 and np.isin(self.slot, ended_slots):
+            self.slot = -1
+
+    def override(self, step: int, live: np.ndarray) -> bool:
+        """True while non-braking agents hold their speed: the plan's override window, and the
+        hazard vehicle exists and is still live (``live``: bool[S] over slots)."""
+        return self.slot >= 0 and override_active(self.plan, step)
+
+    def advance(self, step: int, states, row_slot: np.ndarray, live: np.ndarray, sim, commands) -> None:
+        """Issue this step's hazard commands to ``sim`` before SUMO advances.
+
+        :param states: ground truth before the step (``ids``, ``speed``, ``leader``).
+        :param row_slot: int64[n] slot of each row of ``states``.
+        :param commands: the env's :class:`~roadsense_marl.env.actions.CommandCache`.
+        """
+        from roadsense_marl.env.actions import SPEED_MODE_DEFAULT, SPEED_MODE_RAW, RELEASE
+
+        plan = self.plan
+        if not plan.active:
+            return
+        if step == plan.onset_step:
+            leader = states.leader
+            if self.candidates is not None:
+                allowed = self.candidates(states.ids, leader)
+                leader = np.where((leader >= 0) & allowed[np.maximum(leader, 0)], leader, -1)
+            i = pick_hazard_vehicle(plan, states.ids, leader)
+            if i is None or row_slot[i] < 0:
+                return
+            self.vehicle, self.slot = states.ids[i], int(row_slot[i])
+            self.target_speed = max(0.0, float(states.speed[i]) - plan.decel * plan.duration_s)
+            if commands.speed_mode[self.slot] != SPEED_MODE_RAW:
+                sim.set_speed_modes([self.vehicle], np.array([SPEED_MODE_RAW]))
+                commands.speed_mode[self.slot] = SPEED_MODE_RAW
+            sim.slow_down([self.vehicle], np.array([self.target_speed]), np.array([plan.duration_s]))
+            commands.target[self.slot] = np.nan  # slowDown leaves the setSpeed target unknown
+            return
+        if self.slot < 0:
+            return
+        slot = np.array([self.slot])
+        ids = np.array([self.vehicle], dtype=object)
+        if step == plan.onset_step + plan.brake_steps and hazard_controls(plan, step):
+            commands.send(sim, ids, slot, np.array([self.target_speed]), commands.speed_mode[slot])
+        if plan.release_step is not None and step == plan.release_step:
+            commands.send(sim, ids, slot, np.array([RELEASE]), np.array([SPEED_MODE_DEFAULT]))

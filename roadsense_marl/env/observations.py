@@ -20,9 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from gymnasium import spaces
 
-EGO_DIM = 6
-PEER_DIM = 6
 SPEED_SCALE = 30.0
 ACCEL_SCALE = 10.0
 OFFSET_SCALE = 100.0
@@ -31,15 +30,95 @@ AGE_SCALE_MS = 500.0
 BRAKING_ACCEL_THRESHOLD = -2.5  # m/s^2: a peer reporting this or less sets the braking signal
 BRAKING_SIGNAL_DECAY = 0.95
 
-EGO_FEATURES = (
-    "speed",
-    "accel",
-    "visible_peers",
-    "min_peer_accel",
-    "braking_signal",
-    "max_closing_speed",
+_INF = float("inf")
+
+
+@dataclass(frozen=True)
+class Feature:
+    """One column of an observation: ``value = raw / scale``; ``[low, high]`` bound ``value``.
+
+    ``unit`` is the unit of ``raw`` (what :func:`unscale` returns); ``doc`` says what it is.
+    """
+
+    name: str
+    scale: float
+    low: float
+    high: float
+    unit: str
+    doc: str
+
+
+#: The ego vector, in order. The single source of names, scales and bounds.
+EGO_TABLE: tuple[Feature, ...] = (
+    Feature("speed", SPEED_SCALE, 0.0, _INF, "m/s", "own speed"),
+    Feature("accel", ACCEL_SCALE, -_INF, _INF, "m/s^2", "own acceleration"),
+    Feature("visible_peers", 1.0, 0.0, 1.0, "fraction of K", "visible peers / K"),
+    Feature("min_peer_accel", ACCEL_SCALE, -_INF, 0.0, "m/s^2", "min(0, lowest visible peer acceleration)"),
+    Feature(
+        "braking_signal", 1.0, 0.0, 1.0, "1",
+        f"1 when a visible peer reports <= {BRAKING_ACCEL_THRESHOLD} m/s^2, else previous x {BRAKING_SIGNAL_DECAY}",
+    ),
+    Feature("max_closing_speed", SPEED_SCALE, 0.0, _INF, "m/s", "max(0, largest closing speed to a visible peer ahead)"),
 )
-PEER_FEATURES = ("forward", "left", "rel_speed", "rel_heading", "accel", "age")
+#: A row of the peer table, in order.
+PEER_TABLE: tuple[Feature, ...] = (
+    Feature("forward", OFFSET_SCALE, -_INF, _INF, "m", "message position minus own position, along own heading"),
+    Feature("left", OFFSET_SCALE, -_INF, _INF, "m", "same, to the left of own heading"),
+    Feature("rel_speed", SPEED_SCALE, -_INF, _INF, "m/s", "peer speed - own speed"),
+    Feature("rel_heading", HEADING_SCALE, -1.0, 1.0, "deg", "wrap180(peer heading - own heading), SUMO compass"),
+    Feature("accel", ACCEL_SCALE, -_INF, _INF, "m/s^2", "peer acceleration"),
+    Feature("age", AGE_SCALE_MS, 0.0, _INF, "ms", "message age: now - the message's timestamp"),
+)
+#: Feature names (tuples of str), the contract recorded with trained models.
+EGO_FEATURES: tuple[str, ...] = tuple(f.name for f in EGO_TABLE)
+PEER_FEATURES: tuple[str, ...] = tuple(f.name for f in PEER_TABLE)
+EGO_DIM = len(EGO_TABLE)
+PEER_DIM = len(PEER_TABLE)
+#: Column of each feature by name: ``obs["ego"][..., EGO_INDEX["braking_signal"]]``.
+EGO_INDEX: dict[str, int] = {f.name: i for i, f in enumerate(EGO_TABLE)}
+PEER_INDEX: dict[str, int] = {f.name: i for i, f in enumerate(PEER_TABLE)}
+
+
+def _table(kind: str) -> tuple[tuple[Feature, ...], dict[str, int]]:
+    if kind == "ego":
+        return EGO_TABLE, EGO_INDEX
+    if kind == "peers":
+        return PEER_TABLE, PEER_INDEX
+    raise ValueError(f"observation part must be 'ego' or 'peers', got {kind!r}")
+
+
+def feature(obs_part: np.ndarray, kind: str, name: str) -> np.ndarray:
+    """The scaled column ``name`` of an ``ego`` (``kind="ego"``, [..., 6]) or ``peers`` ([..., K, 6]) array.
+
+    Raises ValueError naming the valid features.
+    """
+    _, index = _table(kind)
+    if name not in index:
+        raise ValueError(f"unknown {kind} feature {name!r}; valid: {', '.join(index)}")
+    return np.asarray(obs_part)[..., index[name]]
+
+
+def unscale(obs_part: np.ndarray, kind: str, name: str) -> np.ndarray:
+    """float64: feature ``name`` back in its unit (``Feature.unit``), e.g. peer ``age`` in ms."""
+    column = feature(obs_part, kind, name).astype(np.float64)
+    table, index = _table(kind)
+    return column * table[index[name]].scale
+
+
+def observation_space(max_peers: int) -> spaces.Dict:
+    """``Dict(ego: Box(6,), peers: Box(K, 6), peer_mask: Box(K,))``, float32, bounds from the tables."""
+    ego_low = np.array([f.low for f in EGO_TABLE], dtype=np.float32)
+    ego_high = np.array([f.high for f in EGO_TABLE], dtype=np.float32)
+    peer_low = np.broadcast_to(np.array([f.low for f in PEER_TABLE], dtype=np.float32), (max_peers, PEER_DIM))
+    peer_high = np.broadcast_to(np.array([f.high for f in PEER_TABLE], dtype=np.float32), (max_peers, PEER_DIM))
+    # Padding rows are zeros, inside every peer bound.
+    return spaces.Dict(
+        {
+            "ego": spaces.Box(ego_low, ego_high, dtype=np.float32),
+            "peers": spaces.Box(peer_low.copy(), peer_high.copy(), dtype=np.float32),
+            "peer_mask": spaces.Box(0.0, 1.0, shape=(max_peers,), dtype=np.float32),
+        }
+    )
 
 
 @dataclass(frozen=True)
@@ -174,3 +253,71 @@ def build_observations(
         braking_signal=braking_signal,
         n_visible=n_visible,
     )
+
+
+class ObservationFunction:
+    """Pluggable per-agent observation (the shape of sumo-rl's ``ObservationFunction``, vectorised).
+
+    Subclass and pass ``parallel_env(..., observation_fn=MyObservation())`` to change what agents
+    see without forking; the core allocates one buffer per key of :meth:`space`.
+
+    - ``space(config)``: the per-agent ``gymnasium.spaces.Dict`` of float32 Boxes.
+    - ``reset(n_slots)``: a new episode; ``clear(slots)``: new vehicles took these slots (drop
+      any per-slot memory).
+    - ``__call__(view)``: ``(obs, extras)`` for the agents on the road: ``obs[key]`` float32
+      ``[n, *space[key].shape]`` in row order of ``view.states``; ``extras`` a dict of float/int
+      arrays ``[n]`` handed to the reward function and the per-step record.
+
+    Only messages in ``view.rx`` (each agent's own receive buffer) may inform another
+    vehicle's features: that is the causality contract.
+    """
+
+    def space(self, config) -> spaces.Dict:
+        raise NotImplementedError
+
+    def reset(self, n_slots: int) -> None:
+        pass
+
+    def clear(self, slots: np.ndarray) -> None:
+        pass
+
+    def __call__(self, view) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        raise NotImplementedError
+
+
+class DeepSetObservation(ObservationFunction):
+    """The shipped observation: own state exactly, peers from the own buffer (tables above).
+
+    Keeps each slot's braking signal between steps (it decays by ``BRAKING_SIGNAL_DECAY`` per
+    step). ``extras``: ``braking_signal`` float64[n], ``n_visible`` int64[n], ``peer_sender``
+    int64[n, K] (sender slots, -1 padding).
+    """
+
+    def space(self, config) -> spaces.Dict:
+        return observation_space(config.max_peers)
+
+    def reset(self, n_slots: int) -> None:
+        self.braking_signal = np.zeros(n_slots)
+
+    def clear(self, slots: np.ndarray) -> None:
+        self.braking_signal[slots] = 0.0
+
+    def __call__(self, view) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        s, slots, rx = view.states, view.slots, view.rx
+        built = build_observations(
+            np.stack([s.x, s.y], axis=1),
+            s.speed,
+            s.accel,
+            s.heading_deg,
+            self.braking_signal[slots],
+            view.row_of_slot[rx.receiver],
+            rx.sender,
+            rx.payload,
+            rx.age_ms,
+            max_peers=view.config.max_peers,
+            cone_half_angle_deg=view.config.cone_half_angle_deg,
+        )
+        self.braking_signal[slots] = built.braking_signal
+        obs = {"ego": built.ego, "peers": built.peers, "peer_mask": built.peer_mask}
+        extras = {"braking_signal": built.braking_signal, "n_visible": built.n_visible, "peer_sender": built.peer_sender}
+        return obs, extras

@@ -108,3 +108,52 @@ def compute_rewards(
     }
     total = sum(components.values())
     return np.asarray(total, dtype=np.float64), components
+
+
+class RewardFunction:
+    """Pluggable per-agent reward (the shape of sumo-rl's ``reward_fn``, vectorised).
+
+    Subclass and pass ``parallel_env(..., reward_fn=MyReward())`` to change the reward without
+    forking. ``components`` names the terms reported in ``info["reward_components"]``.
+
+    - ``__call__(view, extras)``: rewards of the agents still on the road after a step.
+      ``view`` is a :class:`~roadsense_marl.env.core.StepView` (ground truth ``states`` rows, their
+      ``slots``, ``imposed`` mask, ``config``...); ``extras`` is what the observation function
+      returned besides the observation (the shipped one: ``braking_signal``, ``n_visible``).
+      Returns ``(total float64[n], {component: float64[n]})``.
+    - ``terminal(view, collided)``: rewards of the agents that left in this step (``collided``
+      bool[k]: collision, else arrival / vanishing), same return shape with k rows.
+    """
+
+    components: tuple[str, ...] = ()
+
+    def __call__(self, view, extras: dict) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        raise NotImplementedError
+
+    def terminal(self, view, collided: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        raise NotImplementedError
+
+
+class ConvoyReward(RewardFunction):
+    """The shipped reward (module docstring), weights from ``config.reward``.
+
+    Closing speed is the own speed minus the true leader's speed (0 without a leader). An agent
+    that collided gets ``collision`` (in ``safety``) and nothing else; one that arrived gets 0.
+    """
+
+    components = REWARD_COMPONENTS
+
+    def __call__(self, view, extras: dict) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        s = view.states
+        has_leader = s.leader >= 0
+        closing = np.where(has_leader, s.speed - s.speed[np.maximum(s.leader, 0)], 0.0) if s.n else np.zeros(0)
+        return compute_rewards(
+            s.gap, np.zeros(s.n, dtype=bool), s.accel, s.speed, closing, extras["braking_signal"], view.imposed,
+            view.config.reward,
+        )
+
+    def terminal(self, view, collided: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        total = np.where(collided, float(view.config.reward.collision), 0.0)
+        comps = {c: np.zeros(len(collided)) for c in REWARD_COMPONENTS}
+        comps["safety"] = total.copy()
+        return total, comps

@@ -1,9 +1,8 @@
 """``RoadSense-Convoy-v1``: the single-ego Gymnasium view of the original specification.
 
-A view over :class:`~roadsense_marl.env.convoy_env.RoadSenseParallelEnv`, not a second
-implementation: the ego is the one controlled agent; every other vehicle is driven by
-SUMO's car-following model but still broadcasts, so the ego's receive buffer is filled
-exactly as in the multi-agent env.
+A view over :class:`~roadsense_marl.env.core.ConvoyCore`, not a second implementation: the
+ego is the one controlled agent; every other vehicle is driven by SUMO's car-following model
+but still broadcasts, so the ego's receive buffer is filled exactly as in the multi-agent env.
 """
 
 from __future__ import annotations
@@ -13,7 +12,8 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from roadsense_marl.env.convoy_env import RoadSenseParallelEnv
+from roadsense_marl.env.convoy_env import step_infos
+from roadsense_marl.env.core import MAX_WARMUP_STEPS, ConvoyCore
 
 
 class SingleEgoEnv(gym.Env):
@@ -21,22 +21,23 @@ class SingleEgoEnv(gym.Env):
 
     ## Description
     The ego (``ego_id``, ``"V001"``: the rear car of ``convoy_3`` by default) must avoid a
-    rear-end crash when a vehicle ahead brakes hard. It knows the other vehicles only from
-    the messages in its own receive buffer (latency, loss, bursts, sensor noise and
-    staleness from measured ESP-NOW parameters).
+    rear-end crash when a vehicle ahead of it brakes hard (the hazard vehicle is always picked
+    from the vehicles ahead of the ego, in its leader chain at the onset; with no vehicle ahead
+    there is no hazard). It knows the other vehicles only from the messages in its own receive
+    buffer (latency, loss, bursts, sensor noise and staleness from measured ESP-NOW parameters).
 
     ## Action Space, Observation Space, Rewards
-    Exactly those of one agent of :class:`RoadSenseParallelEnv` (see its docstring):
-    ``Box(0, 1, (1,))`` brake fraction by default; ``Dict(ego (6,), peers (K, 6),
-    peer_mask (K,))``; the same reward terms, listed per step in ``info["reward_components"]``.
+    Exactly those of one agent of :class:`~roadsense_marl.env.convoy_env.RoadSenseParallelEnv`
+    (see its docstring): ``Box(0, 1, (1,))`` brake fraction by default; ``Dict(ego (6,), peers
+    (K, 6), peer_mask (K,))``; the same reward terms, listed per step in ``info["reward_components"]``.
 
     ## Starting State
     The scenario loaded with the reset seed's vType perturbation, radio randomisation and
     hazard; SUMO runs until the ego is inserted.
 
     ## Episode End
-    Terminated when the ego collides; truncated when it arrives at its route end, at
-    ``max_steps`` (500), or when no vehicle is left.
+    Terminated when the ego collides; truncated when it arrives at its route end, after
+    ``max_steps`` (500) steps counted from the ego's own departure, or when no vehicle is left.
 
     ## Arguments
     ``gymnasium.make("RoadSense-Convoy-v1", scenario="convoy_3", ego_id="V001", **config)``
@@ -46,44 +47,93 @@ class SingleEgoEnv(gym.Env):
     metadata = {"render_modes": ["rgb_array", "human"], "render_fps": 10}
 
     def __init__(self, scenario: str = "convoy_3", ego_id: str | None = None, **config: Any) -> None:
-        self.multi = RoadSenseParallelEnv(scenario, **config)
-        self.ego_id = ego_id or self.multi.scenario.ego_id
+        from roadsense_marl.env.config import make_env_config
+
+        cfg = make_env_config(config.pop("config", None), scenario=scenario, **config)
+        self.max_steps = cfg.max_steps
+        # The core runs past max_steps so that a late ego still gets max_steps of its own.
+        self.core = ConvoyCore(cfg, max_steps=cfg.max_steps + MAX_WARMUP_STEPS)
+        core = self.core
+        self.ego_id = ego_id or core.scenario.ego_id
         if self.ego_id is None:
             raise ValueError(
-                f"scenario {self.multi.scenario.name!r} has no designated ego; pass ego_id= one of "
-                f"{self.multi.possible_agents[:8]}"
+                f"scenario {core.scenario.name!r} has no designated ego; pass ego_id= one of "
+                f"{list(core.possible_agents[:8])}"
             )
-        if self.ego_id not in self.multi.possible_agents:
+        if self.ego_id not in core.slots.index_of:
             raise ValueError(
-                f"ego_id {self.ego_id!r} is not a vehicle of scenario {self.multi.scenario.name!r}; "
-                f"vehicles: {self.multi.possible_agents[:8]}"
+                f"ego_id {self.ego_id!r} is not a vehicle of scenario {core.scenario.name!r}; "
+                f"vehicles: {list(core.possible_agents[:8])}"
             )
-        self.multi.controlled = frozenset({self.ego_id})
-        self.observation_space = self.multi.observation_space(self.ego_id)
-        self.action_space = self.multi.action_space(self.ego_id)
-        self.render_mode = self.multi.render_mode
+        core.controlled = frozenset({self.ego_id})
+        core.hazard_candidates = self._ahead_of_ego
+        self.observation_space = core.observation_space
+        self.action_space = core.action_space
+        self.render_mode = cfg.render_mode
+        self._ego_steps = 0
+        self._done = True
+
+    @property
+    def config(self):
+        """The validated env config (``max_steps`` as given; the core's own runs longer)."""
+        return self.core.config
+
+    def _ahead_of_ego(self, ids: tuple[str, ...], leader: np.ndarray) -> np.ndarray:
+        """bool[n]: vehicles in the ego's leader chain (loop over chain depth, once per episode)."""
+        ahead = np.zeros(len(ids), dtype=bool)
+        if self.ego_id not in ids:
+            return ahead
+        i = leader[ids.index(self.ego_id)]
+        while i >= 0 and not ahead[i]:
+            ahead[i] = True
+            i = leader[i]
+        return ahead
+
+    def _slot(self) -> int:
+        return self.core.slots.slot_of.get(self.ego_id, -1)
 
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[dict, dict]:
         super().reset(seed=seed)
-        obs, infos = self.multi.reset(seed=seed, options=options)
-        while self.ego_id not in self.multi.agents:  # the ego departs later than the first vehicle
-            if not self.multi.agents:
+        core = self.core
+        core.reset(seed)
+        idle = np.zeros(core.n_slots)
+        while self._slot() < 0:  # the ego departs later than the first vehicle
+            if core.episode_over:
                 raise RuntimeError(f"ego {self.ego_id!r} was never inserted by SUMO (dropped by scenario variation?)")
-            obs, _, _, _, infos = self.multi.step({})
-        return obs[self.ego_id], infos[self.ego_id]
+            core.step(idle)
+        self._ego_steps = 0
+        self._done = False
+        slot = self._slot()
+        obs = {k: buf[slot].copy() for k, buf in core.obs.items()}
+        return obs, {"hazard_vehicle": core.record.hazard_vehicle, "hazard_onset_step": core.record.hazard_onset_step}
 
     def step(self, action: Any) -> tuple[dict, float, bool, bool, dict]:
-        if self.ego_id not in self.multi.agents:
+        if self._done:
             raise RuntimeError("step() after the episode ended: call reset() first")
-        obs, rewards, terms, truncs, infos = self.multi.step({self.ego_id: action})
-        ego = self.ego_id
-        terminated, truncated = terms[ego], truncs[ego]
-        if not terminated and not truncated and ego not in self.multi.agents:
+        core = self.core
+        slot = self._slot()
+        a = np.asarray(action)
+        if a.dtype.kind not in "iuf" or a.size != 1:
+            raise ValueError(f"action for the ego {self.ego_id!r} must be one real number (shape (1,)), got {action!r}")
+        acts = np.zeros(core.n_slots)
+        acts[slot] = float(a.reshape(-1)[0])
+        core.step(acts)
+        self._ego_steps += 1
+        obs = {k: buf[slot].copy() for k, buf in core.obs.items()}
+        info = step_infos(core, [self.ego_id], np.array([slot]))[self.ego_id]
+        terminated = bool(core.terminated[slot])
+        truncated = bool(core.truncated[slot])
+        if not terminated and not truncated and (self._ego_steps >= self.max_steps or core.episode_over):
             truncated = True
-        return obs[ego], float(rewards[ego]), bool(terminated), bool(truncated), infos[ego]
+            info["reason"] = "max_steps" if self._ego_steps >= self.max_steps else "no_vehicles"
+            info["TimeLimit.truncated"] = True
+        self._done = terminated or truncated
+        return obs, float(core.reward[slot]), terminated, truncated, info
 
     def render(self) -> np.ndarray | None:
-        return self.multi.render()
+        from roadsense_marl.env.convoy_env import render_frame
+
+        return render_frame(self.core, self.render_mode)
 
     def close(self) -> None:
-        self.multi.close()
+        self.core.close()

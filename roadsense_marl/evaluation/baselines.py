@@ -5,7 +5,7 @@ A policy is a callable ``policy(env, obs) -> {agent: action}`` for the live agen
 
 - ``no-v2v``: never brakes on its own (action 0). Under the hazard override a non-braking agent
   holds its speed, so this is the lower bound: followers of the hazard vehicle crash.
-- ``rule-v2v``: full brake (action 1, 8 m/s^2) while the observed ``braking_signal`` (ego[4])
+- ``rule-v2v``: full brake (action 1, 8 m/s^2) while the observed ego feature ``braking_signal``
   is above a threshold, released when it decays below it (0.95 per step after the last warning).
 """
 
@@ -15,9 +15,10 @@ from typing import Any, Callable
 
 import numpy as np
 
+from roadsense_marl.env.observations import feature
+
 Policy = Callable[[Any, dict], dict]
 
-BRAKING_SIGNAL_INDEX = 4  # ego[4]
 RULE_THRESHOLD = 0.5
 BASELINES = ("no-v2v", "rule-v2v")
 
@@ -51,7 +52,7 @@ def rule_v2v_policy(threshold: float = RULE_THRESHOLD, brake: float = 1.0) -> Po
         agents = env.agents
         if not agents:
             return {}
-        signal = np.array([obs[a]["ego"][BRAKING_SIGNAL_INDEX] for a in agents], dtype=np.float64)
+        signal = feature(np.stack([obs[a]["ego"] for a in agents]), "ego", "braking_signal").astype(np.float64)
         act = np.where(signal > threshold, brake, 0.0).astype(np.float32)
         return {a: act[i : i + 1] for i, a in enumerate(agents)}
 

@@ -38,6 +38,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from roadsense_marl.env.actions import commanded_decel  # noqa: F401 - re-exported: the one action mapping
+
 REACTION_DECEL = 0.5  # m/s^2: a commanded deceleration above this counts as braking
 CLOSE_GAP_M = 10.0
 STOPPED_SPEED = 0.5  # m/s: an agent slower than this counts as stopped
@@ -159,21 +161,6 @@ class EpisodeRecord:
     def appeared(self) -> np.ndarray:
         """bool[M]: agents that were live at some step (or collided)."""
         return self.present.any(axis=0) | (self.collided_step >= 0) | np.isfinite(self.decel_cmd).any(axis=0)
-
-
-def commanded_decel(actions: np.ndarray, action_mode: str, max_decel: float, deadband: float = 0.02) -> np.ndarray:
-    """Deceleration (m/s^2, >= 0) the env commands for these actions.
-
-    ``brake``: ``a`` clipped to [0, 1]; ``a <= deadband`` is no braking, above ``max_decel * a``.
-    ``accel``: ``a`` clipped to [-1, 1]; negative ``a`` commands ``max_decel * -a``.
-    """
-    a = np.asarray(actions, dtype=np.float64)
-    if action_mode == "brake":
-        a = np.clip(a, 0.0, 1.0)
-        return np.where(a > deadband, max_decel * a, 0.0)
-    if action_mode == "accel":
-        return max_decel * np.clip(-a, 0.0, 1.0)
-    raise ValueError(f"action_mode must be 'brake' or 'accel', got {action_mode!r}")
 
 
 def hazard_followers(leader_at_onset: np.ndarray, hazard_slot: int) -> np.ndarray:

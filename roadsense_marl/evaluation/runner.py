@@ -22,7 +22,6 @@ from roadsense_marl.evaluation.metrics import (
     DEFINITIONS,
     EpisodeRecord,
     aggregate,
-    commanded_decel,
     episode_metrics,
     expected_delivery_ratio,
 )
@@ -34,64 +33,72 @@ POLICIES = ("model",) + BASELINES
 # ---- recording -------------------------------------------------------------------------------
 
 def run_episode(env: Any, policy: Policy, seed: int) -> EpisodeRecord:
-    """Play one episode from ``env.reset(seed)`` to its end with ``policy``; return its record."""
-    from roadsense_marl.env.rewards import REWARD_COMPONENTS
+    """Play one episode from ``env.reset(seed)`` to its end with ``policy``; return its record.
 
-    cfg = env.config
+    Reads only the env's public per-step record (``env.record``, a
+    :class:`~roadsense_marl.env.core.StepRecord`) and the observations, by feature name.
+    Columns are ``possible_agents``; slots are mapped through ``record.agent_index``.
+    """
+    from roadsense_marl.env.observations import unscale
+
     agents = tuple(env.possible_agents)
     m = len(agents)
-    slot = {a: i for i, a in enumerate(agents)}
-    n_comp = len(REWARD_COMPONENTS)
     obs, _ = env.reset(seed=seed)
+    rec = env.record
+    names = tuple(rec.reward_components)
+    n_comp = len(names)
     present, gap, decel, lead, rew, comps, vis, speed = [], [], [], [], [], [], [], []
     collided_step = np.full(m, -1, dtype=np.int64)
     links: list[tuple[np.ndarray, ...]] = []
     ages: list[np.ndarray] = []
+    obs_buf = env.core.obs
     while env.agents:
         t = env.num_steps
-        s = env.sim_states
-        idx = np.fromiter((slot[v] for v in s.ids), dtype=np.int64, count=len(s.ids))
+        # before the step: who follows whom (columns = possible agents)
+        idx = rec.agent_index
+        on = rec.slots
         lb = np.full(m, -1, dtype=np.int64)
-        lb[idx] = np.where(s.leader >= 0, idx[np.maximum(s.leader, 0)], -1)
-        live = list(env.agents)
-        actions = policy(env, obs)
-        d = np.full(m, np.nan)
-        if live:
-            acts = np.array([np.asarray(actions.get(a, 0.0), dtype=np.float64).reshape(-1)[0] for a in live])
-            d[[slot[a] for a in live]] = commanded_decel(acts, cfg.action_mode, cfg.max_decel)
-        obs, rewards, terms, _, infos = env.step(actions)
+        lead_slot = rec.leader_slot[on]
+        lb[idx[on]] = np.where(lead_slot >= 0, idx[np.maximum(lead_slot, 0)], -1)
+        acting_before = env.core.live.copy()
+        obs, _, _, _, _ = env.step(policy(env, obs))
 
-        pr, g, r, v = np.zeros(m, bool), np.full(m, np.nan), np.full(m, np.nan), np.full(m, np.nan)
+        idx = rec.agent_index  # ended agents keep their slot until the next step
+        d = np.full(m, np.nan)
+        a = np.flatnonzero(np.isfinite(rec.decel_cmd))
+        d[idx[a]] = rec.decel_cmd[a]
+        out = np.flatnonzero((acting_before | rec.joined) & (idx >= 0))
+        r = np.full(m, np.nan)
+        r[idx[out]] = rec.reward[out]
         c = np.full((m, n_comp), np.nan)
-        for a, info in infos.items():
-            j = slot[a]
-            r[j] = rewards.get(a, np.nan)
-            c[j] = [info["reward_components"][k] for k in REWARD_COMPONENTS]
-            if "gap" in info:  # ended agents' infos carry no gap: they are not in the new state
-                pr[j] = True
-                g[j] = info["gap"]
-                v[j] = info["n_visible_peers"]
-                mask = obs[a]["peer_mask"] > 0
-                if mask.any():
-                    ages.append(obs[a]["peers"][mask, 5].astype(np.float64) * 500.0)
-            if terms.get(a) and info.get("reason") == "collision":
-                collided_step[j] = t
-        sp = np.full(m, np.nan)
-        s_after = env.sim_states
-        if s_after is not None and s_after.ids:
-            sp[[slot[v] for v in s_after.ids]] = s_after.speed
-        sp[~pr] = np.nan
-        ll = env.radio.last_links
-        if len(ll):
+        if n_comp:
+            c[idx[out]] = np.stack([rec.reward_components[k][out] for k in names], axis=1)
+        on = rec.slots
+        cols = idx[on]
+        pr = np.zeros(m, dtype=bool)
+        pr[cols] = True
+        g, v, sp = np.full(m, np.nan), np.full(m, np.nan), np.full(m, np.nan)
+        g[cols] = rec.gap[on]
+        sp[cols] = rec.speed[on]
+        if "n_visible" in rec.extras:
+            v[cols] = rec.extras["n_visible"][on]
+        if "peers" in obs_buf and len(on):
+            mask = obs_buf["peer_mask"][on] > 0
+            if mask.any():
+                ages.append(unscale(obs_buf["peers"][on][mask], "peers", "age"))
+        hit = np.flatnonzero(rec.terminated)
+        collided_step[idx[hit]] = t
+        ll = rec.links
+        if ll is not None and len(ll):
             dist = np.asarray(ll.distance_m, dtype=np.float64)
             links.append(
                 (
                     np.full(len(ll), t, dtype=np.int64),
-                    np.asarray(ll.sender, dtype=np.int64),
-                    np.asarray(ll.receiver, dtype=np.int64),
+                    idx[np.asarray(ll.sender, dtype=np.int64)],
+                    idx[np.asarray(ll.receiver, dtype=np.int64)],
                     dist,
                     np.asarray(ll.delivered, dtype=bool),
-                    expected_delivery_ratio(env.radio.params, dist),
+                    expected_delivery_ratio(rec.radio_params, dist),
                 )
             )
         present.append(pr)
@@ -106,7 +113,7 @@ def run_episode(env: Any, policy: Policy, seed: int) -> EpisodeRecord:
     cat = [np.concatenate(col) for col in zip(*links)] if links else [
         np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0), np.empty(0, bool), np.empty(0)
     ]
-    hz = env.hazard_vehicle
+    hz = rec.hazard_vehicle
     return EpisodeRecord(
         seed=int(seed),
         step_length=float(env.step_length),
@@ -117,11 +124,11 @@ def run_episode(env: Any, policy: Policy, seed: int) -> EpisodeRecord:
         leader_before=np.array(lead, dtype=np.int64).reshape(-1, m),
         reward=np.array(rew).reshape(-1, m),
         components=np.array(comps).reshape(-1, m, n_comp),
-        component_names=tuple(REWARD_COMPONENTS),
+        component_names=names,
         n_visible=np.array(vis).reshape(-1, m),
         collided_step=collided_step,
-        onset_step=env.hazard.onset_step,
-        hazard_slot=slot[hz] if hz is not None else -1,
+        onset_step=rec.hazard_onset_step,
+        hazard_slot=agents.index(hz) if hz is not None else -1,
         link_step=cat[0],
         link_sender=cat[1],
         link_receiver=cat[2],

@@ -24,7 +24,7 @@ def brake_k_steps_after_onset(k: int, fraction: float = 0.5):
     """Every live agent brakes at ``fraction`` from step onset + k on (the hazard vehicle's action is ignored)."""
 
     def policy(env, obs):
-        on = env.hazard.onset_step is not None and env.num_steps >= env.hazard.onset_step + k
+        on = env.record.hazard_onset_step is not None and env.num_steps >= env.record.hazard_onset_step + k
         return {a: np.array([fraction if on else 0.0], dtype=np.float32) for a in env.agents}
 
     return policy

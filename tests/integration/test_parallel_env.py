@@ -305,7 +305,7 @@ def test_traffic_recovers_after_a_released_hazard():
         while env.agents:
             obs, *_ = env.step(policy(env, obs))
             speeds[env.num_steps] = float(np.mean(env.sim_states.speed)) if env.sim_states.ids else 0.0
-        release = env.hazard.release_step
+        release = env.core.hazard.plan.release_step
     finally:
         env.close()
     slowest = min(speeds[t] for t in range(release - 5, release + 5))

@@ -60,7 +60,7 @@ def test_other_vehicles_are_driven_by_sumo_not_by_the_override():
     commanded: list[list[str]] = []
     try:
         env.reset(seed=1)
-        multi = env.multi
+        multi = env.core
         original = multi.sim.set_speeds
 
         def spy(ids, speeds):
@@ -71,16 +71,16 @@ def test_other_vehicles_are_driven_by_sumo_not_by_the_override():
         ego_speed = []
         for _ in range(200):
             _, _, terminated, truncated, _ = env.step(np.zeros(1, dtype=np.float32))
-            s = multi.sim_states
+            s = multi.states
             if "V001" in s.ids:
                 ego_speed.append((multi.num_steps, s.speed[s.ids.index("V001")]))
             if terminated or truncated:
                 break
-        override, release = multi.hazard.override_step, multi.hazard.release_step
+        override, release = multi.hazard.plan.override_step, multi.hazard.plan.release_step
         end = release if release is not None else max(t for t, _ in ego_speed)
         held = [v for t, v in ego_speed if override + 1 < t <= end]  # speeds after the calls with the override on
         assert held and max(held) - min(held) < 1e-6, "the idle ego holds its speed while the override is on"
-        hazard_vehicle = multi.hazard_vehicle
+        hazard_vehicle = multi.hazard.vehicle
         others = {v for ids in commanded for v in ids} - {"V001", hazard_vehicle}
         assert not others, f"SUMO-driven vehicles were commanded: {others}"
     finally:
