@@ -153,6 +153,7 @@ class _CopyRunner:
             b.reward[:] = reward
             return
         joined = core.joined
+        self._return[joined] = 0  # the join step's reward belongs to the padding sample before it
         done = ended | joined
         b.done[:] = done
         b.ended[:] = ended
