@@ -21,6 +21,8 @@ What SB3 sees per vector index (slot):
   step and the returned observation is the new episode's first. Copy ``i`` is reset with
   ``seed + i`` after :meth:`CoreVecEnv.seed` (``PPO(seed=...)`` calls it), later resets
   unseeded, so each core's own SeedSequence continues (as the SuperSuit path does).
+* ``info["reason"]`` (``"collision"``, ``"max_steps"`` or ``"arrived"``, as the ParallelEnv
+  view names it) in the step an agent ends, for ``CollisionRateCallback``.
 * ``info["acted"]``: whether the action sent in this step drove a vehicle (the core's
   ``acted``; False for padding and for the hazard vehicle while its motion is imposed).
   :class:`~roadsense_marl.training.ppo.MaskedPPO` learns only from those samples.
@@ -60,6 +62,8 @@ from roadsense_marl.training.ppo import ACTED_KEY
 __all__ = ["CoreVecEnv", "WorkerDiedError"]
 
 _FLAGS = ("done", "timelimit", "ended", "acted", "live")
+#: ``info["reason"]`` of a slot whose agent ended, as the ParallelEnv view names it.
+END_REASONS = ("collision", "max_steps", "arrived")
 
 
 class WorkerDiedError(RuntimeError):
@@ -86,6 +90,7 @@ class _Buffers:
         self.reward = _alloc((n,), np.float64, shared)
         self.episode_return = _alloc((n,), np.float64, shared)  # of the episode that ended (valid where ended)
         self.episode_length = _alloc((n,), np.int64, shared)
+        self.reason = _alloc((n,), np.int8, shared)  # index into END_REASONS (valid where ended)
         for name in _FLAGS:
             setattr(self, name, _alloc((n,), bool, shared))
 
@@ -94,7 +99,7 @@ class _Buffers:
         out.keys = self.keys
         out.obs = {k: v[start:stop] for k, v in self.obs.items()}
         out.terminal_obs = {k: v[start:stop] for k, v in self.terminal_obs.items()}
-        for name in ("actions", "reward", "episode_return", "episode_length", *_FLAGS):
+        for name in ("actions", "reward", "episode_return", "episode_length", "reason", *_FLAGS):
             setattr(out, name, getattr(self, name)[start:stop])
         return out
 
@@ -130,6 +135,8 @@ class _CopyRunner:
         core.step(b.actions)
         terminated, truncated = core.terminated, core.truncated
         ended = terminated | truncated
+        if ended.any():  # collision; truncated on the road: max_steps; truncated off the road: arrived
+            b.reason[:] = np.where(terminated, 0, np.where(np.isnan(core.record.gap), 2, 1))
         reward = core.reward
         b.reward[:] = reward
         b.acted[:] = core.acted
@@ -462,6 +469,7 @@ class CoreVecEnv(VecEnv):
             t = round(time.perf_counter() - self._t0, 6)
             for i in np.flatnonzero(b.ended).tolist():
                 infos[i]["episode"] = {"r": round(float(b.episode_return[i]), 6), "l": int(b.episode_length[i]), "t": t}
+                infos[i]["reason"] = END_REASONS[b.reason[i]]
         return obs, b.reward.astype(np.float32), b.done.copy(), infos
 
     def _agent_of(self, copy: int, slot: int) -> Any:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import uuid
 from pathlib import Path
+from types import SimpleNamespace
 
 import gymnasium as gym
 import numpy as np
@@ -51,6 +52,7 @@ class FakeCore:
         self.terminated, self.truncated = np.zeros(S, bool), np.zeros(S, bool)
         self.joined, self.acted, self.live = np.zeros(S, bool), np.zeros(S, bool), np.zeros(S, bool)
         self.agent_of_slot: list = [None] * S
+        self.record = SimpleNamespace(gap=np.full(S, np.nan))  # gap NaN: not on the road after the step
         self.episode_over = True
         self.num_steps = 0
         self.closed = False
@@ -116,6 +118,10 @@ class FakeCore:
                 self.terminated[s] = leave == t and how == "collision"
                 self.truncated[s] = not self.terminated[s]
                 freed.append(s)
+        on_road = np.zeros(self.n_slots, bool)
+        on_road[occupied] = True
+        on_road[[s for s in freed if self.schedule[self.agent_of_slot[s]][1] == t]] = False  # arrived or collided
+        self.record.gap = np.where(on_road, 10.0, np.nan)
         self._fill(occupied)  # next (or final) observation of every agent present in this step
         for s in freed:
             self.agent_of_slot[s] = None

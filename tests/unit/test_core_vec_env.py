@@ -86,16 +86,18 @@ def test_slot_schedule_gives_the_expected_done_pattern():
     venv = vec(copies=1, seed=0)
     try:
         venv.reset()
-        pattern = []
+        pattern, reasons = [], []
         episodes = 0
         for t in range(MAX_STEPS):
             _, _, dones, infos = venv.step(np.zeros(3, np.float32))
             pattern.append("".join("D" if d else "." for d in dones))
             episodes += sum("episode" in info for info in infos)
+            reasons += [(t + 1, i, info["reason"]) for i, info in enumerate(infos) if "reason" in info]
         # c joins slot 2 at 1 (ends its padding) and arrives at 3, a collides at 4 and d joins slot 2 at 4,
         # e joins slot 0 at 5, d collides at 7, the episode ends at 9
         assert pattern == ["..D", "...", "..D", "D.D", "D..", "...", "..D", "...", "DDD"]
         assert episodes == 5
+        assert reasons == [(3, 2, "arrived"), (4, 0, "collision"), (7, 2, "collision"), (9, 0, "max_steps"), (9, 1, "max_steps")]
     finally:
         venv.close()
 
