@@ -53,6 +53,7 @@ class _ValidMaskMixin:
     def reset(self) -> None:
         super().reset()  # type: ignore[misc]
         self.valid = np.ones((self.buffer_size, self.n_envs), dtype=bool)  # type: ignore[attr-defined]
+        self._boxes = self._box_only()
 
     def add(self, *args: Any, valid: np.ndarray | None = None, **kwargs: Any) -> None:
         """SB3's ``add`` plus ``valid``: bool[n_envs], False for samples that must not be learned from."""
@@ -61,9 +62,35 @@ class _ValidMaskMixin:
             if valid.shape != (self.n_envs,):  # type: ignore[attr-defined]
                 raise ValueError(f"valid must have shape ({self.n_envs},) (one flag per env), got {valid.shape}")  # type: ignore[attr-defined]
         pos = self.pos  # type: ignore[attr-defined]
-        super().add(*args, **kwargs)  # type: ignore[misc]
+        if not kwargs and len(args) == 6 and self._boxes:
+            self._add_boxes(*args)
+        else:
+            super().add(*args, **kwargs)  # type: ignore[misc]
         if valid is not None:
             self.valid[pos] = valid
+
+    def _box_only(self) -> bool:
+        space = self.observation_space  # type: ignore[attr-defined]
+        subspaces = space.spaces.values() if isinstance(space, spaces.Dict) else (space,)
+        return all(isinstance(sub, spaces.Box) for sub in subspaces)
+
+    def _add_boxes(self, obs: Any, action: np.ndarray, reward: np.ndarray, episode_start: np.ndarray,
+                   value: th.Tensor, log_prob: th.Tensor) -> None:
+        """SB3's ``add`` for Box observations without its intermediate copies (same stored values)."""
+        pos = self.pos  # type: ignore[attr-defined]
+        if isinstance(obs, dict):
+            for key, store in self.observations.items():  # type: ignore[attr-defined]
+                store[pos] = obs[key]
+        else:
+            self.observations[pos] = obs  # type: ignore[attr-defined]
+        self.actions[pos] = np.reshape(action, (self.n_envs, self.action_dim))  # type: ignore[attr-defined]
+        self.rewards[pos] = reward  # type: ignore[attr-defined]
+        self.episode_starts[pos] = episode_start  # type: ignore[attr-defined]
+        self.values[pos] = value.detach().cpu().numpy().reshape(-1)  # type: ignore[attr-defined]
+        self.log_probs[pos] = log_prob.detach().cpu().numpy().reshape(self.log_probs[pos].shape)  # type: ignore[attr-defined]
+        self.pos += 1  # type: ignore[attr-defined]
+        if self.pos == self.buffer_size:  # type: ignore[attr-defined]
+            self.full = True
 
     @property
     def valid_flat(self) -> np.ndarray:
