@@ -375,3 +375,27 @@ def test_supersuit_path_reports_episodes_of_vehicles_only_and_flags_padded_actio
         assert sorted(episodes) == sorted(expected * 2)
     finally:
         venv.close()
+
+
+def test_make_vec_env_path_arguments_name_what_is_wrong():
+    with pytest.raises(ValueError, match=r"via must be one of \('core', 'supersuit'\), got 'gym'"):
+        make_vec_env(via="gym", scenario="convoy_3")
+    with pytest.raises(TypeError, match="env_fn .* needs via='supersuit'"):
+        make_vec_env(env_fn=ToyConvoyEnv, via="core")
+    with pytest.raises(TypeError, match="core_fn needs via='core'"):
+        make_vec_env(core_fn=object, via="supersuit")
+    with pytest.raises(TypeError, match=r"core_fn and env config key\(s\) \['scenario'\]"):
+        make_vec_env(core_fn=object, scenario="convoy_3")
+    with pytest.raises(ValueError, match="unknown"):  # env keys are checked before anything starts
+        make_vec_env(scenario="convoy_3", not_a_key=1)
+
+
+def test_make_vec_env_sets_one_torch_thread():
+    previous = th.get_num_threads()
+    try:
+        th.set_num_threads(2)
+        venv = toy_vec_env(num_envs=1, num_cpus=1)
+        venv.close()
+        assert th.get_num_threads() == 1
+    finally:
+        th.set_num_threads(previous)
