@@ -192,20 +192,20 @@ def _worker_main(conn: Connection, parent_conn: Connection, core_fns: list[Calla
     runners: list[_CopyRunner] = []
     try:
         runners = [_CopyRunner(fn(), buf) for fn, buf in zip(core_fns, bufs)]
-        conn.send(("ok", None))
+        conn.send(("ok", "start", None))
         while True:
             cmd, arg = conn.recv()
             try:
                 if cmd == "step":
                     for runner in runners:
                         runner.step()
-                    conn.send(("ok", [r.core.num_steps for r in runners]))
+                    conn.send(("ok", cmd, [r.core.num_steps for r in runners]))
                 elif cmd == "reset":
                     for runner, seed in zip(runners, arg):
                         runner.reset(seed)
-                    conn.send(("ok", [r.core.num_steps for r in runners]))
+                    conn.send(("ok", cmd, [r.core.num_steps for r in runners]))
                 elif cmd == "agents":
-                    conn.send(("ok", [list(r.core.agent_of_slot) for r in runners]))
+                    conn.send(("ok", cmd, [list(r.core.agent_of_slot) for r in runners]))
                 elif cmd == "close":
                     errors = []
                     for runner in runners:
@@ -213,17 +213,17 @@ def _worker_main(conn: Connection, parent_conn: Connection, core_fns: list[Calla
                             runner.close()
                         except Exception as exc:  # report, but close the others
                             errors.append(f"{type(exc).__name__}: {exc}")
-                    conn.send(("ok", errors))
+                    conn.send(("ok", cmd, errors))
                     return
                 else:
-                    conn.send(("error", ValueError(f"unknown worker command {cmd!r}"), ""))
+                    conn.send(("error", cmd, ValueError(f"unknown worker command {cmd!r}"), ""))
             except Exception as exc:
-                conn.send(("error", exc, traceback.format_exc()))
+                conn.send(("error", cmd, exc, traceback.format_exc()))
     except (EOFError, KeyboardInterrupt):
         pass
     except Exception as exc:  # building the cores failed
         try:
-            conn.send(("error", exc, traceback.format_exc()))
+            conn.send(("error", "start", exc, traceback.format_exc()))
         except OSError:
             pass
     finally:
@@ -366,9 +366,12 @@ class CoreVecEnv(VecEnv):
                 if obj in waiting:
                     worker = waiting.pop(obj)
                     try:
-                        status, payload, *rest = worker.conn.recv()
+                        status, replied_to, payload, *rest = worker.conn.recv()
                     except (EOFError, OSError):
                         self._raise_died(worker)
+                    if replied_to != cmd:  # a reply left over from an earlier, interrupted command
+                        waiting[obj] = worker
+                        continue
                     if status == "ok":
                         replies[worker.index] = payload
                         if cmd in ("step", "reset"):
@@ -477,8 +480,8 @@ class CoreVecEnv(VecEnv):
             return self._runners[copy].core.agent_of_slot[slot]
         worker = next(w for w in self._workers if copy in w.copies)
         worker.conn.send(("agents", None))
-        status, payload, *_ = worker.conn.recv()
-        return payload[worker.copies.index(copy)][slot] if status == "ok" else None
+        status, replied_to, payload, *_ = worker.conn.recv()
+        return payload[worker.copies.index(copy)][slot] if status == "ok" and replied_to == "agents" else None
 
     def _check_open(self) -> None:
         if self._closed:
@@ -498,15 +501,17 @@ class CoreVecEnv(VecEnv):
         for worker in self._workers:
             if worker.alive and worker.process.is_alive():
                 try:
-                    while worker.conn.poll(0):  # replies left unread after another worker failed
-                        worker.conn.recv()
                     worker.conn.send(("close", None))
-                    if worker.conn.poll(30.0):
-                        status, payload, *_ = worker.conn.recv()
-                        if status == "ok" and payload:
-                            errors += [f"worker {worker.index}: {e}" for e in payload]
-                    else:
-                        errors.append(f"worker {worker.index}: no reply to close within 30 s")
+                    deadline = time.monotonic() + 30.0
+                    while True:  # skip replies left unread after another worker failed
+                        if not worker.conn.poll(max(0.0, deadline - time.monotonic())):
+                            errors.append(f"worker {worker.index}: no reply to close within 30 s")
+                            break
+                        status, replied_to, payload, *_ = worker.conn.recv()
+                        if replied_to == "close":
+                            if status == "ok" and payload:
+                                errors += [f"worker {worker.index}: {e}" for e in payload]
+                            break
                 except (EOFError, OSError):
                     pass
             worker.process.join(10.0)

@@ -209,3 +209,24 @@ def test_a_core_error_in_a_worker_names_the_worker():
             venv.step(np.zeros(6, np.float32))
     finally:
         venv.close()
+
+
+class SlowCore(FakeCore):
+    def step(self, actions):
+        import time
+
+        time.sleep(0.3)
+        super().step(actions)
+
+
+def test_close_after_a_worker_died_skips_the_replies_the_others_still_owe():
+    # worker 0 is still stepping when worker 1's death is reported; its late step reply must
+    # not be taken for the answer to close()
+    venv = CoreVecEnv([SlowCore, FakeCore], num_cpus=2, seed=0)
+    venv.reset()
+    os.kill(venv._workers[1].process.pid, signal.SIGKILL)
+    venv._workers[1].process.join(5)
+    with pytest.raises(WorkerDiedError, match="worker 1"):
+        venv.step(np.zeros(6, np.float32))
+    venv.close()  # no "closing the CoreVecEnv failed"
+    assert not any(w.process.is_alive() for w in venv._workers)
