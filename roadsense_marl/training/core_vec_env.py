@@ -44,6 +44,7 @@ closes every core and stops every worker (idempotent; also from ``__del__``).
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import signal
 import time
 import traceback
@@ -91,6 +92,7 @@ class _Buffers:
         self.episode_return = _alloc((n,), np.float64, shared)  # of the episode that ended (valid where ended)
         self.episode_length = _alloc((n,), np.int64, shared)
         self.reason = _alloc((n,), np.int8, shared)  # index into END_REASONS (valid where ended)
+        self.episode_step = _alloc((n,), np.int64, shared)  # the core's num_steps (for error messages)
         for name in _FLAGS:
             setattr(self, name, _alloc((n,), bool, shared))
 
@@ -99,7 +101,7 @@ class _Buffers:
         out.keys = self.keys
         out.obs = {k: v[start:stop] for k, v in self.obs.items()}
         out.terminal_obs = {k: v[start:stop] for k, v in self.terminal_obs.items()}
-        for name in ("actions", "reward", "episode_return", "episode_length", "reason", *_FLAGS):
+        for name in ("actions", "reward", "episode_return", "episode_length", "reason", "episode_step", *_FLAGS):
             setattr(out, name, getattr(self, name)[start:stop])
         return out
 
@@ -128,6 +130,7 @@ class _CopyRunner:
         for name in ("done", "timelimit", "ended", "acted"):
             getattr(b, name)[:] = False
         b.reward[:] = 0
+        b.episode_step[:] = self.core.num_steps
 
     def step(self) -> None:
         core, b = self.core, self.buf
@@ -177,6 +180,7 @@ class _CopyRunner:
                 b.terminal_obs[k][joined] = 0
                 b.obs[k][ended] = 0  # the slot shows padding from now on
         b.live[:] = core.live
+        b.episode_step[:] = core.num_steps
 
     def close(self) -> None:
         self.core.close()
@@ -185,25 +189,52 @@ class _CopyRunner:
 # ─── worker processes ─────────────────────────────────────────────────────────
 
 
-def _worker_main(conn: Connection, parent_conn: Connection, core_fns: list[Callable[[], Any]], bufs: list[_Buffers]) -> None:
-    """Worker loop: build its cores, then serve ("reset", seeds) / ("step", None) / ("agents", None) / ("close", None)."""
-    parent_conn.close()
+def _worker_main(
+    conn: Connection,
+    cmd_fd: int,
+    done_fd: int,
+    inherited: list[Any],
+    core_fns: list[Callable[[], Any]],
+    bufs: list[_Buffers],
+) -> None:
+    """Worker loop: build its cores, then serve commands.
+
+    The per-step path is one byte each way over plain pipes (``b"s"`` in; ``b"k"`` done or
+    ``b"e"`` failed, the exception then follows over ``conn``): actions and results are in
+    shared memory, so nothing is pickled. ``b"m"`` announces a message on ``conn``:
+    ("reset", seeds) / ("agents", None) / ("close", None), answered there as
+    (status, command, payload[, traceback]). EOF on ``cmd_fd`` (the parent is gone) ends the loop.
+    """
+    for obj in inherited:  # the parent's ends of this and earlier workers' channels
+        try:
+            obj.close() if hasattr(obj, "close") else os.close(obj)
+        except OSError:
+            pass
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C goes to the main process, which closes us
     runners: list[_CopyRunner] = []
     try:
         runners = [_CopyRunner(fn(), buf) for fn, buf in zip(core_fns, bufs)]
         conn.send(("ok", "start", None))
         while True:
-            cmd, arg = conn.recv()
-            try:
-                if cmd == "step":
+            byte = os.read(cmd_fd, 1)
+            if not byte:
+                return
+            if byte == b"s":
+                try:
                     for runner in runners:
                         runner.step()
-                    conn.send(("ok", cmd, [r.core.num_steps for r in runners]))
-                elif cmd == "reset":
+                except Exception as exc:
+                    conn.send(("error", "step", exc, traceback.format_exc()))
+                    os.write(done_fd, b"e")
+                else:
+                    os.write(done_fd, b"k")
+                continue
+            cmd, arg = conn.recv()
+            try:
+                if cmd == "reset":
                     for runner, seed in zip(runners, arg):
                         runner.reset(seed)
-                    conn.send(("ok", cmd, [r.core.num_steps for r in runners]))
+                    conn.send(("ok", cmd, None))
                 elif cmd == "agents":
                     conn.send(("ok", cmd, [list(r.core.agent_of_slot) for r in runners]))
                 elif cmd == "close":
@@ -219,7 +250,7 @@ def _worker_main(conn: Connection, parent_conn: Connection, core_fns: list[Calla
                     conn.send(("error", cmd, ValueError(f"unknown worker command {cmd!r}"), ""))
             except Exception as exc:
                 conn.send(("error", cmd, exc, traceback.format_exc()))
-    except (EOFError, KeyboardInterrupt):
+    except (EOFError, OSError, KeyboardInterrupt):
         pass
     except Exception as exc:  # building the cores failed
         try:
@@ -233,18 +264,22 @@ def _worker_main(conn: Connection, parent_conn: Connection, core_fns: list[Calla
             except Exception:
                 pass
         conn.close()
+        for fd in (cmd_fd, done_fd):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
 
 
 class _Worker:
-    def __init__(self, index: int, copies: list[int], process: mp.Process, conn: Connection) -> None:
+    def __init__(self, index: int, copies: list[int], process: mp.Process, conn: Connection, cmd_fd: int, done_fd: int) -> None:
         self.index, self.copies, self.process, self.conn = index, copies, process, conn
+        self.cmd_fd, self.done_fd = cmd_fd, done_fd  # parent's ends: write commands, read step replies
         self.command = "start"
-        self.episode_steps: list[int] = [0] * len(copies)
         self.alive = True
 
-    def describe(self) -> str:
-        steps = ", ".join(f"copy {c} at episode step {s}" for c, s in zip(self.copies, self.episode_steps))
-        return f"worker {self.index} (pid {self.process.pid}, env copies {self.copies})", steps
+    def name(self) -> str:
+        return f"worker {self.index} (pid {self.process.pid}, env copies {self.copies})"
 
 
 # ─── the vector env ────────────────────────────────────────────────────────────
@@ -285,6 +320,7 @@ class CoreVecEnv(VecEnv):
         self._runners: list[_CopyRunner] = []
         self._workers: list[_Worker] = []
         self._pending_seed: int | None = None
+        self._broken: str | None = None
         self._t0 = time.perf_counter()
         self._steps_taken = 0
         n_workers = min(num_cpus, self.num_copies) if num_cpus >= 2 else 0
@@ -328,19 +364,27 @@ class CoreVecEnv(VecEnv):
     def _start_workers(self, core_fns, views, n_workers: int, start_method: str) -> None:
         ctx = mp.get_context(start_method)
         groups = np.array_split(np.arange(self.num_copies), n_workers)
+        parent_ends: list[Any] = []
         try:
             for w, group in enumerate(groups):
                 copies = [int(c) for c in group]
                 parent_conn, child_conn = ctx.Pipe()
+                cmd_r, cmd_w = os.pipe()
+                done_r, done_w = os.pipe()
+                parent_ends += [parent_conn, cmd_w, done_r]
                 proc = ctx.Process(
                     target=_worker_main,
-                    args=(child_conn, parent_conn, [core_fns[c] for c in copies], [views[c] for c in copies]),
+                    args=(child_conn, cmd_r, done_w, list(parent_ends), [core_fns[c] for c in copies], [views[c] for c in copies]),
                     name=f"CoreVecEnv-worker-{w}",
                     daemon=True,
                 )
-                proc.start()
-                child_conn.close()
-                self._workers.append(_Worker(w, copies, proc, parent_conn))
+                try:
+                    proc.start()
+                finally:
+                    child_conn.close()
+                    os.close(cmd_r)
+                    os.close(done_w)
+                self._workers.append(_Worker(w, copies, proc, parent_conn, cmd_w, done_r))
             self._gather("start")
         except BaseException:
             self.close()
@@ -350,9 +394,35 @@ class CoreVecEnv(VecEnv):
         for i, worker in enumerate(self._workers):
             worker.command = cmd
             try:
+                os.write(worker.cmd_fd, b"m")
                 worker.conn.send((cmd, None if args is None else args[i]))
-            except (BrokenPipeError, OSError):
+            except OSError:
                 self._raise_died(worker)
+
+    def _start_step(self) -> None:
+        """One byte to every worker: step your cores on the actions in shared memory."""
+        for worker in self._workers:
+            worker.command = "step"
+            try:
+                os.write(worker.cmd_fd, b"s")
+            except OSError:
+                self._raise_died(worker)
+
+    def _finish_step(self) -> None:
+        """One byte back from every worker (b"k" done, b"e" failed; EOF: it died)."""
+        failed: tuple[_Worker, Any] | None = None
+        for worker in self._workers:
+            try:
+                byte = os.read(worker.done_fd, 1)
+            except OSError:
+                byte = b""
+            if byte == b"e" and failed is None:
+                failed = (worker, worker.conn.recv())
+            elif byte not in (b"k", b"e"):
+                self._raise_died(worker)
+        if failed is not None:
+            worker, (_, _, exc, tb) = failed
+            self._raise_worker_error(worker, "step", exc, tb)
 
     def _gather(self, cmd: str) -> list[Any]:
         """Wait for every worker's reply; a dead worker raises WorkerDiedError, a worker error is re-raised."""
@@ -374,19 +444,20 @@ class CoreVecEnv(VecEnv):
                         continue
                     if status == "ok":
                         replies[worker.index] = payload
-                        if cmd in ("step", "reset"):
-                            worker.episode_steps = list(payload)
                     elif error is None or worker.index < error[0].index:  # report the lowest worker's error
                         error = (worker, payload, rest[0] if rest else "")
                 elif sentinels[obj].conn in waiting and not sentinels[obj].conn.poll():
                     self._raise_died(sentinels[obj])
         if error is not None:
-            worker, exc, tb = error
-            if isinstance(exc, BaseException):
-                who, _ = worker.describe()
-                raise type(exc)(f"{exc} (in CoreVecEnv {who}, command {cmd!r})") if _simple(exc) else exc
-            raise RuntimeError(f"CoreVecEnv worker {worker.index} failed in {cmd!r}:\n{tb}")
+            self._raise_worker_error(*error[:1], cmd, *error[1:])
         return [replies[w.index] for w in self._workers]
+
+    def _raise_worker_error(self, worker: _Worker, cmd: str, exc: Any, tb: str) -> None:
+        if isinstance(exc, BaseException):
+            if _simple(exc):
+                raise type(exc)(f"{exc} (in CoreVecEnv {worker.name()}, command {cmd!r})")
+            raise exc
+        raise RuntimeError(f"CoreVecEnv {worker.name()} failed in {cmd!r}:\n{tb}")
 
     def _raise_died(self, worker: _Worker) -> None:
         worker.process.join(1.0)
@@ -401,12 +472,13 @@ class CoreVecEnv(VecEnv):
             how = "closed its pipe"
         else:
             how = f"exited with code {code}"
-        who, steps = worker.describe()
-        raise WorkerDiedError(
-            f"CoreVecEnv {who} {how} while running {worker.command!r}; last known state: {steps}, "
+        steps = ", ".join(f"copy {c} at episode step {int(self._buf.episode_step[c * self.n_slots])}" for c in worker.copies)
+        self._broken = (
+            f"CoreVecEnv {worker.name()} {how} while running {worker.command!r}; last known state: {steps}, "
             f"{self._steps_taken} vector steps taken since creation. The vector env is unusable: close() it "
             "and build a new one"
         )
+        raise WorkerDiedError(self._broken)
 
     # ── VecEnv API ──
 
@@ -453,14 +525,14 @@ class CoreVecEnv(VecEnv):
             )
         self._buf.actions[:] = a
         if self._workers:
-            self._send("step")
+            self._start_step()
 
     def step_wait(self) -> VecEnvStepReturn:
         if self._runners:
             for runner in self._runners:
                 runner.step()
         else:
-            self._gather("step")
+            self._finish_step()
         self._steps_taken += 1
         b = self._buf
         obs = {k: v.copy() for k, v in b.obs.items()}
@@ -479,6 +551,7 @@ class CoreVecEnv(VecEnv):
         if self._runners:
             return self._runners[copy].core.agent_of_slot[slot]
         worker = next(w for w in self._workers if copy in w.copies)
+        os.write(worker.cmd_fd, b"m")
         worker.conn.send(("agents", None))
         status, replied_to, payload, *_ = worker.conn.recv()
         return payload[worker.copies.index(copy)][slot] if status == "ok" and replied_to == "agents" else None
@@ -486,6 +559,8 @@ class CoreVecEnv(VecEnv):
     def _check_open(self) -> None:
         if self._closed:
             raise RuntimeError("this CoreVecEnv is closed; build a new one")
+        if self._broken is not None:
+            raise WorkerDiedError(self._broken)
 
     def close(self) -> None:
         """Close every core and stop every worker; safe to call twice. Re-raises the first close error."""
@@ -501,6 +576,7 @@ class CoreVecEnv(VecEnv):
         for worker in self._workers:
             if worker.alive and worker.process.is_alive():
                 try:
+                    os.write(worker.cmd_fd, b"m")
                     worker.conn.send(("close", None))
                     deadline = time.monotonic() + 30.0
                     while True:  # skip replies left unread after another worker failed
@@ -519,6 +595,11 @@ class CoreVecEnv(VecEnv):
                 worker.process.kill()
                 worker.process.join()
             worker.conn.close()
+            for fd in (worker.cmd_fd, worker.done_fd):
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
         if errors:
             raise RuntimeError("closing the CoreVecEnv failed:\n" + "\n".join(errors))
 
