@@ -22,7 +22,7 @@ from typing import Any, Mapping
 from roadsense_marl.paths import config_path
 
 TRAIN_KEYS = ("total_timesteps", "seed", "out", "checkpoint_every", "torch_threads", "env", "vec_env", "policy", "ppo")
-VEC_ENV_KEYS = ("num_envs", "num_cpus")
+VEC_ENV_KEYS = ("num_envs", "num_cpus", "via")
 DEFAULT_CONFIG = "marl_ppo"
 
 
@@ -81,13 +81,13 @@ def train(config: Mapping[str, Any] | str | Path | None = None, *, progress_bar:
     """Train the shared policy; returns the output folder. See the module docstring for its contents."""
     import torch
     import yaml
-    from stable_baselines3 import PPO
     from stable_baselines3.common.callbacks import CallbackList, CheckpointCallback
     from stable_baselines3.common.logger import configure
 
     from roadsense_marl.env import make_env_config
     from roadsense_marl.policies import create_deep_set_policy_kwargs
     from roadsense_marl.training.callbacks import CollisionRateCallback
+    from roadsense_marl.training.ppo import MaskedPPO
     from roadsense_marl.training.vec_env import PaddedFractionCallback, make_vec_env
 
     cfg = load_train_config(config) if not isinstance(config, Mapping) else check_train_config(config)
@@ -103,9 +103,10 @@ def train(config: Mapping[str, Any] | str | Path | None = None, *, progress_bar:
     threads = torch.get_num_threads()
     torch.set_num_threads(cfg["torch_threads"])
     venv = make_vec_env(seed=cfg["seed"], **cfg["vec_env"], **cfg["env"])
+    torch.set_num_threads(cfg["torch_threads"])  # make_vec_env sets 1; the config decides
     try:
         try:
-            model = PPO("MultiInputPolicy", venv, policy_kwargs=policy_kwargs, seed=cfg["seed"], verbose=verbose, device="cpu", **cfg["ppo"])
+            model = MaskedPPO("MultiInputPolicy", venv, policy_kwargs=policy_kwargs, seed=cfg["seed"], verbose=verbose, device="cpu", **cfg["ppo"])
         except TypeError as exc:
             raise ValueError(f"bad ppo option in the training config: {exc}") from exc
         model.set_logger(configure(str(out / "tb"), ["csv", "tensorboard"] + (["stdout"] if verbose else [])))

@@ -1,11 +1,16 @@
-"""Parameter-shared MARL training through SuperSuit + SB3, with SuperSuit 3.11's gaps closed.
+"""The env as one SB3 ``VecEnv`` for parameter-shared MARL: one vector index per vehicle slot.
 
-``make_vec_env`` turns the parallel env into one SB3 ``VecEnv`` in which every possible
-agent of every env copy is one vector slot, so a single PPO policy is trained on the
-experience of all vehicles:
+``make_vec_env`` is the entry point. By default (``via="core"``) it serves the array core's
+slots directly (:class:`~roadsense_marl.training.core_vec_env.CoreVecEnv`: every slot of every
+core copy is one index, no PettingZoo/SuperSuit conversion). ``via="supersuit"`` keeps the
+previous path for users who want it, or for a custom PettingZoo ``env_fn``; both paths give the
+same observations, rewards and dones for the same seed and actions, and both flag every
+sample with ``info["acted"]`` for :class:`~roadsense_marl.training.ppo.MaskedPPO`.
+
+The SuperSuit path, with SuperSuit 3.11's gaps closed:
 
     parallel env ─> FixedSlotParallelEnv ─> pettingzoo_env_to_vec_env_v1 ─> concat_vec_envs_v1(SB3)
-                 ─> SuperSuitVecEnv (seeding, closing) ─> VecMonitor
+                 ─> SuperSuitVecEnv (seeding, closing, acted flags) ─> VehicleVecMonitor
 
 What SuperSuit 3.11 lacks and this module supplies (measured, see shared/reference/STACK.md):
 
@@ -23,7 +28,9 @@ What SuperSuit 3.11 lacks and this module supplies (measured, see shared/referen
 from __future__ import annotations
 
 import copy
+import functools
 import math
+import time
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -34,11 +41,14 @@ import supersuit as ss
 from pettingzoo.utils.env import ParallelEnv
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper, VecMonitor
+
+from roadsense_marl.training.ppo import ACTED_KEY
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvObs, VecEnvStepReturn
 from supersuit.vector import ConcatVecEnv, ProcConcatVec
 from supersuit.vector.multiproc_vec import decompress_info, numpy_deepcopy
 
 PADDED_KEY = "padded"
+VIA = ("core", "supersuit")
 BACKENDS = ("libsumo", "traci")
 DEFAULT_BACKEND = "libsumo"
 
@@ -244,6 +254,8 @@ class SuperSuitVecEnv(VecEnvWrapper):
       continues with padding as a new "episode". Likewise a vehicle joining ends the
       preceding padding episode (terminal, value 0), so GAE never carries value between a
       vehicle and the padding around it.
+    * ``info["acted"]`` is False where the slot's observation before the step was padding
+      (its action was dropped), for :class:`~roadsense_marl.training.ppo.MaskedPPO`.
 
     :param venv: the ``SB3VecEnvWrapper`` returned by ``concat_vec_envs_v1``.
     :param num_copies: how many env copies it concatenates (``num_vec_envs``).
@@ -291,6 +303,8 @@ class SuperSuitVecEnv(VecEnvWrapper):
 
     def step_wait(self) -> VecEnvStepReturn:
         obs, rewards, dones, infos = self.venv.step_wait()
+        for info, padded in zip(infos, self._padded.tolist()):
+            info[ACTED_KEY] = not padded  # the action of this step went to a vehicle iff obs_t was not padding
         padded_now = np.array([bool(info.get(PADDED_KEY, False)) for info in infos])
         live = ~dones.astype(bool)  # slots whose whole env episode did not just end (SuperSuit handles those)
         left = live & ~padded_now & np.array(["reason" in info for info in infos])
@@ -318,6 +332,42 @@ class SuperSuitVecEnv(VecEnvWrapper):
             close_proc_concat_vec(self._vector)
         else:
             self.venv.close()
+
+
+class VehicleVecMonitor(VecMonitor):
+    """SB3's ``VecMonitor`` that reports episodes of vehicles only, never of padding.
+
+    On the SuperSuit path a slot's "episode" may be a stretch of padding (before its vehicle
+    joins, after it leaves, or a vehicle that never departs); plain ``VecMonitor`` reported
+    those as 0-reward episodes (convoy_6: ``ep_rew_mean`` 638 instead of 851 for real vehicles,
+    and ``evaluate_policy`` returned padding episodes). An episode whose last sample was
+    padding (``info["acted"]`` False) gets no ``info["episode"]`` and is not written to the
+    monitor file.
+    """
+
+    def step_wait(self) -> VecEnvStepReturn:
+        obs, rewards, dones, infos = self.venv.step_wait()
+        self.episode_returns += rewards
+        self.episode_lengths += 1
+        new_infos = list(infos[:])
+        for i in np.flatnonzero(dones):
+            info = infos[i].copy()
+            if info.get(ACTED_KEY, True):
+                episode_info = {
+                    "r": float(self.episode_returns[i]),
+                    "l": int(self.episode_lengths[i]),
+                    "t": round(time.time() - self.t_start, 6),
+                }
+                for key in self.info_keywords:
+                    episode_info[key] = info[key]
+                info["episode"] = episode_info
+                self.episode_count += 1
+                if self.results_writer:
+                    self.results_writer.write_row(episode_info)
+            self.episode_returns[i] = 0
+            self.episode_lengths[i] = 0
+            new_infos[i] = info
+        return obs, rewards, dones, new_infos
 
 
 # ─── construction ────────────────────────────────────────────────────────────
@@ -353,50 +403,96 @@ def make_vec_env(
     num_cpus: int | None = None,
     seed: int | None = None,
     env_fn: Callable[[], ParallelEnv] | None = None,
+    via: str | None = None,
+    core_fn: Callable[[], Any] | None = None,
     **env_config: Any,
 ) -> VecEnv:
-    """One SB3 VecEnv over ``num_envs`` copies of the parallel env; a slot per possible agent.
+    """One SB3 VecEnv over ``num_envs`` copies of the env; one vector index per vehicle slot.
 
-    Ready for ``PPO("MultiInputPolicy", venv, policy_kwargs=create_deep_set_policy_kwargs())``.
+    Ready for ``MaskedPPO("MultiInputPolicy", venv, policy_kwargs=create_deep_set_policy_kwargs())``
+    (plain ``PPO`` works too, but then learns from padding samples).
 
-    :param num_envs: env copies; the VecEnv has ``num_envs * len(possible_agents)`` slots.
+    :param num_envs: env copies; the VecEnv has ``num_envs * slots`` indices (slots: the core's
+        ``n_slots`` on the core path, ``len(possible_agents)`` on the SuperSuit path).
     :param num_cpus: worker processes (0 or 1: all copies in this process). ``None``: one
         process per copy with libsumo, one process in total otherwise.
     :param seed: seed for the first reset (copy ``i`` gets ``seed + i``); ``PPO(seed=...)``
         overrides it.
-    :param env_fn: zero-argument factory of a PettingZoo ParallelEnv, used instead of
-        ``roadsense_marl.parallel_env(**env_config)``; ``env_config`` may then only hold
-        ``backend`` (for the process rule).
-    :param env_config: keyword arguments of ``roadsense_marl.parallel_env``.
+    :param env_fn: zero-argument factory of a PettingZoo ParallelEnv (SuperSuit path only),
+        used instead of ``roadsense_marl.parallel_env(**env_config)``; ``env_config`` may then
+        only hold ``backend`` (for the process rule).
+    :param via: ``"core"`` (default): :class:`~roadsense_marl.training.core_vec_env.CoreVecEnv`
+        over ``roadsense_marl.env.core.ConvoyCore`` copies; ``"supersuit"``: the parallel env
+        through FixedSlot → PettingZoo → SuperSuit (the default when ``env_fn`` is given).
+    :param core_fn: zero-argument factory of a core (core path only), used instead of
+        ``ConvoyCore(make_env_config(**env_config))``; ``env_config`` may then only hold ``backend``.
+    :param env_config: keyword arguments of ``roadsense_marl.parallel_env`` / ``make_env_config``.
+
+    Sets torch's intra-op threads to 1 (the networks are small: one thread is faster on a
+    shared 2-core machine and leaves the other core to a SUMO worker).
+    Raises ValueError/TypeError naming the bad argument before any process or SUMO starts.
     """
-    if env_fn is None:
+    import torch
+
+    if via is None:
+        via = "supersuit" if env_fn is not None else "core"
+    if via not in VIA:
+        raise ValueError(f"via must be one of {VIA}, got {via!r}")
+    if via == "core" and env_fn is not None:
+        raise TypeError("env_fn (a PettingZoo env factory) needs via='supersuit'; the core path takes core_fn")
+    if via == "supersuit" and core_fn is not None:
+        raise TypeError("core_fn needs via='core'; the SuperSuit path takes env_fn")
+    factory = env_fn if via == "supersuit" else core_fn
+    if factory is not None:
+        extra = sorted(set(env_config) - {"backend"})
+        if extra:
+            name = "env_fn" if via == "supersuit" else "core_fn"
+            raise TypeError(f"make_vec_env got {name} and env config key(s) {extra}; configure the env inside {name}")
+        if not callable(factory):
+            raise TypeError(f"{'env_fn' if env_fn is not None else 'core_fn'} must be a zero-argument callable, got {factory!r}")
+        backend = env_config.get("backend")
+    else:
         backend = env_config.get("backend", DEFAULT_BACKEND)
-        resolved_cpus = resolve_num_cpus(num_envs, num_cpus, backend)
-        from roadsense_marl import parallel_env  # the env layer, imported only when used
+    resolved_cpus = resolve_num_cpus(num_envs, num_cpus, backend)
+    if factory is None:
+        from roadsense_marl.env import make_env_config
         from roadsense_marl.sim.backends import libsumo_owner_alive
 
+        env_cfg = make_env_config(**env_config)  # validates every key before anything starts
         if backend == "libsumo" and libsumo_owner_alive():
             raise ValueError(
                 "a libsumo simulation is already running in this process (an env that was reset and not "
                 "closed); the vector env's libsumo copies would clash with it (forked workers inherit it). "
                 "Close that env first, or use backend='traci'"
             )
+    torch.set_num_threads(1)
+
+    if via == "core":
+        from roadsense_marl.training.core_vec_env import CoreVecEnv
+
+        if core_fn is None:
+            try:
+                from roadsense_marl.env.core import ConvoyCore
+            except ImportError as exc:
+                raise ImportError(
+                    f"via='core' needs roadsense_marl.env.core.ConvoyCore, which this install lacks ({exc}); "
+                    "use via='supersuit'"
+                ) from exc
+            core_fn = functools.partial(ConvoyCore, env_cfg)
+        return CoreVecEnv([core_fn] * num_envs, num_cpus=resolved_cpus, seed=seed)
+
+    if env_fn is None:
+        from roadsense_marl import parallel_env  # the env layer, imported only when used
 
         env = parallel_env(**env_config)
     else:
-        extra = sorted(set(env_config) - {"backend"})
-        if extra:
-            raise TypeError(f"make_vec_env got env_fn and env config key(s) {extra}; configure the env inside env_fn")
-        if not callable(env_fn):
-            raise TypeError(f"env_fn must be a zero-argument callable returning a ParallelEnv, got {env_fn!r}")
-        resolved_cpus = resolve_num_cpus(num_envs, num_cpus, env_config.get("backend"))
         env = env_fn()
     markov = ss.pettingzoo_env_to_vec_env_v1(FixedSlotParallelEnv(env))
     sb3 = ss.concat_vec_envs_v1(markov, num_vec_envs=num_envs, num_cpus=resolved_cpus, base_class="stable_baselines3")
     venv = SuperSuitVecEnv(sb3, num_copies=num_envs)
     if seed is not None:
         venv.seed(seed)
-    return VecMonitor(venv)
+    return VehicleVecMonitor(venv)
 
 
 # ─── logging ─────────────────────────────────────────────────────────────────
@@ -405,8 +501,10 @@ def make_vec_env(
 class PaddedFractionCallback(BaseCallback):
     """Logs ``rollout/padded_fraction``: the share of collected samples that were padding.
 
-    A padded sample is an absent agent's slot (``info["padded"]`` from
-    :class:`FixedSlotParallelEnv`); PPO spends compute on it but learns nothing from it.
+    A padded sample is one whose action drove no vehicle: ``info["acted"]`` False (both vector
+    env paths; on the core path this includes the hazard vehicle while its motion is
+    imposed), or, for envs without that key, ``info["padded"]`` from
+    :class:`FixedSlotParallelEnv`. MaskedPPO spends rollout compute on it but learns nothing from it.
     Warns once when the share exceeds ``warn_above`` (e.g. a scenario whose vehicles are
     mostly not in the simulation), since training is then mostly wasted work.
     """
@@ -423,7 +521,7 @@ class PaddedFractionCallback(BaseCallback):
 
     def _on_step(self) -> bool:
         infos = self.locals["infos"]
-        self._padded += sum(bool(info.get(PADDED_KEY, False)) for info in infos)
+        self._padded += sum(not info.get(ACTED_KEY, not info.get(PADDED_KEY, False)) for info in infos)
         self._total += len(infos)
         return True
 

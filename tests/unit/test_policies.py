@@ -219,3 +219,63 @@ def test_log_std_init_reaches_the_ppo_action_distribution():
 def test_bad_log_std_init_names_the_option(bad):
     with pytest.raises(ValueError, match="log_std_init must be a finite number"):
         create_deep_set_policy_kwargs(log_std_init=bad)
+
+
+# ─── NumPy forward ─────────────────────────────────────────────────────────────
+
+
+def _policy(options: dict, k: int = 5, share: bool = True, **kwargs):
+    from stable_baselines3.common.policies import MultiInputActorCriticPolicy
+
+    th.manual_seed(1)
+    policy_kwargs = create_deep_set_policy_kwargs(peer_embed_dim=16, **options, **kwargs)
+    return MultiInputActorCriticPolicy(
+        dict_space(k), gym.spaces.Box(0.0, 1.0, (1,), np.float32), lambda _: 3e-4,
+        share_features_extractor=share, **policy_kwargs
+    )
+
+
+@pytest.mark.parametrize("share", [True, False])
+@pytest.mark.parametrize("options", OPTION_SETS)
+def test_numpy_forward_matches_torch_actions_log_probs_and_values(options, share):
+    from roadsense_marl.policies import NumpyActorCritic
+
+    policy = _policy(options, share=share, log_std_init=-0.7)
+    with th.no_grad():  # perturb the weights so biases and log_std are not at their init values
+        for p in policy.parameters():
+            p.add_(0.05 * th.randn_like(p))
+    obs = random_batch(5, batch=10, seed=3)
+    fast = NumpyActorCritic.from_policy(policy)
+    th.manual_seed(7)
+    with th.no_grad():
+        actions, values, log_probs = policy(obs)
+    th.manual_seed(7)
+    noise = th.randn(10, 1).numpy()
+    np_actions, np_values, np_log_probs = fast.sample({k: v.numpy() for k, v in obs.items()}, noise)
+    np.testing.assert_allclose(np_actions, actions.numpy(), rtol=0, atol=1e-5)
+    np.testing.assert_allclose(np_values, values.numpy()[:, 0], rtol=0, atol=1e-5)
+    np.testing.assert_allclose(np_log_probs, log_probs.numpy(), rtol=0, atol=1e-5)
+    with th.no_grad():
+        torch_values = policy.predict_values(obs).numpy()[:, 0]
+    np.testing.assert_allclose(fast.predict_values({k: v.numpy() for k, v in obs.items()}), torch_values, atol=1e-5)
+
+
+def test_numpy_forward_is_a_snapshot_until_taken_again():
+    from roadsense_marl.policies import NumpyActorCritic
+
+    policy = _policy({})
+    obs = {k: v.numpy() for k, v in random_batch(5, batch=4).items()}
+    fast = NumpyActorCritic.from_policy(policy)
+    before = fast.forward(obs)[0].copy()
+    with th.no_grad():
+        policy.action_net.bias.add_(1.0)
+    np.testing.assert_array_equal(fast.forward(obs)[0], before)
+    np.testing.assert_allclose(NumpyActorCritic.from_policy(policy).forward(obs)[0], before + 1.0, atol=1e-6)
+
+
+def test_numpy_forward_names_what_it_cannot_run():
+    from roadsense_marl.policies import NumpyActorCritic
+
+    policy = _policy({"activation_fn": nn.GELU})
+    with pytest.raises(NotImplementedError, match=r"DeepSetExtractor.phi: no NumPy forward for GELU"):
+        NumpyActorCritic.from_policy(policy)

@@ -351,3 +351,51 @@ def test_padded_fraction_is_logged_and_a_mostly_padded_run_warns_once(tmp_path):
         assert logged == pytest.approx([expected] * 3)
     finally:
         venv.close()
+
+
+# ─── vehicle-only episode statistics and acted flags (SuperSuit path) ─────────
+
+
+def test_supersuit_path_reports_episodes_of_vehicles_only_and_flags_padded_actions():
+    venv = toy_vec_env(num_envs=2, num_cpus=1, seed=0)
+    try:
+        venv.reset()
+        episodes, acted = [], []
+        for t in range(MAX_STEPS):
+            _, _, dones, infos = venv.step(np.full((venv.num_envs, 1), 0.5, np.float32))
+            acted.append([info["acted"] for info in infos])
+            episodes += [(i % len(SCHEDULE), info["episode"]["l"]) for i, info in enumerate(infos) if "episode" in info]
+        assert dones.all()
+        # the action of step t (1-based) went to a vehicle iff it was present in the dicts of step t-1
+        for t, row in enumerate(acted):
+            assert row == [a in PRESENT_PER_STEP[t] and SCHEDULE[a][1] != t for a in SCHEDULE] * 2
+        # one episode per vehicle per copy (v4 never departs: no episode); lengths = steps it acted
+        slot = {a: i for i, a in enumerate(SCHEDULE)}
+        expected = [(slot["v1"], 2), (slot["v0"], 5), (slot["v2"], 4), (slot["v3"], 6)]
+        assert sorted(episodes) == sorted(expected * 2)
+    finally:
+        venv.close()
+
+
+def test_make_vec_env_path_arguments_name_what_is_wrong():
+    with pytest.raises(ValueError, match=r"via must be one of \('core', 'supersuit'\), got 'gym'"):
+        make_vec_env(via="gym", scenario="convoy_3")
+    with pytest.raises(TypeError, match="env_fn .* needs via='supersuit'"):
+        make_vec_env(env_fn=ToyConvoyEnv, via="core")
+    with pytest.raises(TypeError, match="core_fn needs via='core'"):
+        make_vec_env(core_fn=object, via="supersuit")
+    with pytest.raises(TypeError, match=r"core_fn and env config key\(s\) \['scenario'\]"):
+        make_vec_env(core_fn=object, scenario="convoy_3")
+    with pytest.raises(ValueError, match="unknown"):  # env keys are checked before anything starts
+        make_vec_env(scenario="convoy_3", not_a_key=1)
+
+
+def test_make_vec_env_sets_one_torch_thread():
+    previous = th.get_num_threads()
+    try:
+        th.set_num_threads(2)
+        venv = toy_vec_env(num_envs=1, num_cpus=1)
+        venv.close()
+        assert th.get_num_threads() == 1
+    finally:
+        th.set_num_threads(previous)
