@@ -55,7 +55,10 @@ def load_train_config(path: str | Path | None = None) -> dict[str, Any]:
 
 
 def check_train_config(data: Mapping[str, Any], source: str = "training config") -> dict[str, Any]:
-    """Validate the top-level and ``vec_env`` keys; env, policy and PPO keys are checked by their owners."""
+    """Validate the top-level, ``vec_env``, ``policy`` and ``ppo`` keys (the env section: :func:`resolve_config`).
+
+    Errors are ``ValueError`` naming the key, ``source`` and what would be valid.
+    """
     if not isinstance(data, Mapping):
         raise ValueError(f"{source} must be a mapping of keys")
     data = {k: v for k, v in data.items() if k not in RECORD_KEYS}
@@ -90,6 +93,8 @@ def check_train_config(data: Mapping[str, Any], source: str = "training config")
     every = out["checkpoint_every"]
     if isinstance(every, bool) or not isinstance(every, int) or every < 0:
         raise ValueError(f"checkpoint_every must be a whole number >= 0, got {every!r}")
+    check_policy_config(out["policy"], source)
+    check_ppo_config(out["ppo"], source)
     return out
 
 
@@ -153,7 +158,10 @@ def check_ppo_config(ppo: Mapping[str, Any], source: str = "training config") ->
         rule = PPO_RULES.get(key)
         if rule is None:
             raise ValueError(f"unknown ppo key {key!r} in {source}.{_suggest(key, PPO_RULES)} Valid: {', '.join(PPO_RULES)}")
-        rule(value)
+        try:
+            rule(value)
+        except ValueError as exc:
+            raise ValueError(f"{exc} (in {source})") from None
 
 
 def check_policy_config(policy: Mapping[str, Any], source: str = "training config") -> dict[str, Any]:
@@ -180,7 +188,6 @@ def resolve_config(config: Mapping[str, Any] | str | Path | None) -> tuple[dict[
 
     resolve_scenario(env_cfg.scenario, **env_cfg.scenario_kwargs)  # an unknown scenario fails now
     policy_kwargs = check_policy_config(cfg["policy"])
-    check_ppo_config(cfg["ppo"])
     return cfg, env_cfg, policy_kwargs
 
 
