@@ -429,7 +429,7 @@ def evaluate(
     if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1:
         raise ValueError(f"episodes must be a whole number >= 1, got {episodes!r}")
 
-    from roadsense_marl.training.runs import check_contract, check_writable_dir, env_contract
+    from roadsense_marl.training.runs import atomic_write_text, check_contract, check_writable_dir, env_contract
 
     check_writable_dir(out)  # before the first episode, not after the last
     model_path = progress = None
@@ -505,7 +505,7 @@ def evaluate(
 
         metrics["plots"] = [str(p) for p in write_plots(out_dir, results, all_records, progress_csv=progress)]
     metrics = _jsonable(metrics)
-    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    atomic_write_text(out_dir / "metrics.json", json.dumps(metrics, indent=1))  # never half a file
     if verbose:
         print(summary_table(metrics))
         print(f"metrics: {out_dir / 'metrics.json'}")

@@ -352,3 +352,24 @@ def test_a_killed_worker_is_one_line_naming_it_and_the_model_is_saved(long_confi
     assert state["status"] == "failed" and (out / state["latest_model"]).is_file()
     time.sleep(0.2)
     assert _group_members(proc.pid) == []
+
+
+def test_ctrl_c_during_evaluate_is_one_line_and_exit_130(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "roadsense_marl.cli", "evaluate", "--policy", "rule-v2v", "--episodes", "500",
+         "--no-plots", "--out", str(tmp_path / "eval")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True, env=env, cwd=ROOT,
+    )
+    try:
+        time.sleep(6.0)  # imports, then episodes are running
+        assert proc.poll() is None
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130 and err.strip().splitlines() == ["roadsense-marl evaluate: interrupted"], err
+    assert not (tmp_path / "eval" / "metrics.json").exists()
+    time.sleep(0.2)
+    assert _group_members(proc.pid) == []
