@@ -154,6 +154,7 @@ def check_new_run_folder(out: str | Path, *, overwrite: bool = False) -> Path:
             f"--out {str(p)!r} exists, is not empty and is not a training run folder; choose another --out "
             "(nothing there was changed)"
         )
+    check_not_running(p)
     if overwrite:
         return p
     state = read_state(p)
@@ -162,6 +163,22 @@ def check_new_run_folder(out: str | Path, *, overwrite: bool = False) -> Path:
         f"--out {str(p)!r} already holds {what}; nothing was changed. Use --resume {p} to continue it, "
         "--overwrite to replace it, or choose another --out"
     )
+
+
+def check_not_running(run: str | Path) -> None:
+    """Raise ``RunFolderError`` when another live process is training in ``run`` (``run.json`` status
+    ``running`` with the pid of a process that still exists)."""
+    state = read_state(run)
+    pid = state.get("pid")
+    if state.get("status") != "running" or not isinstance(pid, int) or pid == os.getpid():
+        return
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return  # that process is gone (killed without a chance to record it): the run can be used
+    except PermissionError:
+        pass
+    raise RunFolderError(f"run {str(run)!r} is being trained right now by process {pid}; wait for it or stop it first")
 
 
 def clear_run_folder(out: str | Path) -> None:
@@ -549,7 +566,7 @@ def load_exported_policy(path: str | Path, observation_space: Any, action_space:
 
 __all__ = [
     "CONTRACT_KEYS", "ContractMismatch", "RunFolderError", "atomic_write_bytes", "atomic_write_text",
-    "check_contract", "check_new_run_folder", "check_writable_dir", "clear_run_folder", "env_contract",
+    "check_contract", "check_new_run_folder", "check_not_running", "check_writable_dir", "clear_run_folder", "env_contract",
     "export_policy", "is_exported_policy", "is_run_folder", "latest_model", "load_exported_policy",
     "merge_progress", "read_model_record", "read_run_config", "read_state", "save_model", "write_state",
 ]

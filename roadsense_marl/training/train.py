@@ -21,7 +21,9 @@ workers and SUMO and exits with 130 after one line.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
+import os
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -227,12 +229,14 @@ def resume(run: str | Path, *, total_timesteps: int | None = None, progress_bar:
     ``RunFolderError``/``ContractMismatch`` (both ``ValueError``) naming the problem.
     """
     from roadsense_marl.training.runs import (
-        RunFolderError, check_contract, env_contract, latest_model, read_model_record, read_run_config,
+        RunFolderError, check_contract, check_not_running, env_contract, latest_model, read_model_record,
+        read_run_config,
     )
 
     run = Path(run)
     if not run.is_dir():
         raise RunFolderError(f"--resume {str(run)!r}: no such run folder")
+    check_not_running(run)
     data = read_run_config(run)
     recorded = data.pop("contract", None)
     data["out"] = str(run)
@@ -378,7 +382,7 @@ def _run(cfg: dict[str, Any], env_cfg: Any, policy_kwargs: dict[str, Any], out: 
         atomic_write_text(out / CONFIG_FILE, yaml.safe_dump(_plain(resolved), sort_keys=False))
         segment = out / "tb" if start is None else out / "tb" / f"resume_{start_steps}"
         model.set_logger(configure(str(segment), ["csv", "tensorboard"] + (["stdout"] if verbose else [])))
-        write_state(out, status="running", total_timesteps=cfg["total_timesteps"],
+        write_state(out, status="running", pid=os.getpid(), total_timesteps=cfg["total_timesteps"],
                     resumed_from=(str(start[0].relative_to(out)) if start else None), resumed_at=start_steps)
         callbacks = [CollisionRateCallback(), PaddedFractionCallback()]
         if cfg["checkpoint_every"]:
@@ -400,44 +404,33 @@ def _run(cfg: dict[str, Any], env_cfg: Any, policy_kwargs: dict[str, Any], out: 
                 f"vector-env worker process died: {', '.join(dead)} during training at step {model.num_timesteps}; "
                 f"the model was saved to {path}; continue with: roadsense-marl train --resume {out}"
             ) from None
-        except BaseException as exc:
+        except Exception as exc:  # anything else: keep the model, record the failure, re-raise the error
             failed = exc
-            with _quiet():
-                write_state(out, status="failed", error=f"{type(exc).__name__}: {exc}"[:500])
+            with contextlib.suppress(Exception):
+                _save_after_stop(model, out, segment, start_steps, record, "failed")
+            with contextlib.suppress(Exception):
+                write_state(out, error=f"{type(exc).__name__}: {exc}"[:500])
             raise
         model.logger.close()
         save_model(model, out / FINAL_MODEL, record)
         merge_progress(out, segment / "progress.csv", start_steps)
         write_state(out, status="finished", latest_model=FINAL_MODEL, num_timesteps=int(model.num_timesteps),
                     final_num_timesteps=int(model.num_timesteps))
+    except BaseException as exc:
+        failed = exc
+        raise
     finally:
         try:
             if venv is not None:
                 if failed is None:
                     venv.close()
-                else:
-                    with _quiet():  # a close error must not replace the interrupt or the first error
-                        with warnings.catch_warnings():
-                            warnings.simplefilter("ignore")
-                            venv.close()
+                else:  # a close error must not replace the interrupt or the first error
+                    with contextlib.suppress(Exception), warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        venv.close()
         finally:
             torch.set_num_threads(threads)
     return out
-
-
-class _quiet:
-    """Suppress an ``Exception`` inside the block (kept on ``_quiet.errors``); never an interrupt."""
-
-    errors: list[BaseException] = []
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: Any, exc: Any, tb: Any) -> bool:
-        if exc is not None and isinstance(exc, Exception):
-            _quiet.errors.append(exc)
-            return True
-        return False
 
 
 def _save_after_stop(model: Any, out: Path, segment: Path, start_steps: int, record: Mapping[str, Any], status: str) -> Path:
@@ -445,7 +438,7 @@ def _save_after_stop(model: Any, out: Path, segment: Path, start_steps: int, rec
     from roadsense_marl.training.runs import checkpoint_path, merge_progress, save_model, write_state
 
     path = save_model(model, checkpoint_path(out, model.num_timesteps), record)
-    with _quiet():
+    with contextlib.suppress(Exception):
         model.logger.close()
     merge_progress(out, segment / "progress.csv", start_steps)
     write_state(out, status=status, latest_model=str(path.relative_to(out)), num_timesteps=int(model.num_timesteps))
