@@ -134,8 +134,9 @@ def test_a_run_made_under_another_env_version_is_refused_for_resume_and_evaluate
     run = _copy(finished_run, tmp_path)
     cfg = yaml.safe_load((run / "config.yaml").read_text())
     cfg["contract"]["env_version"] = 0
+    cfg["contract"]["ego_features"][0] = "speed_kmh"
     (run / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
-    with pytest.raises(ContractMismatch, match=r"env_version: run 0, this version 1"):
+    with pytest.raises(ContractMismatch, match=r"env_version: run 0, this version 1; ego_features: run \['speed_kmh'"):
         resume(run, total_timesteps=768)
     with pytest.raises(ContractMismatch, match=r"env_version: model 1, config.yaml beside it 0"):
         evaluate(run, episodes=1, out=tmp_path / "e", verbose=False)
@@ -252,6 +253,8 @@ def test_evaluate_help_says_to_load_only_trusted_models(capsys):
         cli_main(["evaluate", "--help"])
     out = " ".join(capsys.readouterr().out.split())
     assert "load only models you trust" in out.lower() and "roadsense-marl export" in out
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    assert "Load only models you trust" in readme and "weights_only=True" in readme
 
 
 # ---- Ctrl-C, a dead worker, and --resume (real subprocesses, libsumo workers) ------------------------
