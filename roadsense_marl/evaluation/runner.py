@@ -449,7 +449,7 @@ def evaluate(
     if policy == "model":
         # The model's contract against the env it will drive (radio profiles chosen with
         # radio/radio_sweep are a deliberate robustness test and are not compared).
-        recorded, what = model_contract(model)  # type: ignore[arg-type]
+        recorded, what = model_contract(model if Path(model).is_dir() else model_path)  # type: ignore[arg-type]
         check_contract(recorded, env_contract(base_cfg), what=what)
 
     radios: list[Any] = list(RADIO_SWEEP) if radio_sweep else [radio if radio is not None else base_cfg.radio]

@@ -120,9 +120,9 @@ def test_a_brake_mode_model_on_an_accel_mode_env_is_refused_naming_both_modes(fi
 
     with pytest.raises(ContractMismatch, match=r"action_mode: model 'brake', env 'accel'"):
         evaluate(finished_run, episodes=1, out=tmp_path / "e", env_kwargs={"action_mode": "accel"}, verbose=False)
-    with pytest.raises(ContractMismatch, match=r"max_peers: model 4, env 8"):
-        evaluate(finished_run / "final_model.zip", episodes=1, out=tmp_path / "e", env_kwargs={"max_peers": 8},
-                 verbose=False)
+    for path in (finished_run / "final_model.zip", finished_run / "final_model"):  # with or without the suffix
+        with pytest.raises(ContractMismatch, match=r"max_peers: model 4, env 8"):
+            evaluate(path, episodes=1, out=tmp_path / "e", env_kwargs={"max_peers": 8}, verbose=False)
     with pytest.raises(ContractMismatch, match=r"radio_sensor_noise.gps_std_m: model 2.958877, env 0.0"):
         evaluate(finished_run, episodes=1, out=tmp_path / "e", config={**ENV, "radio": "ideal"}, verbose=False)
     assert not (tmp_path / "e" / "metrics.json").exists()
