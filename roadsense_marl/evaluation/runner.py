@@ -155,10 +155,14 @@ def resolve_model(model: str | Path) -> tuple[Path, dict[str, Any] | None, Path 
     if p.is_dir():
         zip_path = p / "final_model.zip"
         if not zip_path.is_file():
+            from roadsense_marl.training.runs import latest_model
+
             found = sorted(q.name for q in p.glob("*.zip"))
+            latest = latest_model(p)
+            hint = (f"; its latest checkpoint is {latest[0]} (evaluate that file), or continue the run with: "
+                    f"roadsense-marl train --resume {p}") if latest else ""
             raise FileNotFoundError(
-                f"training run folder {str(p)!r} has no final_model.zip (zip files there: {found or 'none'}); "
-                "an interrupted run continues with: roadsense-marl train --resume RUN"
+                f"training run folder {str(p)!r} has no final_model.zip (zip files there: {found or 'none'}){hint}"
             )
         env_cfg = None
         if (p / "config.yaml").is_file():

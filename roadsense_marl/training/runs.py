@@ -158,7 +158,8 @@ def check_new_run_folder(out: str | Path, *, overwrite: bool = False) -> Path:
     if overwrite:
         return p
     state = read_state(p)
-    what = f"a {state.get('status', 'saved')} run at {state.get('num_timesteps', '?')} steps" if state else "a training run"
+    what = (f"a training run (status {state.get('status', 'unknown')}, {state.get('num_timesteps', '?')} steps)"
+            if state else "a training run")
     raise RunFolderError(
         f"--out {str(p)!r} already holds {what}; nothing was changed. Use --resume {p} to continue it, "
         "--overwrite to replace it, or choose another --out"

@@ -68,7 +68,7 @@ def _copy(run: Path, tmp_path: Path) -> Path:
 
 def test_training_into_a_finished_run_is_refused_and_changes_nothing(finished_run):
     before = _digest(finished_run)
-    with pytest.raises(RunFolderError, match=r"already holds a finished run at 384 steps.*--resume.*--overwrite"):
+    with pytest.raises(RunFolderError, match=r"already holds a training run \(status finished, 384 steps\).*--resume.*--overwrite"):
         train(_config(finished_run))
     # even --overwrite with a config that fails (bad PPO key, other max_peers) changes nothing
     with pytest.raises(ValueError, match=r"unknown ppo key 'learning_rat'.*Did you mean 'learning_rate'"):
@@ -376,3 +376,11 @@ def test_ctrl_c_during_evaluate_is_one_line_and_exit_130(tmp_path):
     assert not (tmp_path / "eval" / "metrics.json").exists()
     time.sleep(0.2)
     assert _group_members(proc.pid) == []
+
+
+def test_a_checkpoint_zip_is_evaluated_on_the_env_config_it_records(finished_run, tmp_path):
+    from roadsense_marl.evaluation import evaluate
+
+    m = evaluate(finished_run / "checkpoints" / "model_192_steps.zip", episodes=1, seed=3, out=tmp_path / "e",
+                 baselines=False, plots=False, env_kwargs={"max_steps": 30}, verbose=False)
+    assert m["env_config"]["max_peers"] == 4 and m["env_config"]["scenario"] == "convoy_3"  # not the defaults (8, convoy_6)
