@@ -147,7 +147,6 @@ def test_a_run_made_under_another_env_version_is_refused_for_resume_and_evaluate
 def test_exported_policy_acts_exactly_like_the_trained_model_and_evaluates(finished_run, tmp_path):
     from stable_baselines3 import PPO
 
-    from roadsense_marl import parallel_env
     from roadsense_marl.evaluation import evaluate
 
     out = export_policy(finished_run, tmp_path / "exported")
@@ -163,7 +162,6 @@ def test_exported_policy_acts_exactly_like_the_trained_model_and_evaluates(finis
     m = evaluate(out, episodes=1, seed=7, out=tmp_path / "eval", baselines=False, plots=False,
                  env_kwargs={"max_steps": 30}, verbose=False)
     assert m["env_config"]["max_peers"] == 4 and m["results"][0]["policy"] == "model"
-    del parallel_env
 
 
 def test_exported_weights_that_would_run_code_are_refused_without_running_it(finished_run, tmp_path):
