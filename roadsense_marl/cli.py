@@ -1,20 +1,28 @@
 """``roadsense-marl``: the command line (train, evaluate, bench, scenarios, demo).
 
 Each subcommand lives with the code it drives and exposes ``add_arguments(parser)`` and
-``run(args) -> int``; this module only dispatches. Mistakes a user can fix (a missing file,
-an unknown scenario, a bad option or config value) print one line, not a traceback.
+``run(args) -> int``; this module only dispatches. Nothing ends in a traceback:
+
+- mistakes a user can fix (a missing file, an unknown scenario, a bad option or config value,
+  a folder that cannot be written): one line, exit 2;
+- Ctrl-C: one line starting ``interrupted`` (saying what was saved, if anything), exit 130;
+- a failure that is not the input's fault (a worker process died, SUMO crashed): one line,
+  exit 1. Set ``ROADSENSE_TRACEBACK=1`` to see the traceback as well.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+import traceback
 from typing import Sequence
 
 SUBCOMMANDS = {
     "train": ("roadsense_marl.training.train", "train the shared Deep Sets PPO policy (SuperSuit + SB3)"),
     "evaluate": ("roadsense_marl.evaluation.cli", "evaluate a model or a baseline: metrics.json, summary, plots"),
+    "export": ("roadsense_marl.training.export", "export a trained policy as weights + JSON that load without running code"),
     "bench": ("roadsense_marl.bench", "run the benchmark suite (pytest benchmarks/) and print its table"),
     "scenarios": ("roadsense_marl.cli", "list the scenarios with their vehicle counts"),
     "demo": ("roadsense_marl.demo", "short shared-policy training run followed by evaluation"),
@@ -25,8 +33,13 @@ class UserError(Exception):
     """A mistake the user can fix; printed as one line."""
 
 
+class RunFailure(Exception):
+    """A failure that is not the user's input (a worker died, ...); printed as one line, exit 1."""
+
+
 # Errors that mean "the input was wrong", printed without a traceback.
-USER_ERRORS: tuple[type[BaseException], ...] = (UserError, ValueError, FileNotFoundError, KeyError)
+USER_ERRORS: tuple[type[BaseException], ...] = (UserError, ValueError, FileNotFoundError, KeyError, PermissionError,
+                                                NotADirectoryError, IsADirectoryError)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -71,16 +84,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = next((a for a in argv if not a.startswith("-")), None)
     parser = build_parser(command if command in SUBCOMMANDS else None)
     args = parser.parse_args(argv)
+    show_tb = os.environ.get("ROADSENSE_TRACEBACK", "") not in ("", "0")
     try:
         return int(args._run(args) or 0)
     except USER_ERRORS as exc:
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        print(f"roadsense-marl {args.command}: error: {msg}", file=sys.stderr)
+        if show_tb:
+            traceback.print_exc()
+        print(f"roadsense-marl {args.command}: error: {_one_line(msg)}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"roadsense-marl {args.command}: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        detail = _one_line(exc)
+        print(f"roadsense-marl {args.command}: interrupted" + (f": {detail}" if detail else ""), file=sys.stderr)
         return 130
+    except Exception as exc:  # noqa: BLE001 - the command line never ends in a traceback
+        if show_tb:
+            traceback.print_exc()
+        kind = "" if isinstance(exc, RunFailure) else f"{type(exc).__name__}: "
+        print(f"roadsense-marl {args.command}: failed: {kind}{_one_line(exc)}", file=sys.stderr)
+        return 1
+
+
+def _one_line(msg: object) -> str:
+    return " ".join(str(msg).split())
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run the importable module's main, so that the exception classes raised by the commands
+    # (imported as roadsense_marl.cli) are the ones caught here, not __main__'s copies.
+    from roadsense_marl.cli import main as _main
+
+    sys.exit(_main())

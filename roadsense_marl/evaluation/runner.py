@@ -148,37 +148,71 @@ def run_policy(env: Any, policy: Policy, seeds: Sequence[int]) -> list[EpisodeRe
 # ---- model policies --------------------------------------------------------------------------
 
 def resolve_model(model: str | Path) -> tuple[Path, dict[str, Any] | None, Path | None]:
-    """``(model .zip, env config from the run's config.yaml or None, progress.csv or None)``.
+    """``(model path, env config from the run or model or None, progress.csv or None)``.
 
-    ``model`` is an SB3 ``.zip`` or a training run folder holding ``final_model.zip``.
+    ``model`` is an SB3 ``.zip``, a training run folder holding ``final_model.zip``, or a folder
+    exported by ``roadsense-marl export`` (``policy.json`` + ``policy.pt``; returned as the folder).
+    The env contract the model was made under is :func:`model_contract`.
     """
+    from roadsense_marl.training.runs import is_exported_policy, read_exported_config, read_model_record, read_run_config
+
     p = Path(model)
+    if is_exported_policy(p):
+        return p, read_exported_config(p).get("env"), None
     if p.is_dir():
         zip_path = p / "final_model.zip"
         if not zip_path.is_file():
+            from roadsense_marl.training.runs import latest_model
+
             found = sorted(q.name for q in p.glob("*.zip"))
+            latest = latest_model(p)
+            hint = (f"; its latest checkpoint is {latest[0]} (evaluate that file), or continue the run with: "
+                    f"roadsense-marl train --resume {p}") if latest else ""
             raise FileNotFoundError(
-                f"training run folder {str(p)!r} has no final_model.zip (zip files there: {found or 'none'})"
+                f"training run folder {str(p)!r} has no final_model.zip (zip files there: {found or 'none'}){hint}"
             )
         env_cfg = None
-        cfg_file = p / "config.yaml"
-        if cfg_file.is_file():
-            import yaml
-
-            data = yaml.safe_load(cfg_file.read_text()) or {}
-            if not isinstance(data, dict):
-                raise ValueError(f"{cfg_file} must hold a mapping with an 'env' key, got {type(data).__name__}")
+        if (p / "config.yaml").is_file():
+            data = read_run_config(p)
             env_cfg = data.get("env")
             if env_cfg is not None and not isinstance(env_cfg, dict):
-                raise ValueError(f"{cfg_file}: key 'env' must be a mapping of env config keys")
+                raise ValueError(f"{p / 'config.yaml'}: key 'env' must be a mapping of env config keys")
         progress = p / "progress.csv"
         return zip_path, env_cfg, progress if progress.is_file() else None
     if not p.is_file():
         alt = p.with_suffix(".zip") if p.suffix != ".zip" else None
         if alt is not None and alt.is_file():
-            return alt, None, None
-        raise FileNotFoundError(f"model file not found: {str(p)!r} (give an SB3 .zip or a training run folder)")
-    return p, None, None
+            p = alt
+        else:
+            raise FileNotFoundError(f"model file not found: {str(p)!r} (give an SB3 .zip, a training run folder or an exported policy folder)")
+    record = read_model_record(p)
+    return p, (record or {}).get("env"), None
+
+
+def model_contract(model: str | Path) -> tuple[dict[str, Any] | None, str]:
+    """``(env contract recorded with the model or None, what to call it in messages)``.
+
+    A run folder's ``config.yaml`` must describe its ``final_model.zip``: when both record a
+    contract and they differ, that is an error.
+    """
+    from roadsense_marl.training.runs import (
+        check_contract, is_exported_policy, read_exported_config, read_model_record, read_run_config,
+    )
+
+    p = Path(model)
+    if is_exported_policy(p):
+        return read_exported_config(p)["contract"], f"exported policy {str(p)!r}"
+    if p.is_dir():
+        zip_path = p / "final_model.zip"
+        record = read_model_record(zip_path)
+        cfg_contract = read_run_config(p).get("contract") if (p / "config.yaml").is_file() else None
+        if record is not None and cfg_contract is not None:
+            check_contract(record["contract"], cfg_contract, what=f"{str(zip_path)!r}", recorded_as="model",
+                           current_as="config.yaml beside it")
+        contract = cfg_contract if cfg_contract is not None else (record or {}).get("contract")
+        return contract, f"run {str(p)!r}"
+    record = read_model_record(p)
+    return (record or {}).get("contract"), f"model {str(p)!r}"
 
 
 def model_policy(model: Any) -> Policy:
@@ -197,9 +231,20 @@ def model_policy(model: Any) -> Policy:
 
 
 def load_model_policy(path: Path, env: Any) -> Policy:
-    """Load an SB3 PPO model on the CPU and check it fits the env's spaces."""
+    """Load a model on the CPU and check it fits the env's spaces.
+
+    An exported folder (``policy.json`` + ``policy.pt``) is loaded with
+    ``torch.load(weights_only=True)``: no code from the files runs. An SB3 ``.zip`` is loaded
+    with ``PPO.load``, which unpickles parts of the file: a crafted ``.zip`` can run code, so
+    load only models you trust.
+    """
     from stable_baselines3 import PPO
 
+    from roadsense_marl.training.runs import is_exported_policy, load_exported_policy
+
+    if is_exported_policy(path):
+        a0 = env.possible_agents[0]
+        return model_policy(load_exported_policy(path, env.observation_space(a0), env.action_space(a0)))
     try:
         model = PPO.load(str(path), device="cpu")
     except Exception as exc:  # a zip that is not an SB3 PPO save
@@ -395,6 +440,9 @@ def evaluate(
     if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1:
         raise ValueError(f"episodes must be a whole number >= 1, got {episodes!r}")
 
+    from roadsense_marl.training.runs import atomic_write_text, check_contract, check_writable_dir, env_contract
+
+    check_writable_dir(out)  # before the first episode, not after the last
     model_path = progress = None
     run_env_cfg: dict[str, Any] | None = None
     if policy == "model":
@@ -409,6 +457,11 @@ def evaluate(
     from roadsense_marl.sim import resolve_scenario
 
     resolve_scenario(base_cfg.scenario, **base_cfg.scenario_kwargs)  # unknown scenario -> clear error now
+    if policy == "model":
+        # The model's contract against the env it will drive (radio profiles chosen with
+        # radio/radio_sweep are a deliberate robustness test and are not compared).
+        recorded, what = model_contract(model if Path(model).is_dir() else model_path)  # type: ignore[arg-type]
+        check_contract(recorded, env_contract(base_cfg), what=what)
 
     radios: list[Any] = list(RADIO_SWEEP) if radio_sweep else [radio if radio is not None else base_cfg.radio]
     policy_names = [policy] + ([b for b in BASELINES if b != policy] if baselines else [])
@@ -463,7 +516,7 @@ def evaluate(
 
         metrics["plots"] = [str(p) for p in write_plots(out_dir, results, all_records, progress_csv=progress)]
     metrics = _jsonable(metrics)
-    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    atomic_write_text(out_dir / "metrics.json", json.dumps(metrics, indent=1))  # never half a file
     if verbose:
         print(summary_table(metrics))
         print(f"metrics: {out_dir / 'metrics.json'}")
@@ -529,6 +582,7 @@ __all__: list[str] = [
     "compare_to_rule",
     "evaluate",
     "load_model_policy",
+    "model_contract",
     "model_policy",
     "resolve_model",
     "run_episode",

@@ -634,7 +634,7 @@ def test_property_nothing_early_newest_arrived_wins_and_seed_reproduces(case):
 
 def test_emulator_gps_noise_in_metres_becomes_degrees_with_cos_latitude():
     noise = {"gps_std_m": 3.0, "speed_std_ms": 0.0, "accel_std_ms2": 0.0, "heading_std_deg": 0.0, "gyro_std_rad_s": 0.02}
-    emu = ESPNOWEmulator(radio_dict(latency_ms=1.0, noise=noise), domain_randomization=False, seed=13)
+    emu = ESPNOWEmulator(radio_dict(latency_ms=1.0, noise=noise), domain_randomization=False, seed=13, add_receivers=True)
     lat0 = 60.0
     dlat, dlon, gyro = [], [], []
     for k in range(3000):
@@ -661,7 +661,7 @@ def test_emulator_reset_clears_buffers_and_in_flight_messages():
 
 
 def test_emulator_receivers_have_separate_buffers():
-    emu = _fixed_50ms_emulator()
+    emu = ESPNOWEmulator(radio_dict(latency_ms=50.0), domain_randomization=False, seed=0, add_receivers=True)
     emu.transmit(_msg(0.0), (0, 0), (1, 0), 0.0, receiver_id="V005")
     assert emu.sync_and_get_messages(100.0, receiver_id="ego") == {}
     assert list(emu.sync_and_get_messages(100.0, receiver_id="V005")) == ["V002"]
