@@ -348,7 +348,8 @@ def test_a_killed_worker_is_one_line_naming_it_and_the_model_is_saved(long_confi
             os.killpg(proc.pid, signal.SIGKILL)
     lines = err.strip().splitlines()
     assert proc.returncode == 1 and len(lines) == 1, err
-    assert f"worker process died: worker 1 (pid {workers[1]}, killed by SIGKILL)" in lines[0]
+    assert "worker process died:" in lines[0] and "worker 1 (pid " + str(workers[1]) in lines[0]
+    assert "SIGKILL" in lines[0]
     state = json.loads((out / "run.json").read_text())
     assert state["status"] == "failed" and (out / state["latest_model"]).is_file()
     time.sleep(0.2)
