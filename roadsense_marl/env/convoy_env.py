@@ -130,7 +130,8 @@ class RoadSenseParallelEnv(ParallelEnv):
     ``"degraded"``, a path or a dict of ESP-NOW parameters), ``domain_randomization``,
     ``max_peers``, ``cone_half_angle_deg``, ``action_mode``, ``max_decel``, ``max_accel``,
     ``vtype_randomization``, ``drop_peer_prob``, ``hazard`` and ``reward`` sections,
-    ``render_mode`` (``"rgb_array"`` or ``"human"``: sumo-gui, traci only), ``sumo_args``.
+    ``render_mode`` (``"rgb_array"``: annotated frames; ``"human"``: the same frames in a
+    matplotlib window, needs a display), ``sumo_gui`` (SUMO's own GUI, traci only), ``sumo_args``.
     ``config`` may name a YAML file whose keys the other arguments override.
     """
 
@@ -150,8 +151,14 @@ class RoadSenseParallelEnv(ParallelEnv):
         self.config: EnvConfig = make_env_config(config, **kwargs)
         cfg = self.config
         self.render_mode = cfg.render_mode
-        if cfg.render_mode == "human" and cfg.backend != "traci":
-            raise ValueError("render_mode='human' shows sumo-gui, which needs backend='traci' (libsumo has no GUI)")
+        self._viewer = None
+        if cfg.render_mode == "human":
+            from roadsense_marl.env.render import HumanViewer
+
+            try:
+                self._viewer = HumanViewer(title=ENV_NAME, fps=self.metadata["render_fps"])
+            except RuntimeError as exc:
+                raise ValueError(str(exc)) from None
         self.scenario = resolve_scenario(cfg.scenario, **cfg.scenario_kwargs)
         self.step_length = float(cfg.step_length or self.scenario.default_step_length)
         self.possible_agents: list[str] = list(self.scenario.vehicle_ids)
@@ -171,7 +178,7 @@ class RoadSenseParallelEnv(ParallelEnv):
             self.scenario,
             backend=cfg.backend,
             step_length=self.step_length,
-            gui=cfg.render_mode == "human",
+            gui=cfg.sumo_gui,
             sumo_args=cfg.sumo_args,
         )
         k = cfg.max_peers
@@ -249,6 +256,7 @@ class RoadSenseParallelEnv(ParallelEnv):
         self._last_mask = np.zeros((m, cfg.max_peers), dtype=np.float32)
         self._t_ms = states.time_s * 1000.0
         self._states = states
+        self._crash_sites: dict[str, tuple[float, float, float]] = {}  # id -> last x, y, length (render)
         self.agents = sorted(states.ids, key=self._slot_of.__getitem__)
         self._ever_seen[self._slots(self.agents)] = True
         self._broadcast(states, self._t_ms - self.step_length * 1000.0)
@@ -281,6 +289,9 @@ class RoadSenseParallelEnv(ParallelEnv):
         self._check_known(new_states.ids)
 
         collided = set(new_states.collided) & set(live)
+        for v in set(new_states.collided) & set(states.ids):  # SUMO removed them: keep where they were
+            i = states.index(v)
+            self._crash_sites[v] = (float(states.x[i]), float(states.y[i]), float(states.length[i]))
         arrived = (set(new_states.arrived) & set(live)) - collided
         present = set(new_states.ids)
         # A live agent that vanished without SUMO reporting why (e.g. teleported away) leaves as arrived.
@@ -330,26 +341,47 @@ class RoadSenseParallelEnv(ParallelEnv):
         return obs, rewards, terminations, truncations, infos
 
     def render(self) -> np.ndarray | None:
+        """``"rgb_array"``: uint8[260, 800, 3] annotated frame (see :func:`roadsense_marl.env.render.draw_frame`);
+        ``"human"``: the same frame in a matplotlib window, returns None."""
         if self.render_mode is None:
             import gymnasium
 
             gymnasium.logger.warn("render() called without a render_mode; pass render_mode='rgb_array'")
             return None
-        if self.render_mode == "human":
-            return None  # sumo-gui shows the simulation live
         from roadsense_marl.env.render import draw_frame
 
         s = self._states
         if s is None:
             raise RuntimeError("render() before reset()")
-        xy = np.stack([s.x, s.y], axis=1)
+        wrecks = [v for v in self._crash_sites if v not in s.ids]
+        w = np.array([self._crash_sites[v] for v in wrecks], dtype=np.float64).reshape(-1, 3)
+        xy = np.concatenate([np.stack([s.x, s.y], axis=1), w[:, :2]])
+        length = np.concatenate([s.length, w[:, 2]])
+        ids = list(s.ids) + wrecks
         links = self.radio.last_links
         delivered = np.asarray(links.delivered, dtype=bool)
-        pos = {self._slot_of[v]: i for i, v in enumerate(s.ids)}
-        send = [pos.get(int(x), -1) for x in np.asarray(links.sender)[delivered]]
-        recv = [pos.get(int(x), -1) for x in np.asarray(links.receiver)[delivered]]
-        pairs = np.array([(a, b) for a, b in zip(send, recv) if a >= 0 and b >= 0], dtype=np.int64).reshape(-1, 2)
-        return draw_frame(xy, s.length, s.accel < -BRAKING_DECEL - 1.0, xy[pairs[:, 0]], xy[pairs[:, 1]])
+        row_of_slot = np.full(len(self.possible_agents), -1, dtype=np.int64)
+        row_of_slot[self._slots(s.ids)] = np.arange(s.n)
+        pairs = np.stack(
+            [row_of_slot[np.asarray(links.sender)[delivered]], row_of_slot[np.asarray(links.receiver)[delivered]]], axis=1
+        ).reshape(-1, 2)
+        pairs = pairs[(pairs >= 0).all(axis=1)]
+        frame = draw_frame(
+            xy,
+            length,
+            braking=np.concatenate([s.accel < -BRAKING_DECEL - 1.0, np.zeros(len(wrecks), bool)]),
+            crashed=np.concatenate([np.zeros(s.n, bool), np.ones(len(wrecks), bool)]),
+            ids=ids,
+            hazard_id=self.hazard_vehicle,
+            links=pairs,
+            time_s=s.time_s,
+            step=self.num_steps,
+            max_steps=self.config.max_steps,
+        )
+        if self.render_mode == "human":
+            self._viewer.show(frame)
+            return None
+        return frame
 
     def visible_peers(self, agent: str) -> list[str]:
         """Senders in ``agent``'s peer table this step (nearest first): what it knows of, via radio."""
@@ -367,6 +399,8 @@ class RoadSenseParallelEnv(ParallelEnv):
 
     def close(self) -> None:
         self.sim.close()
+        if getattr(self, "_viewer", None) is not None:
+            self._viewer.close()
 
     def state(self) -> np.ndarray:
         """Global state: every possible agent's [x, y, speed, accel, heading/360], zeros if absent."""
