@@ -15,6 +15,7 @@ from typing import Sequence
 SUBCOMMANDS = {
     "train": ("roadsense_marl.training.train", "train the shared Deep Sets PPO policy (SuperSuit + SB3)"),
     "evaluate": ("roadsense_marl.evaluation.cli", "evaluate a model or a baseline: metrics.json, summary, plots"),
+    "record": ("roadsense_marl.evaluation.record", "record episodes of a model or a baseline as GIF or MP4"),
     "bench": ("roadsense_marl.bench", "run the benchmark suite (pytest benchmarks/) and print its table"),
     "scenarios": ("roadsense_marl.cli", "list the scenarios with their vehicle counts"),
     "demo": ("roadsense_marl.demo", "short shared-policy training run followed by evaluation"),
