@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import sys
 from typing import Sequence
+
+from roadsense_marl import __version__
 
 SUBCOMMANDS = {
     "train": ("roadsense_marl.training.train", "train the shared Deep Sets PPO policy (SuperSuit + SB3)"),
@@ -32,6 +35,10 @@ USER_ERRORS: tuple[type[BaseException], ...] = (UserError, ValueError, FileNotFo
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """``scenarios`` takes no options."""
+    parser.epilog = (
+        "Columns: scenario name, vehicles it inserts, the single-ego view's default ego vehicle, and its .sumocfg. "
+        "A .sumocfg path works wherever a scenario name does."
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -50,18 +57,36 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def plain_text(doc: str) -> str:
+    """First paragraph of a docstring as plain text for ``--help`` (reST roles and literals unwrapped)."""
+    para = doc.strip().split("\n\n")[0]
+    para = re.sub(r":[a-z]+:`~?([^`]+)`", r"\1", para)  # :func:`~a.b` -> a.b
+    para = re.sub(r"``([^`]+)``", r"\1", para)
+    para = re.sub(r"^roadsense-marl [a-z]+:\s*", "", para)
+    return " ".join(para.split())
+
+
+def _version() -> str:
+    from roadsense_marl.env.version import ENV_VERSION
+
+    return f"roadsense-marl {__version__} (env contract v{ENV_VERSION}, Python {sys.version.split()[0]})"
+
+
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The parser; only ``command``'s module is imported (so ``--help`` and each command start fast)."""
     parser = argparse.ArgumentParser(
         prog="roadsense-marl",
         description="Multi-agent RL for V2V cooperative collision avoidance on SUMO with an emulated ESP-NOW radio.",
     )
+    parser.add_argument("--version", action="version", version=_version())
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (module, help_text) in SUBCOMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
         if name == command:
             mod = importlib.import_module(module)
-            p.description = (mod.__doc__ or help_text).strip().splitlines()[0]
+            # This module's docstring is about the whole CLI; the others describe their command.
+            if module != "roadsense_marl.cli" and mod.__doc__:
+                p.description = plain_text(mod.__doc__)
             mod.add_arguments(p)
             p.set_defaults(_run=mod.run)
     return parser

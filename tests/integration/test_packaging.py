@@ -51,6 +51,11 @@ def test_data_found_from_a_built_wheel(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     assert "roadsense_marl/_data/scenarios/convoy_6/convoy_6.sumocfg" in names
     assert "roadsense_marl/_data/configs/espnow/measured.json" in names
+    # Type checkers read the annotations (PEP 561), and the wheel carries the MIT licence text.
+    assert "roadsense_marl/py.typed" in names
+    assert any(n.endswith(".dist-info/licenses/LICENSE") or n.endswith(".dist-info/LICENSE") for n in names), names
+    metadata = next(zipfile.ZipFile(wheel).read(n).decode() for n in names if n.endswith(".dist-info/METADATA"))
+    assert "MIT" in metadata
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
     lines = _probe(str(site), tmp_path)
