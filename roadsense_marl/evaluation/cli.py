@@ -1,4 +1,4 @@
-"""Evaluate a trained model or a baseline on fixed seeds: metrics.json, a summary table and plots.
+"""Evaluate a trained model or a baseline on fixed seeds: metrics.json, per-episode CSV tables, a summary table and plots.
 
 ``roadsense-marl evaluate MODEL`` (an SB3 PPO .zip or a training run folder with
 final_model.zip, config.yaml and progress.csv) or ``--policy no-v2v|rule-v2v`` without a model.
@@ -34,7 +34,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--baselines", action=argparse.BooleanOptionalAction, default=True,
         help="also run no-v2v and rule-v2v on the same seeds (default on)",
     )
-    parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    parser.add_argument("--no-plots", action="store_true", help="skip the plots (PNG and PDF)")
+    parser.add_argument(
+        "--record", type=int, default=0, metavar="N",
+        help="also write videos of the first N episodes of every policy and radio to OUT/videos/ (default 0)",
+    )
+    parser.add_argument("--record-format", choices=("mp4", "gif"), default="mp4", help="video format for --record (default mp4)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--backend", choices=("libsumo", "traci"), default=None, help="SUMO backend (default libsumo)")
     parser.add_argument("--max-steps", type=int, default=None, help="episode length limit in steps (default 500)")
     parser.add_argument("--config", default=None, help="env YAML config (a path or a name in configs/env/)")
@@ -48,6 +54,8 @@ def run(args: argparse.Namespace) -> int:
         raise FileNotFoundError(f"model file not found: {args.model!r} (give an SB3 .zip or a training run folder)")
     if args.episodes < 1:
         raise ValueError(f"--episodes must be >= 1, got {args.episodes}")
+    if args.record < 0:
+        raise ValueError(f"--record must be >= 0, got {args.record}")
     if args.radio_sweep and args.radio is not None:
         raise ValueError("--radio and --radio-sweep exclude each other (the sweep runs ideal, measured and degraded)")
     radio = args.radio
@@ -70,5 +78,8 @@ def run(args: argparse.Namespace) -> int:
         backend=args.backend,
         max_steps=args.max_steps,
         config=args.config,
+        record=args.record,
+        record_format=args.record_format,
+        progress=not args.no_progress,
     )
     return 0

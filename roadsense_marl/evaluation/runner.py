@@ -138,6 +138,24 @@ def run_policy(env: Any, policy: Policy, seeds: Sequence[int]) -> list[EpisodeRe
     return [run_episode(env, policy, int(s)) for s in seeds]
 
 
+def _run_seeds(
+    env: Any, policy: Policy, seeds: Sequence[int], bar: Any, n_record: int, video_dir: Path, stem: str, fmt: str
+) -> list[EpisodeRecord]:
+    """:func:`run_policy` with a progress bar, recording the first ``n_record`` episodes as videos."""
+    from roadsense_marl.evaluation.record import EpisodeRecorder, write_video
+
+    out = []
+    for i, s in enumerate(seeds):
+        if i < n_record:
+            rec = EpisodeRecorder(env, caption=f"{stem.replace('_', '   ', 1)} radio   seed {int(s)}")
+            out.append(run_episode(rec, policy, int(s)))
+            write_video(rec.frames, video_dir / f"{stem}_seed{int(s)}.{fmt}", env.metadata.get("render_fps", 10))
+        else:
+            out.append(run_episode(env, policy, int(s)))
+        bar.update(1)
+    return out
+
+
 # ---- model policies --------------------------------------------------------------------------
 
 def resolve_model(model: str | Path) -> tuple[Path, dict[str, Any] | None, Path | None]:
@@ -367,13 +385,21 @@ def evaluate(
     config: Any = None,
     env_kwargs: dict[str, Any] | None = None,
     verbose: bool = True,
+    record: int = 0,
+    record_format: str = "mp4",
+    progress: bool | None = None,
 ) -> dict[str, Any]:
     """Evaluate a model (or a baseline) on ``episodes`` seeds ``seed, seed+1, ...``.
 
-    Writes ``out/metrics.json`` (and PNG plots unless ``plots=False``), prints a summary table
-    when ``verbose``, and returns the metrics dict. ``policy`` is ``"model"`` (needs ``model``),
-    ``"no-v2v"`` or ``"rule-v2v"``; with ``baselines`` both baselines also run on the same seeds.
-    ``radio_sweep`` evaluates under ideal, measured and degraded radio profiles.
+    Writes ``out/metrics.json``, the per-episode tables ``out/episodes.csv`` and
+    ``out/followers.csv`` (:mod:`roadsense_marl.evaluation.tables`), plots (PNG and PDF) unless
+    ``plots=False``, prints a summary table when ``verbose``, and returns the metrics dict.
+    ``policy`` is ``"model"`` (needs ``model``), ``"no-v2v"`` or ``"rule-v2v"``; with
+    ``baselines`` both baselines also run on the same seeds. ``radio_sweep`` evaluates under
+    ideal, measured and degraded radio profiles. ``record`` > 0 writes videos of the first
+    ``record`` episodes of every policy and radio to ``out/videos/<policy>_<radio>_seed<seed>.<record_format>``
+    (``"mp4"`` or ``"gif"``); recording does not change the episodes. ``progress`` shows a
+    progress bar over episodes on stderr (default: when ``verbose``).
     """
     from roadsense_marl.env.config import make_env_config
     from roadsense_marl.env.convoy_env import RoadSenseParallelEnv
@@ -387,6 +413,10 @@ def evaluate(
         raise ValueError("policy 'model' needs a MODEL path (an SB3 .zip or a training run folder)")
     if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1:
         raise ValueError(f"episodes must be a whole number >= 1, got {episodes!r}")
+    if isinstance(record, bool) or not isinstance(record, int) or record < 0:
+        raise ValueError(f"record must be a whole number >= 0 (episodes to record per policy), got {record!r}")
+    if record_format not in ("mp4", "gif"):
+        raise ValueError(f"record_format must be 'mp4' or 'gif', got {record_format!r}")
 
     model_path = progress = None
     run_env_cfg: dict[str, Any] | None = None
@@ -397,6 +427,8 @@ def evaluate(
     for key, val in (("scenario", scenario), ("backend", backend), ("max_steps", max_steps)):
         if val is not None:
             overrides[key] = val
+    if record:
+        overrides["render_mode"] = "rgb_array"  # frames only read the state: the episodes stay the same
     base = config if config is not None else run_env_cfg
     base_cfg = make_env_config(base, **overrides)  # validates early: unknown scenario keys, bad values
     from roadsense_marl.sim import resolve_scenario
@@ -412,6 +444,12 @@ def evaluate(
     results: list[dict[str, Any]] = []
     all_records: dict[tuple[str, str], list[EpisodeRecord]] = {}
     t0 = time.perf_counter()
+    from tqdm import tqdm
+
+    bar = tqdm(
+        total=len(radios) * len(policy_names) * episodes, unit="episode", desc="evaluate",
+        disable=not (verbose if progress is None else progress), leave=False, dynamic_ncols=True,
+    )
     for rad in radios:
         cfg = make_env_config(base_cfg, radio=rad)
         env = RoadSenseParallelEnv(config=cfg)
@@ -419,10 +457,12 @@ def evaluate(
             for name in policy_names:
                 pol = load_model_policy(model_path, env) if name == "model" else make_baseline(name)  # type: ignore[arg-type]
                 t1 = time.perf_counter()
-                with _torch_threads(1 if name == "model" else None):
-                    records = run_policy(env, pol, seeds)
-                eps = [episode_metrics(r) for r in records]
                 label = _radio_label(rad)
+                bar.set_postfix_str(f"{name}, {label} radio")
+                with _torch_threads(1 if name == "model" else None):
+                    records = _run_seeds(env, pol, seeds, bar, record, out_dir / "videos", f"{name}_{label}",
+                                         record_format)
+                eps = [episode_metrics(r) for r in records]
                 all_records[(name, label)] = records
                 results.append(
                     {
@@ -436,6 +476,7 @@ def evaluate(
                 )
         finally:
             env.close()
+    bar.close()
 
     metrics = {
         "scenario": base_cfg.scenario,
@@ -450,11 +491,17 @@ def evaluate(
         "findings": compare_speed(results) + compare_to_rule(results),
         "results": results,
         "plots": [],
+        "tables": [],
+        "videos": sorted(str(p) for p in (out_dir / "videos").glob(f"*.{record_format}")) if record else [],
     }
+    from roadsense_marl.evaluation.tables import write_tables
+
+    metrics["tables"] = [str(p) for p in write_tables(out_dir, results, base_cfg.scenario)]
     if plots:
         from roadsense_marl.evaluation.plots import write_plots
 
-        metrics["plots"] = [str(p) for p in write_plots(out_dir, results, all_records, progress_csv=progress)]
+        metrics["plots"] = [str(p) for p in write_plots(out_dir, results, all_records, progress_csv=progress,
+                                                         domain_randomization=base_cfg.domain_randomization)]
     metrics = _jsonable(metrics)
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=1))
     if verbose:
