@@ -185,17 +185,17 @@ def radio_note(label: str, agg: dict[str, Any], source: str | None, dr_loss_rang
         near = sum(c for lo, _, c, _ in rec_bins if lo == 0.0) / total
         rng = max(hi for _, hi, _, _ in rec_bins)
         share = {b["bin"]: b["links"] / n_links for b in bins}
-        beyond = sum(b["links"] for b in bins if b["lo_m"] >= rng) / n_links
+        n_beyond = sum(b["links"] for b in bins if b["lo_m"] >= rng)
+        beyond = (f"{n_beyond / n_links:.0%} beyond {rng:g} m (never delivered)" if n_beyond
+                  else f"none beyond {rng:g} m (the radio range)")
         first = bins[0]
         # The emulated per-bin ratios re-weighted to the recording's distance mix.
-        w = 0.0
-        acc = 0.0
-        for lo, hi, c, _ in rec_bins:
-            match = [b for b in bins if b["lo_m"] == lo and b["links"]]
-            if match:
-                acc += c * match[0]["pdr"]
-                w += c
-        mix = f" Re-weighted to the recording's distance mix, the emulated ratio is {acc / w:.3f}." if w else ""
+        matched = [(c, next((b for b in bins if b["lo_m"] == lo and b["links"]), None)) for lo, _, c, _ in rec_bins]
+        if all(b is not None for _, b in matched):
+            mix = (" Re-weighted to the recording's distance mix, the emulated ratio is "
+                   f"{sum(c * b['pdr'] for c, b in matched) / total:.3f}.")  # type: ignore[index]
+        else:
+            mix = " Some of the recording's distance bins have no links here, so no re-weighting to its mix."
         nominal = _params(source)
         if nominal is not None:
             from roadsense_marl.evaluation.metrics import expected_delivery_ratio
@@ -207,7 +207,7 @@ def radio_note(label: str, agg: dict[str, Any], source: str | None, dr_loss_rang
         parts.append(
             f"The recording's overall {overall:.3f} ({Path(source).name}) pools {total} packets, "  # type: ignore[arg-type]
             f"{near:.0%} of them at {first['bin']}; nothing arrived beyond {rng:g} m. Here {share[first['bin']]:.0%} "
-            f"of links are at {first['bin']} and {beyond:.0%} beyond {rng:g} m (never delivered).{mix}"
+            f"of links are at {first['bin']} and {beyond}.{mix}"
         )
     if dr_loss_range is not None and nominal_loss is not None:
         parts.append(
@@ -227,8 +227,8 @@ def plot_radio(
     (diamonds) and the field recording (bars' black ticks, where the parameter file has its
     bins); right: message-age histogram. The footnote explains the pooled ratio."""
     plt = _plt()
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.6))
     n = len(runs)
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 5.0 + 0.25 * n))
     width = 0.8 / max(n, 1)
     labels: list[str] = []
     notes: list[str] = []
@@ -274,7 +274,7 @@ def plot_radio(
     ax1.set_xlabel("sender-receiver distance")
     ax1.set_ylabel("packet delivery ratio")
     ax1.set_title("delivery ratio vs distance")
-    ax1.legend(fontsize=7, loc="upper right")
+    ax1.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2 if n == 1 else -0.14), ncol=min(3, n + 1))
     ax2.set_xlabel("message age at observation (ms)")
     ax2.set_ylabel("peer observations")
     ax2.set_title("message age")
@@ -422,6 +422,9 @@ def plot_training_curves(progress_csv: Path, path: Path) -> list[Path] | None:
             ax.text(0.5, 0.5, f"{key} not logged", ha="center", va="center", transform=ax.transAxes)
         ax.set_xlabel("timesteps (agent-steps)")
         ax.set_ylabel(lab)
+    top = np.nanmax(cols["rollout/collision_rate"]) if "rollout/collision_rate" in cols else math.nan
+    upper = max(0.05, 1.1 * top) if np.isfinite(top) else 1.0
+    ax2.set_ylim(-0.03 * upper, upper)  # a rate of 0 stays visible above the axis
     ax1.set_title("training: reward")
     ax2.set_title("training: collisions")
     note = (f"From {Path(progress_csv).name}, one point per PPO rollout. Reward: SB3's mean over the last 100 finished "
