@@ -1,4 +1,4 @@
-"""``roadsense-marl``: the command line (train, evaluate, bench, scenarios, demo).
+"""``roadsense-marl``: the command line (train, evaluate, record, export, bench, scenarios, demo).
 
 Each subcommand lives with the code it drives and exposes ``add_arguments(parser)`` and
 ``run(args) -> int``; this module only dispatches. Mistakes a user can fix (a missing file,
@@ -19,6 +19,7 @@ SUBCOMMANDS = {
     "train": ("roadsense_marl.training.train", "train the shared Deep Sets PPO policy (SuperSuit + SB3)"),
     "evaluate": ("roadsense_marl.evaluation.cli", "evaluate a model or a baseline: metrics.json, summary, plots"),
     "record": ("roadsense_marl.evaluation.record", "record episodes of a model or a baseline as GIF or MP4"),
+    "export": ("roadsense_marl.pretrained", "write a training run's policy as plain weights + a JSON manifest"),
     "bench": ("roadsense_marl.bench", "run the benchmark suite (pytest benchmarks/) and print its table"),
     "scenarios": ("roadsense_marl.cli", "list the scenarios with their vehicle counts"),
     "demo": ("roadsense_marl.demo", "short shared-policy training run followed by evaluation"),

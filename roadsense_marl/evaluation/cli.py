@@ -14,8 +14,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``roadsense-marl evaluate`` (nothing heavy is imported here)."""
     parser.add_argument(
         "model", nargs="?", metavar="MODEL", default=None,
-        help="SB3 PPO .zip saved by training, or a training run folder (uses final_model.zip, "
-        "the env config in config.yaml and plots progress.csv)",
+        help="SB3 PPO .zip saved by training, a training run folder (uses final_model.zip, "
+        "the env config in config.yaml and plots progress.csv), a policy folder written by "
+        "`roadsense-marl export`, or 'pretrained' (the policy shipped with the package)",
     )
     parser.add_argument(
         "--policy", choices=("model", "no-v2v", "rule-v2v"), default=None,
@@ -50,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     """Run the evaluation; user mistakes raise ValueError/FileNotFoundError (printed as one line)."""
     if args.model is not None and args.policy in ("no-v2v", "rule-v2v"):
         raise ValueError(f"--policy {args.policy} runs without a model; drop MODEL {args.model!r} or use --policy model")
-    if args.model is not None and not Path(args.model).exists() and not Path(args.model + ".zip").exists():
+    if args.model is not None and args.model != "pretrained" and not Path(args.model).exists() and not Path(args.model + ".zip").exists():
         raise FileNotFoundError(f"model file not found: {args.model!r} (give an SB3 .zip or a training run folder)")
     if args.episodes < 1:
         raise ValueError(f"--episodes must be >= 1, got {args.episodes}")

@@ -151,7 +151,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``roadsense-marl record``."""
     parser.add_argument(
         "model", nargs="?", metavar="MODEL", default=None,
-        help="SB3 PPO .zip saved by training, or a training run folder (uses final_model.zip and its env config)",
+        help="SB3 PPO .zip saved by training, a training run folder (uses final_model.zip and its env config), "
+        "a policy folder written by `roadsense-marl export`, or 'pretrained' (the policy shipped with the package)",
     )
     parser.add_argument(
         "--policy", choices=("model", "no-v2v", "rule-v2v"), default=None,
@@ -209,7 +210,7 @@ def run(args: argparse.Namespace) -> int:
     env = RoadSenseParallelEnv(config=cfg)
     try:
         pol = load_model_policy(model_path, env) if policy == "model" else make_baseline(policy)
-        name = Path(model_path).stem if policy == "model" else policy
+        name = (args.model if args.model == "pretrained" else Path(model_path).stem) if policy == "model" else policy
         label = f"{name}   {cfg.scenario}   {_radio_label(cfg.radio)} radio"
         seeds = [args.seed + i for i in range(args.episodes)]
         with _torch_threads(1 if policy == "model" else None):

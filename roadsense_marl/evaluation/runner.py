@@ -161,9 +161,19 @@ def _run_seeds(
 def resolve_model(model: str | Path) -> tuple[Path, dict[str, Any] | None, Path | None]:
     """``(model .zip, env config from the run's config.yaml or None, progress.csv or None)``.
 
-    ``model`` is an SB3 ``.zip`` or a training run folder holding ``final_model.zip``.
+    ``model`` is an SB3 ``.zip``, a training run folder holding ``final_model.zip``, a policy
+    folder (``policy.json`` + ``policy.pt``, :mod:`roadsense_marl.pretrained`; returned as the
+    folder) or ``"pretrained"``, the policy shipped with the package.
     """
+    from roadsense_marl import pretrained
+
+    if str(model) == pretrained.PRETRAINED_NAME and not Path(model).exists():
+        model = pretrained.shipped_policy_dir()
     p = Path(model)
+    if pretrained.is_policy_folder(p):
+        manifest = pretrained.read_manifest(p)
+        pretrained.check_env_version(manifest, p)
+        return p, manifest["env_config"], None
     if p.is_dir():
         zip_path = p / "final_model.zip"
         if not zip_path.is_file():
@@ -208,8 +218,13 @@ def model_policy(model: Any) -> Policy:
 
 
 def load_model_policy(path: Path, env: Any) -> Policy:
-    """Load an SB3 PPO model on the CPU and check it fits the env's spaces."""
+    """Load an SB3 PPO model (or a policy folder) on the CPU and check it fits the env's spaces."""
     from stable_baselines3 import PPO
+
+    from roadsense_marl import pretrained
+
+    if pretrained.is_policy_folder(path):
+        return pretrained.load_policy(path, env)
 
     try:
         model = PPO.load(str(path), device="cpu")
