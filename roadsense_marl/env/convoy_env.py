@@ -23,7 +23,6 @@ from pettingzoo import ParallelEnv
 
 from roadsense_marl.env.config import RADIO_PROFILES, EnvConfig, make_env_config, radio_profile_path
 from roadsense_marl.env.hazards import (
-    NO_HAZARD,
     HazardPlan,
     draw_hazard_plan,
     hazard_controls,
