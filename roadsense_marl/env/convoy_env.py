@@ -261,6 +261,8 @@ class RoadSenseParallelEnv(ParallelEnv):
         self._broadcast(states, self._t_ms - self.step_length * 1000.0)
         obs, _ = self._observe(states)
         infos = {a: {"hazard_vehicle": None, "hazard_onset_step": self.hazard.onset_step} for a in self.agents}
+        if self.render_mode == "human":
+            self.render()
         return obs, infos
 
     def step(self, actions: dict[str, Any]) -> tuple[dict, dict, dict, dict, dict]:
@@ -268,7 +270,10 @@ class RoadSenseParallelEnv(ParallelEnv):
             raise RuntimeError("step() called on an ended episode (no agents left): call reset() first")
         acts = self._parse_actions(actions)  # a bad action raises here and changes nothing
         # From here on, any failure (e.g. SUMO died) ends the episode and closes SUMO.
-        return self._guard(self._advance, acts)
+        out = self._guard(self._advance, acts)
+        if self.render_mode == "human":
+            self.render()  # the window follows the episode, as in Gymnasium's human mode
+        return out
 
     def _advance(self, acts: np.ndarray) -> tuple[dict, dict, dict, dict, dict]:
         cfg = self.config

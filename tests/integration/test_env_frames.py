@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from roadsense_marl import parallel_env
 from roadsense_marl.env.render import BRAKING, CRASHED, DRIVING, HAZARD, HEADER_PX, LEGEND_PX, LINK
@@ -73,3 +74,28 @@ def test_rendering_does_not_change_the_episode():
         assert_traces_equal(plain, with_frames)
     finally:
         env.close()
+
+
+@pytest.mark.parametrize("backend", ["libsumo", "traci"])
+def test_human_mode_shows_each_step_in_a_window(monkeypatch, backend):
+    import warnings
+
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)  # stands in for a display's interactive backend
+    monkeypatch.setenv("DISPLAY", ":0")
+    env = parallel_env(scenario="convoy_3", render_mode="human", backend=backend, max_steps=5)
+    shown = []
+    try:
+        monkeypatch.setattr(env._viewer, "show", shown.append)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            env.reset(seed=1)
+            while env.agents:
+                env.step(zero_actions(env))
+            assert env.render() is None
+    finally:
+        env.close()
+    assert len(shown) == 1 + 5 + 1  # reset, every step, the explicit render()
+    assert all(f.shape == (260, 800, 3) for f in shown)
+    assert colour_cols(shown[-1], DRIVING).size > 0

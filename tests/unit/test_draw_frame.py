@@ -131,3 +131,28 @@ def test_human_viewer_without_display_says_what_to_use(monkeypatch):
     monkeypatch.setattr("sys.platform", "linux")
     with pytest.raises(RuntimeError, match="no display.*rgb_array.*record"):
         HumanViewer()
+
+
+def test_human_viewer_shows_the_frame_it_is_given(monkeypatch):
+    import warnings
+
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)  # no real window here; the figure logic is the same
+    import matplotlib.pyplot as plt
+
+    monkeypatch.setenv("DISPLAY", ":0")
+    monkeypatch.setattr("sys.platform", "linux")
+    viewer = HumanViewer(title="test", fps=1000.0)
+    first, second = draw_frame(XY, LENGTH, step=1), draw_frame(XY, LENGTH, step=2)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # Agg: "FigureCanvasAgg is non-interactive"
+            viewer.show(first)
+            fig = viewer._fig
+            viewer.show(second)
+        assert viewer._fig is fig  # one window, updated in place
+        assert np.array_equal(np.asarray(viewer._image.get_array()), second)
+    finally:
+        viewer.close()
+    assert not plt.fignum_exists(fig.number)
