@@ -293,9 +293,10 @@ class RoadSenseParallelEnv(ParallelEnv):
         self._check_known(new_states.ids)
 
         collided = set(new_states.collided) & set(live)
-        for v in set(new_states.collided) & set(states.ids):  # SUMO removed them: keep where they were
-            i = states.index(v)
-            self._crash_sites[v] = (float(states.x[i]), float(states.y[i]), float(states.length[i]))
+        if new_states.collided:  # SUMO removed them: keep where they were, for render()
+            for v in set(new_states.collided) & set(states.ids):
+                i = states.index(v)
+                self._crash_sites[v] = (float(states.x[i]), float(states.y[i]), float(states.length[i]))
         arrived = (set(new_states.arrived) & set(live)) - collided
         present = set(new_states.ids)
         # A live agent that vanished without SUMO reporting why (e.g. teleported away) leaves as arrived.

@@ -2,8 +2,8 @@
 
 Every frame is the env's annotated ``rgb_array`` frame (see :mod:`roadsense_marl.env.render`)
 under a caption naming the policy, radio and seed: one frame after ``reset`` and one after
-every step, played at the env's ``render_fps`` (10 frames per simulated second with 0.1 s steps,
-i.e. real time) unless ``--fps`` says otherwise. Encoding uses imageio (GIF through Pillow,
+every step, played in real time (one frame per ``step_length``: 10 fps with 0.1 s steps)
+unless ``--fps`` says otherwise. Encoding uses imageio (GIF through Pillow,
 MP4 as H.264 through the ffmpeg binary that imageio-ffmpeg ships).
 """
 
@@ -111,6 +111,11 @@ def write_video(frames: Sequence[np.ndarray], path: str | Path, fps: float) -> P
     return path
 
 
+def real_time_fps(env: Any) -> float:
+    """Frames per second that play one env step per ``step_length`` seconds (10 for 0.1 s steps)."""
+    return 1.0 / float(env.step_length)
+
+
 def record_episodes(
     env: Any,
     policy: Any,
@@ -133,7 +138,7 @@ def record_episodes(
     out = Path(out)
     if out.suffix.lower() not in VIDEO_FORMATS:
         raise ValueError(f"--out must end in {' or '.join(VIDEO_FORMATS)}, got {str(out)!r}")
-    fps = float(fps if fps is not None else env.metadata.get("render_fps", 10))
+    fps = float(fps if fps is not None else real_time_fps(env))
     written = []
     for seed in seeds:
         rec = EpisodeRecorder(env, caption=f"{label}   seed {seed}".strip())
@@ -165,7 +170,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--episodes", type=int, default=1,
         help="episodes to record on seeds seed, seed+1, ...; more than one writes OUT_seed<seed>.gif|.mp4 (default 1)",
     )
-    parser.add_argument("--fps", type=float, default=None, help="frames per second (default: the env's render_fps, real time)")
+    parser.add_argument("--fps", type=float, default=None, help="frames per second (default: real time, 1/step_length: 10 for 0.1 s steps)")
     parser.add_argument(
         "--radio", default=None, metavar="measured|ideal|degraded|PATH",
         help="radio profile or ESP-NOW parameter file (default: the env config's, measured)",

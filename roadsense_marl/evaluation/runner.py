@@ -142,14 +142,14 @@ def _run_seeds(
     env: Any, policy: Policy, seeds: Sequence[int], bar: Any, n_record: int, video_dir: Path, stem: str, fmt: str
 ) -> list[EpisodeRecord]:
     """:func:`run_policy` with a progress bar, recording the first ``n_record`` episodes as videos."""
-    from roadsense_marl.evaluation.record import EpisodeRecorder, write_video
+    from roadsense_marl.evaluation.record import EpisodeRecorder, real_time_fps, write_video
 
     out = []
     for i, s in enumerate(seeds):
         if i < n_record:
             rec = EpisodeRecorder(env, caption=f"{stem.replace('_', '   ', 1)} radio   seed {int(s)}")
             out.append(run_episode(rec, policy, int(s)))
-            write_video(rec.frames, video_dir / f"{stem}_seed{int(s)}.{fmt}", env.metadata.get("render_fps", 10))
+            write_video(rec.frames, video_dir / f"{stem}_seed{int(s)}.{fmt}", real_time_fps(env))
         else:
             out.append(run_episode(env, policy, int(s)))
         bar.update(1)

@@ -51,6 +51,15 @@ def test_record_cli_writes_a_video_with_one_frame_per_step(tmp_path, suffix, tol
     assert frames[0].shape == (260 + CAPTION_PX, 800, 3)
     assert all(_has_vehicles(f, tol) for f in (frames[0], frames[-1]))
     assert (np.abs(frames[0].astype(int) - frames[-1].astype(int)) > 30).any()  # the convoy moved
+    # Real time by default: one 0.1 s step per frame.
+    if suffix == ".gif":
+        from PIL import Image
+
+        assert Image.open(out).info["duration"] == 100
+    else:
+        reader = iio.get_reader(out)
+        assert reader.get_meta_data()["fps"] == 10.0
+        reader.close()
 
 
 def test_record_several_episodes_names_files_by_seed(tmp_path):
