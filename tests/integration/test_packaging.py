@@ -63,3 +63,20 @@ def test_data_found_from_a_built_wheel(tmp_path):
     assert lines[1] == str(site / "roadsense_marl" / "_data" / "scenarios")
     assert lines[2].startswith(str(site))
     assert lines[3] == "3.84"
+
+
+def test_citation_licence_and_changelog_agree_with_the_package():
+    import tomllib
+
+    import yaml
+
+    import roadsense_marl
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    cff = yaml.safe_load((REPO / "CITATION.cff").read_text())
+    assert cff["cff-version"] == "1.2.0" and cff["title"] and cff["authors"]
+    assert cff["version"] == project["version"] == roadsense_marl.__version__
+    assert cff["license"] == project["license"] == "MIT"
+    assert (REPO / "LICENSE").read_text().startswith("MIT License")
+    assert "## Unreleased" in (REPO / "CHANGELOG.md").read_text()
+    assert (REPO / "roadsense_marl" / "py.typed").is_file()
