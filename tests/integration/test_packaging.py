@@ -66,9 +66,9 @@ def test_data_found_from_a_built_wheel(tmp_path):
 
 
 def test_citation_licence_and_changelog_agree_with_the_package():
-    import tomllib
-
     import yaml
+
+    tomllib = pytest.importorskip("tomllib", reason="tomllib is in the standard library from Python 3.11")
 
     import roadsense_marl
 
