@@ -81,6 +81,6 @@ def run(args: argparse.Namespace) -> int:
         config=args.config,
         record=args.record,
         record_format=args.record_format,
-        progress=not args.no_progress,
+        progress_bar=not args.no_progress,
     )
     return 0

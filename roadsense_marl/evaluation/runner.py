@@ -402,7 +402,7 @@ def evaluate(
     verbose: bool = True,
     record: int = 0,
     record_format: str = "mp4",
-    progress: bool | None = None,
+    progress_bar: bool | None = None,
 ) -> dict[str, Any]:
     """Evaluate a model (or a baseline) on ``episodes`` seeds ``seed, seed+1, ...``.
 
@@ -413,7 +413,7 @@ def evaluate(
     ``baselines`` both baselines also run on the same seeds. ``radio_sweep`` evaluates under
     ideal, measured and degraded radio profiles. ``record`` > 0 writes videos of the first
     ``record`` episodes of every policy and radio to ``out/videos/<policy>_<radio>_seed<seed>.<record_format>``
-    (``"mp4"`` or ``"gif"``); recording does not change the episodes. ``progress`` shows a
+    (``"mp4"`` or ``"gif"``); recording does not change the episodes. ``progress_bar`` shows a
     progress bar over episodes on stderr (default: when ``verbose``).
     """
     from roadsense_marl.env.config import make_env_config
@@ -463,7 +463,7 @@ def evaluate(
 
     bar = tqdm(
         total=len(radios) * len(policy_names) * episodes, unit="episode", desc="evaluate",
-        disable=not (verbose if progress is None else progress), leave=False, dynamic_ncols=True,
+        disable=not (verbose if progress_bar is None else progress_bar), leave=False, dynamic_ncols=True,
     )
     for rad in radios:
         cfg = make_env_config(base_cfg, radio=rad)
@@ -522,6 +522,9 @@ def evaluate(
     if verbose:
         print(summary_table(metrics))
         print(f"metrics: {out_dir / 'metrics.json'}")
+        print(f"per-episode tables: {', '.join(metrics['tables'])}")
+        if metrics["videos"]:
+            print(f"videos: {len(metrics['videos'])} in {out_dir / 'videos'}")
     return metrics
 
 

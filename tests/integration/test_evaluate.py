@@ -153,6 +153,14 @@ def test_recording_during_evaluation_leaves_metrics_unchanged(tmp_path):
     assert len(recorded["videos"]) == 1 and recorded["videos"][0].endswith(".mp4")
 
 
+@pytest.mark.parametrize("progress_bar", [True, False])
+def test_progress_bar_counts_episodes_only_when_asked(tmp_path, capsys, progress_bar):
+    evaluate(policy="no-v2v", episodes=2, seed=10, out=tmp_path, env_kwargs={**SHORT, "max_steps": 10}, plots=False,
+             baselines=False, verbose=True, progress_bar=progress_bar)
+    err = capsys.readouterr().err
+    assert ("/2 [" in err and "episode" in err) == progress_bar, err  # "k/2 [elapsed<left, rate]"
+
+
 def test_evaluate_tiny_trained_model_from_a_run_folder(tmp_path):
     import gymnasium
     import yaml

@@ -95,10 +95,13 @@ def test_recording_does_not_change_the_episode():
         plain = episode_metrics(run_episode(env, make_baseline("rule-v2v"), 4))
         rec = EpisodeRecorder(env, caption="rule-v2v")
         recorded = episode_metrics(run_episode(rec, make_baseline("rule-v2v"), 4))
+        again = EpisodeRecorder(env, caption="rule-v2v")
+        run_episode(again, make_baseline("rule-v2v"), 4)
     finally:
         env.close()
     assert len(rec.frames) == recorded["steps"] + 1
     assert plain == recorded
+    assert all(np.array_equal(a, b) for a, b in zip(rec.frames, again.frames))  # same seed, same frames
 
 
 def test_recorder_needs_rgb_array_frames():
