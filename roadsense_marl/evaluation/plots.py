@@ -131,7 +131,13 @@ def plot_gap_over_time(rec: EpisodeRecord, path: Path, title: str = "", n_episod
     ax.plot([], [], "o", color="grey", mec="black", label="reaction (below: time after onset)")
     ax.plot([], [], "x", color="grey", mew=2.5, label="collision")
     ax.set_ylabel("true gap to leader (m)")
-    ax.set_ylim(bottom=0)
+    # Scale to the gaps around the hazard: a follower that stops while its leader drives off
+    # would otherwise flatten every other curve.
+    at_onset = rec.gap[onset, fol][np.isfinite(rec.gap[onset, fol])]
+    top = max(40.0, 2.5 * float(at_onset.max())) if at_onset.size else None
+    shown = np.where(rec.present[:, fol], rec.gap[:, fol], np.nan)
+    cut = top is not None and bool((shown[np.isfinite(shown)] > top).any())
+    ax.set_ylim(0, top if cut else None)
     hz = rec.agents[rec.hazard_slot]
     ax.set_title(title or f"followers of {hz}, seed {rec.seed}")
     ax.legend(fontsize=8, ncol=3, loc="best")
@@ -144,7 +150,8 @@ def plot_gap_over_time(rec: EpisodeRecord, path: Path, title: str = "", n_episod
     of = f" of {n_episodes}" if n_episodes else ""
     note = (f"One episode (seed {rec.seed}){of}, the first with followers at the hazard. Gap: SUMO's true "
             "bumper-to-bumper distance.\nReaction: first step after onset whose action commands a "
-            "deceleration > 0.5 m/s². No intervals: a single episode.")
+            "deceleration > 0.5 m/s². No intervals: a single episode."
+            + (f" Gaps above {top:.0f} m (2.5x the largest at onset) run off the top." if cut else ""))
     return _save(fig, path, note)
 
 
