@@ -1,4 +1,4 @@
-"""``roadsense-marl``: the command line (train, evaluate, bench, scenarios, demo).
+"""``roadsense-marl``: the command line (train, evaluate, record, export, bench, scenarios, demo).
 
 Each subcommand lives with the code it drives and exposes ``add_arguments(parser)`` and
 ``run(args) -> int``; this module only dispatches. Nothing ends in a traceback:
@@ -15,13 +15,17 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import re
 import sys
 import traceback
 from typing import Sequence
 
+from roadsense_marl import __version__
+
 SUBCOMMANDS = {
     "train": ("roadsense_marl.training.train", "train the shared Deep Sets PPO policy (SuperSuit + SB3)"),
     "evaluate": ("roadsense_marl.evaluation.cli", "evaluate a model or a baseline: metrics.json, summary, plots"),
+    "record": ("roadsense_marl.evaluation.record", "record episodes of a model or a baseline as GIF or MP4"),
     "export": ("roadsense_marl.training.export", "export a trained policy as weights + JSON that load without running code"),
     "bench": ("roadsense_marl.bench", "run the benchmark suite (pytest benchmarks/) and print its table"),
     "scenarios": ("roadsense_marl.cli", "list the scenarios with their vehicle counts"),
@@ -44,6 +48,10 @@ USER_ERRORS: tuple[type[BaseException], ...] = (UserError, ValueError, FileNotFo
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """``scenarios`` takes no options."""
+    parser.epilog = (
+        "Columns: scenario name, vehicles it inserts, the single-ego view's default ego vehicle, and its .sumocfg. "
+        "A .sumocfg path works wherever a scenario name does."
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -62,18 +70,36 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def plain_text(doc: str) -> str:
+    """First paragraph of a docstring as plain text for ``--help`` (reST roles and literals unwrapped)."""
+    para = doc.strip().split("\n\n")[0]
+    para = re.sub(r":[a-z]+:`~?([^`]+)`", r"\1", para)  # :func:`~a.b` -> a.b
+    para = re.sub(r"``([^`]+)``", r"\1", para)
+    para = re.sub(r"^roadsense-marl [a-z]+:\s*", "", para)
+    return " ".join(para.split())
+
+
+def _version() -> str:
+    from roadsense_marl.env.version import ENV_VERSION
+
+    return f"roadsense-marl {__version__} (env contract v{ENV_VERSION}, Python {sys.version.split()[0]})"
+
+
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The parser; only ``command``'s module is imported (so ``--help`` and each command start fast)."""
     parser = argparse.ArgumentParser(
         prog="roadsense-marl",
         description="Multi-agent RL for V2V cooperative collision avoidance on SUMO with an emulated ESP-NOW radio.",
     )
+    parser.add_argument("--version", action="version", version=_version())
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (module, help_text) in SUBCOMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
         if name == command:
             mod = importlib.import_module(module)
-            p.description = (mod.__doc__ or help_text).strip().splitlines()[0]
+            # This module's docstring is about the whole CLI; the others describe their command.
+            if module != "roadsense_marl.cli" and mod.__doc__:
+                p.description = plain_text(mod.__doc__)
             mod.add_arguments(p)
             p.set_defaults(_run=mod.run)
     return parser

@@ -152,8 +152,6 @@ class ConvoyCore:
 
         cfg = config if isinstance(config, EnvConfig) and not overrides else make_env_config(config, **overrides)
         self.config: EnvConfig = cfg
-        if cfg.render_mode == "human" and cfg.backend != "traci":
-            raise ValueError("render_mode='human' shows sumo-gui, which needs backend='traci' (libsumo has no GUI)")
         if observation_fn is not None and not isinstance(observation_fn, ObservationFunction):
             raise ValueError(f"observation_fn must be an ObservationFunction, got {type(observation_fn).__name__}")
         if reward_fn is not None and not isinstance(reward_fn, RewardFunction):
@@ -169,7 +167,7 @@ class ConvoyCore:
             self.scenario,
             backend=cfg.backend,
             step_length=self.step_length,
-            gui=cfg.render_mode == "human",
+            gui=cfg.sumo_gui,
             sumo_args=cfg.sumo_args,
         )
         self.observation_fn = observation_fn or DeepSetObservation()

@@ -145,18 +145,39 @@ def run_policy(env: Any, policy: Policy, seeds: Sequence[int]) -> list[EpisodeRe
     return [run_episode(env, policy, int(s)) for s in seeds]
 
 
+def _run_seeds(
+    env: Any, policy: Policy, seeds: Sequence[int], bar: Any, n_record: int, video_dir: Path, stem: str, fmt: str
+) -> list[EpisodeRecord]:
+    """:func:`run_policy` with a progress bar, recording the first ``n_record`` episodes as videos."""
+    from roadsense_marl.evaluation.record import EpisodeRecorder, real_time_fps, write_video
+
+    out = []
+    for i, s in enumerate(seeds):
+        if i < n_record:
+            rec = EpisodeRecorder(env, caption=f"{stem.replace('_', '   ', 1)} radio   seed {int(s)}")
+            out.append(run_episode(rec, policy, int(s)))
+            write_video(rec.frames, video_dir / f"{stem}_seed{int(s)}.{fmt}", real_time_fps(env))
+        else:
+            out.append(run_episode(env, policy, int(s)))
+        bar.update(1)
+    return out
+
+
 # ---- model policies --------------------------------------------------------------------------
 
 def resolve_model(model: str | Path) -> tuple[Path, dict[str, Any] | None, Path | None]:
     """``(model path, env config from the run or model or None, progress.csv or None)``.
 
-    ``model`` is an SB3 ``.zip``, a training run folder holding ``final_model.zip``, or a folder
-    exported by ``roadsense-marl export`` (``policy.json`` + ``policy.pt``; returned as the folder).
+    ``model`` is an SB3 ``.zip``, a training run folder holding ``final_model.zip``, a folder
+    exported by ``roadsense-marl export`` (``policy.json`` + ``policy.pt``; returned as the folder),
+    or ``"pretrained"``, the policy shipped with the package (:mod:`roadsense_marl.pretrained`).
     The env contract the model was made under is :func:`model_contract`.
     """
     from roadsense_marl.training.runs import is_exported_policy, read_exported_config, read_model_record, read_run_config
 
-    p = Path(model)
+    from roadsense_marl.pretrained import resolve_pretrained
+
+    p = Path(resolve_pretrained(model))
     if is_exported_policy(p):
         return p, read_exported_config(p).get("env"), None
     if p.is_dir():
@@ -419,13 +440,21 @@ def evaluate(
     config: Any = None,
     env_kwargs: dict[str, Any] | None = None,
     verbose: bool = True,
+    record: int = 0,
+    record_format: str = "mp4",
+    progress_bar: bool | None = None,
 ) -> dict[str, Any]:
     """Evaluate a model (or a baseline) on ``episodes`` seeds ``seed, seed+1, ...``.
 
-    Writes ``out/metrics.json`` (and PNG plots unless ``plots=False``), prints a summary table
-    when ``verbose``, and returns the metrics dict. ``policy`` is ``"model"`` (needs ``model``),
-    ``"no-v2v"`` or ``"rule-v2v"``; with ``baselines`` both baselines also run on the same seeds.
-    ``radio_sweep`` evaluates under ideal, measured and degraded radio profiles.
+    Writes ``out/metrics.json``, the per-episode tables ``out/episodes.csv`` and
+    ``out/followers.csv`` (:mod:`roadsense_marl.evaluation.tables`), plots (PNG and PDF) unless
+    ``plots=False``, prints a summary table when ``verbose``, and returns the metrics dict.
+    ``policy`` is ``"model"`` (needs ``model``), ``"no-v2v"`` or ``"rule-v2v"``; with
+    ``baselines`` both baselines also run on the same seeds. ``radio_sweep`` evaluates under
+    ideal, measured and degraded radio profiles. ``record`` > 0 writes videos of the first
+    ``record`` episodes of every policy and radio to ``out/videos/<policy>_<radio>_seed<seed>.<record_format>``
+    (``"mp4"`` or ``"gif"``); recording does not change the episodes. ``progress_bar`` shows a
+    progress bar over episodes on stderr (default: when ``verbose``).
     """
     from roadsense_marl.env.config import make_env_config
     from roadsense_marl.env.convoy_env import RoadSenseParallelEnv
@@ -439,6 +468,10 @@ def evaluate(
         raise ValueError("policy 'model' needs a MODEL path (an SB3 .zip or a training run folder)")
     if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1:
         raise ValueError(f"episodes must be a whole number >= 1, got {episodes!r}")
+    if isinstance(record, bool) or not isinstance(record, int) or record < 0:
+        raise ValueError(f"record must be a whole number >= 0 (episodes to record per policy), got {record!r}")
+    if record_format not in ("mp4", "gif"):
+        raise ValueError(f"record_format must be 'mp4' or 'gif', got {record_format!r}")
 
     from roadsense_marl.training.runs import atomic_write_text, check_contract, check_writable_dir, env_contract
 
@@ -452,6 +485,8 @@ def evaluate(
     for key, val in (("scenario", scenario), ("backend", backend), ("max_steps", max_steps)):
         if val is not None:
             overrides[key] = val
+    if record:
+        overrides["render_mode"] = "rgb_array"  # frames only read the state: the episodes stay the same
     base = config if config is not None else run_env_cfg
     base_cfg = make_env_config(base, **overrides)  # validates early: unknown scenario keys, bad values
     from roadsense_marl.sim import resolve_scenario
@@ -472,6 +507,12 @@ def evaluate(
     results: list[dict[str, Any]] = []
     all_records: dict[tuple[str, str], list[EpisodeRecord]] = {}
     t0 = time.perf_counter()
+    from tqdm import tqdm
+
+    bar = tqdm(
+        total=len(radios) * len(policy_names) * episodes, unit="episode", desc="evaluate",
+        disable=not (verbose if progress_bar is None else progress_bar), leave=False, dynamic_ncols=True,
+    )
     for rad in radios:
         cfg = make_env_config(base_cfg, radio=rad)
         env = RoadSenseParallelEnv(config=cfg)
@@ -479,10 +520,12 @@ def evaluate(
             for name in policy_names:
                 pol = load_model_policy(model_path, env) if name == "model" else make_baseline(name)  # type: ignore[arg-type]
                 t1 = time.perf_counter()
-                with _torch_threads(1 if name == "model" else None):
-                    records = run_policy(env, pol, seeds)
-                eps = [episode_metrics(r) for r in records]
                 label = _radio_label(rad)
+                bar.set_postfix_str(f"{name}, {label} radio")
+                with _torch_threads(1 if name == "model" else None):
+                    records = _run_seeds(env, pol, seeds, bar, record, out_dir / "videos", f"{name}_{label}",
+                                         record_format)
+                eps = [episode_metrics(r) for r in records]
                 all_records[(name, label)] = records
                 results.append(
                     {
@@ -496,6 +539,7 @@ def evaluate(
                 )
         finally:
             env.close()
+    bar.close()
 
     metrics = {
         "scenario": base_cfg.scenario,
@@ -510,16 +554,25 @@ def evaluate(
         "findings": compare_speed(results) + compare_to_rule(results),
         "results": results,
         "plots": [],
+        "tables": [],
+        "videos": sorted(str(p) for p in (out_dir / "videos").glob(f"*.{record_format}")) if record else [],
     }
+    from roadsense_marl.evaluation.tables import write_tables
+
+    metrics["tables"] = [str(p) for p in write_tables(out_dir, results, base_cfg.scenario)]
     if plots:
         from roadsense_marl.evaluation.plots import write_plots
 
-        metrics["plots"] = [str(p) for p in write_plots(out_dir, results, all_records, progress_csv=progress)]
+        metrics["plots"] = [str(p) for p in write_plots(out_dir, results, all_records, progress_csv=progress,
+                                                         domain_randomization=base_cfg.domain_randomization)]
     metrics = _jsonable(metrics)
     atomic_write_text(out_dir / "metrics.json", json.dumps(metrics, indent=1))  # never half a file
     if verbose:
         print(summary_table(metrics))
         print(f"metrics: {out_dir / 'metrics.json'}")
+        print(f"per-episode tables: {', '.join(metrics['tables'])}")
+        if metrics["videos"]:
+            print(f"videos: {len(metrics['videos'])} in {out_dir / 'videos'}")
     return metrics
 
 

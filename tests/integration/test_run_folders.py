@@ -164,6 +164,16 @@ def test_exported_policy_acts_exactly_like_the_trained_model_and_evaluates(finis
     assert m["env_config"]["max_peers"] == 4 and m["results"][0]["policy"] == "model"
 
 
+def test_record_drives_with_an_exported_policy(finished_run, tmp_path):
+    exported = export_policy(finished_run, tmp_path / "exported")
+    out = tmp_path / "ep.gif"
+    res = subprocess.run([sys.executable, "-m", "roadsense_marl.cli", "record", str(exported), "--out", str(out),
+                          "--max-steps", "20"], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert res.returncode == 0, res.stderr
+    assert "21 frames" in res.stdout and out.stat().st_size > 1000
+
+
 def test_exported_weights_that_would_run_code_are_refused_without_running_it(finished_run, tmp_path):
     import pickle
 

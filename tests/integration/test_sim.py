@@ -18,7 +18,7 @@ from roadsense_marl.sim import (
     sample_variation,
 )
 
-from sim_helpers import BACKENDS, process_alive, running, step_until_present, wait_gone
+from sim_helpers import BACKENDS, process_alive, running, wait_gone
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
