@@ -47,7 +47,7 @@ def test_hazard_braking_and_crash_are_visible():
         while env.agents and not seen_crash:
             env.step(zero_actions(env))  # followers hold speed under the override: a rear-end crash
             frame = env.render()
-            seen_hazard |= env.hazard_vehicle is not None and colour_cols(frame, HAZARD).size > 0
+            seen_hazard |= env.record.hazard_vehicle is not None and colour_cols(frame, HAZARD).size > 0
             seen_braking |= colour_cols(frame, BRAKING).size > 0
             seen_crash |= colour_cols(frame, CRASHED).size > 0
         assert seen_hazard and seen_braking and seen_crash
@@ -87,7 +87,7 @@ def test_human_mode_shows_each_step_in_a_window(monkeypatch, backend):
     env = parallel_env(scenario="convoy_3", render_mode="human", backend=backend, max_steps=5)
     shown = []
     try:
-        monkeypatch.setattr(env._viewer, "show", shown.append)
+        monkeypatch.setattr(env._renderer.viewer, "show", shown.append)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             env.reset(seed=1)

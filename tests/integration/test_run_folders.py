@@ -369,7 +369,7 @@ def test_a_killed_worker_is_one_line_naming_it_and_the_model_is_saved(long_confi
 def test_ctrl_c_during_evaluate_is_one_line_and_exit_130(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "roadsense_marl.cli", "evaluate", "--policy", "rule-v2v", "--episodes", "500",
+        [sys.executable, "-m", "roadsense_marl.cli", "evaluate", "--no-progress", "--policy", "rule-v2v", "--episodes", "500",
          "--no-plots", "--out", str(tmp_path / "eval")],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True, env=env, cwd=ROOT,
     )
