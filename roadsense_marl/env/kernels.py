@@ -142,7 +142,7 @@ def rewards(
     ``w``: float64[12] weights in :data:`roadsense_marl.env.rewards.REWARD_WEIGHT_ORDER`; ``leader`` int64[n] row of the
     leader (-1 none); the closing speed is own speed minus the leader's (0 without one).
     """
-    (collision, gap_close, gap_good, gap_far, no_leader, comfort_scale, hard_large, very_hard_large,
+    (_collision, gap_close, gap_good, gap_far, no_leader, comfort_scale, hard_large, very_hard_large,
      ignore_w, early_w, progress_w, signal_threshold) = (w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7],
                                                          w[8], w[9], w[10], w[11])
     for i in range(gap.shape[0]):
