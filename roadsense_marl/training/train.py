@@ -448,14 +448,10 @@ def _save_after_stop(model: Any, out: Path, segment: Path, start_steps: int, rec
 
 
 def _plain(x: Any) -> Any:
-    """YAML-safe copy (tuples to lists, everything else as text)."""
-    if isinstance(x, Mapping):
-        return {str(k): _plain(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_plain(v) for v in x]
-    if x is None or isinstance(x, (bool, int, float, str)):
-        return x
-    return str(x)
+    """YAML-safe copy (one definition: :func:`roadsense_marl.training.runs._plain`)."""
+    from roadsense_marl.training.runs import _plain as plain
+
+    return plain(x)
 
 
 # -- command line ------------------------------------------------------------------------
