@@ -73,6 +73,13 @@ class ContractMismatch(ValueError):
 
 # ---- atomic files ------------------------------------------------------------------------------
 
+def _default_mode() -> int:
+    """0o666 less the process umask: the mode ``open()`` would have given a new file."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     """Write ``data`` to ``path`` via a temporary file in the same folder and ``os.replace``."""
     path = Path(path)
@@ -82,6 +89,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, _default_mode())  # mkstemp makes 0600; a result file gets the usual umask mode
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -102,6 +110,7 @@ def atomic_target(path: str | Path, suffix: str = "") -> Iterator[Path]:
     os.close(fd)
     try:
         yield Path(tmp)
+        os.chmod(tmp, _default_mode())
         os.replace(tmp, path)
     finally:
         with contextlib.suppress(OSError):

@@ -111,3 +111,19 @@ def test_a_run_being_trained_by_a_live_process_is_refused(tmp_path):
         other.wait()
     check_not_running(tmp_path)  # its process is gone: the run may be resumed
     assert os.path.exists(tmp_path / "config.yaml")
+
+
+def test_atomic_writes_give_files_the_usual_umask_mode(tmp_path):
+    import os
+
+    from roadsense_marl.training.runs import atomic_target, atomic_write_text
+
+    old = os.umask(0o022)
+    try:
+        a = atomic_write_text(tmp_path / "a.txt", "x")
+        with atomic_target(tmp_path / "b.bin") as tmp:
+            tmp.write_bytes(b"y")
+    finally:
+        os.umask(old)
+    assert (a.stat().st_mode & 0o777) == 0o644
+    assert ((tmp_path / "b.bin").stat().st_mode & 0o777) == 0o644
