@@ -221,9 +221,9 @@ class Radio:
         # in flight: flat arrays in send order, the first ``_m`` rows used
         self._m = 0
         self._p_first = np.inf  # earliest arrival in flight
-        self._p_lid = np.zeros(size, np.int64)
+        self._p_lid = np.zeros(size, np.int32)  # link row (pool rows < 2**31: capacity**2 <= int32 index range)
         self._p_arr = np.zeros(size)
-        self._p_frame = np.zeros(size, np.int64)  # row in the frame store
+        self._p_frame = np.zeros(size, np.int32)  # row in the frame store
         # frames: one noisy payload (and message id) per transmitted message, shared by its copies
         self._nf = 0
         self._f_ts = np.zeros(size)
@@ -234,7 +234,7 @@ class Radio:
         self._clock = -np.inf  # latest time given to broadcast or receive
         self._req = np.zeros(cap, bool)
         # reused scratch buffers (internal only; never handed out)
-        self._w_si = self._w_lid = np.empty(0, np.int64)
+        self._w_si = self._w_lid = np.empty(0, np.int32)
         self._w_u, self._w_z = np.empty((0, 2)), np.empty(0)
 
     # ---- beacons ---------------------------------------------------------------------------
@@ -339,7 +339,7 @@ class Radio:
         if self._use_kernels and ro is None and so is None and len(rs) * len(ss) <= _DENSE_PAIRS_MAX:
             pairs = len(rs) * len(ss)
             if len(self._w_si) < pairs:
-                self._w_si, self._w_lid = np.empty(pairs, np.int64), np.empty(pairs, np.int64)
+                self._w_si, self._w_lid = np.empty(pairs, np.int32), np.empty(pairs, np.int32)
             r_slot, s_slot, dist, n_new = _k.dense_links(rxy, sxy, rs, ss, float(p.range_m), self._index.ravel(),
                                                          self.capacity, self._w_si, self._w_lid)
             si, lid = self._w_si[: len(dist)], self._w_lid[: len(dist)]
