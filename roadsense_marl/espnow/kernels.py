@@ -32,6 +32,9 @@ __all__ = ["AVAILABLE", "MODEL_FIELDS", "deliver", "dense_links", "model_array",
            "select_rows"]
 
 
+U32 = 2.0 ** -32  # as core._U32
+
+
 def _jit(f):
     return numba.njit(cache=True, nogil=True)(f) if AVAILABLE else f
 
@@ -125,10 +128,11 @@ def model_array(params) -> np.ndarray:
 
 @_jit
 def resolve_enqueue(  # pragma: no cover - compiled
-    dist, lid, u_burst, u_loss, z_latency, model, bin_lo, bin_rate, burst, t, si, frame0,
+    dist, lid, raw, z_latency, model, bin_lo, bin_rate, burst, t, si, frame0,
     p_lid, p_arr, p_frame, m,
 ):
-    """Loss, burst and latency of every link (as ``core.resolve_links``; scalars in ``model``, see
+    """Loss, burst and latency of every link (as ``core.resolve_links``, the uniforms split from
+    ``raw`` as ``core.LinkDraws`` does; scalars in ``model``, see
     :data:`MODEL_FIELDS`), burst state written back, and the delivered copies that can still
     become visible appended to the in-flight arrays at ``m`` (capacity reserved by the caller),
     each pointing at its sender's frame ``frame0 + si``. Returns ``(delivered, latency_ms (NaN if lost), m, seq, earliest arrival appended)``.
@@ -159,9 +163,10 @@ def resolve_enqueue(  # pragma: no cover - compiled
         else:
             p = rate3
         row = lid[k]
-        if burst_enabled and burst[row] and u_burst[k] < burst_continue:
+        w = raw[k]
+        if burst_enabled and burst[row] and np.float64(w & np.uint64(0xFFFFFFFF)) * U32 < burst_continue:
             p = max(p, min(max_loss_cap, p * loss_multiplier))
-        lost = u_loss[k] < p
+        lost = np.float64(w >> np.uint64(32)) * U32 < p
         burst[row] = lost
         lat = lat_base + lat_factor * d + jitter * z_latency[k]
         lat = max(lat, 1.0)

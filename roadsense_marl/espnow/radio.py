@@ -235,7 +235,7 @@ class Radio:
         self._req = np.zeros(cap, bool)
         # reused scratch buffers (internal only; never handed out)
         self._w_si = self._w_lid = np.empty(0, np.int32)
-        self._w_u, self._w_z = np.empty((0, 2)), np.empty(0)
+        self._w_z = np.empty(0)
 
     # ---- beacons ---------------------------------------------------------------------------
     def beacon_due(self, slots: Any, t_prev_ms: float, t_now_ms: float) -> np.ndarray:
@@ -306,8 +306,8 @@ class Radio:
         self._deliver(self._clock)
 
         if len(self._w_z) < n:
-            self._w_u, self._w_z = np.empty((2 * n, 2)), np.empty(2 * n)
-        draws = draw_link_randomness(self._rng, n, len(ss), len(self.payload_fields), self._w_u, self._w_z)
+            self._w_z = np.empty(2 * n)
+        draws = draw_link_randomness(self._rng, n, len(ss), len(self.payload_fields), self._w_z)
         # One noisy frame per sender (z_noise rows follow increasing sender slot), stored once;
         # its in-flight copies point at it.
         frame0 = self._reserve_frames(len(ss))
@@ -384,7 +384,7 @@ class Radio:
 
     def _resolve_enqueue_kernel(self, t, dist, lid, si, frame0, draws):
         delivered, latency, self._m, first = _k.resolve_enqueue(
-            dist, lid, draws.u_burst, draws.u_loss, draws.z_latency, self._model, self._bin_lo, self._bin_rate,
+            dist, lid, draws.raw, draws.z_latency, self._model, self._bin_lo, self._bin_rate,
             self._l_burst, t, si, frame0,
             self._p_lid, self._p_arr, self._p_frame, self._m,
         )
