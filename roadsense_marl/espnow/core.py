@@ -217,7 +217,9 @@ def candidate_links(
     si = np.repeat(np.repeat(np.arange(ns), 9), counts)
     first = np.repeat(start - np.concatenate(([0], np.cumsum(counts)[:-1])), counts)
     ri = order[first + np.arange(total)]
-    d = np.hypot(receiver_xy[ri, 0] - sender_xy[si, 0], receiver_xy[ri, 1] - sender_xy[si, 1])
+    dx = receiver_xy[ri, 0] - sender_xy[si, 0]
+    dy = receiver_xy[ri, 1] - sender_xy[si, 1]
+    d = np.sqrt(dx * dx + dy * dy)  # the dense path's formula (not hypot), so both give the same bits
     keep = d < range_m
     return ri[keep], si[keep], d[keep]
 

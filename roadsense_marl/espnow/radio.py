@@ -346,6 +346,12 @@ class Radio:
             if n_new:
                 lid = self._link_rows(r_slot, s_slot)
             return si, dist, r_slot, s_slot, lid
+        if self._use_kernels and ro is None and so is None and math.isfinite(p.range_m) and len(rs) and len(ss):
+            r_slot, s_slot, si, dist, lid, n_new = _k.grid_links(rxy, sxy, rs, ss, float(p.range_m),
+                                                                 self._index.ravel(), self.capacity)
+            if n_new:
+                lid = self._link_rows(r_slot, s_slot)
+            return si, dist, r_slot, s_slot, lid
         if ro is None and so is None:
             ri, si, dist = candidate_links(rxy, sxy, p.range_m)
         else:
