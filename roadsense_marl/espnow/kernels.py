@@ -284,8 +284,7 @@ def resolve_enqueue(  # pragma: no cover - compiled
         p_lid[m] = row
         p_arr[m] = arr
         p_frame[m] = frame0 + si[k]
-        if arr < first:
-            first = arr
+        first = min(first, arr)
         m += 1
     return delivered, latency, m, first
 
@@ -293,13 +292,12 @@ def resolve_enqueue(  # pragma: no cover - compiled
 @_jit
 def deliver(  # pragma: no cover - compiled
     now, p_lid, p_arr, p_frame, m, f_ts, f_seq, f_pay, f_mid,
-    t_has, t_ts, t_seq, t_arr, t_pay, t_msg,
+    t_has, t_ts, t_seq, t_arr, t_frame,
 ):
     """Move every in-flight copy with arrival <= ``now`` into its link's table entry if its frame
     was sent later (send time, then frame sequence) than the entry's; keep the rest in order,
-    dropping those older than their link's (updated) entry. Send time, sequence, payload and
-    message id come from the copy's frame. Returns ``(m, earliest arrival kept)``."""
-    f = f_pay.shape[1]
+    dropping those older than their link's (updated) entry. Send time and sequence come from the
+    copy's frame; the entry keeps the frame row. Returns ``(m, earliest arrival kept)``."""
     for i in range(m):
         if p_arr[i] <= now:
             row = p_lid[i]
@@ -310,9 +308,7 @@ def deliver(  # pragma: no cover - compiled
                 t_ts[row] = ts
                 t_seq[row] = seq
                 t_arr[row] = p_arr[i]
-                t_msg[row] = f_mid[fr]
-                for j in range(f):
-                    t_pay[row, j] = f_pay[fr, j]
+                t_frame[row] = fr
     out = 0
     first = np.inf
     for i in range(m):
@@ -327,26 +323,23 @@ def deliver(  # pragma: no cover - compiled
             p_lid[out] = row
             p_arr[out] = p_arr[i]
             p_frame[out] = fr
-        if p_arr[out] < first:
-            first = p_arr[out]
+        first = min(first, p_arr[out])
         out += 1
     return out, first
 
 
 @_jit
-def select_rows(now, staleness, req, l_recv, l_send, t_has, t_ts, t_arr, t_pay, t_msg, n):  # pragma: no cover
+def select_rows(now, staleness, req, l_recv, l_send, t_has, t_ts, t_arr, t_frame, f_pay, f_mid, n):  # pragma: no cover
     """Receive-table rows ``< n`` held for a requested receiver and not stale (``now - ts <
-    staleness``), in row order, as fresh arrays ``(receiver, sender, payload, ts, age, arrival, id)``."""
-    f = t_pay.shape[1]
+    staleness``), in row order, as fresh arrays ``(receiver, sender, payload, ts, age, arrival, id)``;
+    payload and id read from each entry's frame."""
+    f = f_pay.shape[1]
     keep = np.empty(n, np.bool_)
     count = 0
     for i in range(n):
         ok = t_has[i] and req[l_recv[i]] and now - t_ts[i] < staleness
         keep[i] = ok
         count += ok
-    if count == n:  # every row (dense steady state): block copies
-        ts = t_ts[:n].copy()
-        return l_recv[:n].copy(), l_send[:n].copy(), t_pay[:n].copy(), ts, now - ts, t_arr[:n].copy(), t_msg[:n].copy()
     recv = np.empty(count, np.int64)
     send = np.empty(count, np.int64)
     pay = np.empty((count, f), np.float64)
@@ -357,13 +350,14 @@ def select_rows(now, staleness, req, l_recv, l_send, t_has, t_ts, t_arr, t_pay, 
     k = 0
     for i in range(n):
         if keep[i]:
+            fr = t_frame[i]
             recv[k] = l_recv[i]
             send[k] = l_send[i]
             for j in range(f):
-                pay[k, j] = t_pay[i, j]
+                pay[k, j] = f_pay[fr, j]
             ts[k] = t_ts[i]
             age[k] = now - t_ts[i]
             arr[k] = t_arr[i]
-            mid[k] = t_msg[i]
+            mid[k] = f_mid[fr]
             k += 1
     return recv, send, pay, ts, age, arr, mid

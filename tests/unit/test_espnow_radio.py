@@ -302,6 +302,8 @@ def test_original_api_receiver_that_never_syncs_stays_bounded():
         tracemalloc.stop()
     assert emu.radio.in_flight_count <= 10  # copies sent in the last 50 + 4.5 x 10 ms
     assert len(emu._messages) <= 4097
+    got = emu.sync_and_get_messages(10.0 * 19_999 + 100.0)  # the newest message is still there
+    assert got["V002"].message.timestamp_ms == 10.0 * 19_999
     assert grown < 1_000_000, f"memory grew by {grown} bytes between 2,000 and 20,000 sends"
 
 
