@@ -1,9 +1,9 @@
 """Compiled (numba) twins of the radio's hot NumPy phases, bit-identical to them.
 
 Why, from measurement (thread CPU time per 100 ms step, 100 vehicles all in range, 9,900 links,
-measured radio, 2 shared cores): the NumPy path spends its time in ~70 array passes per step,
-each re-reading memory, 1.3-1.5 ms; one fused pass per phase gives 0.54-0.59 ms, of which the
-random draws (NumPy, shared by both paths) are ~0.13 ms. The NumPy phases in
+measured radio, 2 cores shared with other work): the NumPy path spends its time in ~70 array
+passes per step, each re-reading memory, 1.3-1.6 ms; one fused pass per phase gives 0.47 ms, of
+which the random draws (NumPy, shared by both paths) are ~0.1 ms. The NumPy phases in
 :mod:`roadsense_marl.espnow.radio` stay the reference: the same random numbers (drawn by NumPy
 outside the kernels, :func:`~roadsense_marl.espnow.core.draw_link_randomness`) go into the same
 scalar formulas in the same order, so both paths give the same bits (pinned by
@@ -291,7 +291,7 @@ def resolve_enqueue(  # pragma: no cover - compiled
 
 @_jit
 def deliver(  # pragma: no cover - compiled
-    now, p_lid, p_arr, p_frame, m, f_ts, f_seq, f_pay, f_mid,
+    now, p_lid, p_arr, p_frame, m, f_ts, f_seq,
     t_has, t_ts, t_seq, t_arr, t_frame,
 ):
     """Move every in-flight copy with arrival <= ``now`` into its link's table entry if its frame

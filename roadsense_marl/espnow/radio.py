@@ -481,8 +481,8 @@ class Radio:
                 f"receive(now_ms={now_ms!r}) went back in time: the radio's clock is at {self._clock} ms "
                 "(latest broadcast or receive); time must not decrease"
             )
-        self._clock = now
         rs = _slots("receiver_slots", receiver_slots, self.capacity)
+        self._clock = now
         self._deliver(now)
         if not self._sorted:
             self._sort_pool()
@@ -511,7 +511,7 @@ class Radio:
             return
         if self._use_kernels:
             self._m, self._p_first = _k.deliver(
-                now, self._p_lid, self._p_arr, self._p_frame, self._m, self._f_ts, self._f_seq, self._f_pay, self._f_mid,
+                now, self._p_lid, self._p_arr, self._p_frame, self._m, self._f_ts, self._f_seq,
                 self._t_has, self._t_ts, self._t_seq, self._t_arr, self._t_frame,
             )
         else:

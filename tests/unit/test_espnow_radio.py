@@ -128,6 +128,9 @@ def test_receive_going_back_in_time_is_refused():
     radio.broadcast(200.0, [0], xy[:1], _payload(xy[:1]), [1], xy[1:])
     with pytest.raises(ValueError, match=r"receive\(now_ms=150.0\) went back in time: the radio's clock is at 200.0"):
         radio.receive(150.0, [1])  # earlier than a broadcast already made
+    with pytest.raises(ValueError, match="receiver_slots holds slot 5"):
+        radio.receive(300.0, [5])
+    assert len(radio.receive(250.0, [1])) == 1  # the refused call changed nothing (not even the clock)
 
 
 def test_each_receiver_has_its_own_table_and_rx_is_sorted_by_receiver_then_sender():
