@@ -1,9 +1,9 @@
 """Compiled (numba) twins of the radio's hot NumPy phases, bit-identical to them.
 
 Why, from measurement (thread CPU time per 100 ms step, 100 vehicles all in range, 9,900 links,
-measured radio, 2 shared cores): the NumPy path spends its time in ~70 array passes per step,
-each re-reading memory, 1.3-1.5 ms; one fused pass per phase gives 0.54-0.59 ms, of which the
-random draws (NumPy, shared by both paths) are ~0.13 ms. The NumPy phases in
+measured radio, 2 cores shared with other work): the NumPy path spends its time in ~70 array
+passes per step, each re-reading memory, 1.3-1.6 ms; one fused pass per phase gives 0.47 ms, of
+which the random draws (NumPy, shared by both paths) are ~0.1 ms. The NumPy phases in
 :mod:`roadsense_marl.espnow.radio` stay the reference: the same random numbers (drawn by NumPy
 outside the kernels, :func:`~roadsense_marl.espnow.core.draw_link_randomness`) go into the same
 scalar formulas in the same order, so both paths give the same bits (pinned by
@@ -28,8 +28,11 @@ except ImportError:  # pragma: no cover - exercised only in environments without
     numba = None
     AVAILABLE = False
 
-__all__ = ["AVAILABLE", "MODEL_FIELDS", "deliver", "dense_links", "model_array", "noisy_frames", "resolve_enqueue",
+__all__ = ["AVAILABLE", "MODEL_FIELDS", "deliver", "dense_links", "grid_links", "model_array", "noisy_frames", "resolve_enqueue",
            "select_rows"]
+
+
+U32 = 2.0 ** -32  # as core._U32
 
 
 def _jit(f):
@@ -103,6 +106,109 @@ def dense_links(rxy, sxy, r_slots, s_slots, range_m, index, capacity, si, lid): 
     return r_out, s_out, dist, n_new
 
 
+@_jit
+def grid_links(rxy, sxy, r_slots, s_slots, range_m, index, capacity):  # pragma: no cover - compiled
+    """:func:`dense_links` for many vehicles: senders bucketed in square cells of ``range_m``, each
+    receiver checks the 3 x 3 cells around its own, so out-of-range pairs cost almost nothing.
+    Same links, same order, same distances as the dense cull (``range_m`` finite).
+
+    Returns ``(r_slot, s_slot, si, dist, lid, n_new)`` (fresh arrays).
+    """
+    nr, ns = rxy.shape[0], sxy.shape[0]
+    r2 = range_m * range_m
+    lo_x, lo_y = np.inf, np.inf
+    for i in range(nr):
+        lo_x, lo_y = min(lo_x, rxy[i, 0]), min(lo_y, rxy[i, 1])
+    for j in range(ns):
+        lo_x, lo_y = min(lo_x, sxy[j, 0]), min(lo_y, sxy[j, 1])
+    scx = np.empty(ns, np.int64)
+    scy = np.empty(ns, np.int64)
+    max_cy = 0
+    for j in range(ns):
+        scx[j] = np.int64(math.floor((sxy[j, 0] - lo_x) / range_m))
+        scy[j] = np.int64(math.floor((sxy[j, 1] - lo_y) / range_m))
+        max_cy = max(max_cy, scy[j])
+    ny = max_cy + 3  # cells shifted by +1 so every neighbour index is >= 0
+    skey = (scx + 1) * ny + (scy + 1)
+    order = np.argsort(skey)
+    keys = skey[order]
+    size = max(16, 8 * nr)
+    r_out = np.empty(size, np.int64)
+    s_out = np.empty(size, np.int64)
+    si = np.empty(size, np.int64)
+    dist = np.empty(size, np.float64)
+    lid = np.empty(size, np.int64)
+    cand = np.empty(ns, np.int64)
+    cand_d = np.empty(ns, np.float64)
+    n = 0
+    n_new = 0
+    for i in range(nr):
+        rx, ry, rslot = rxy[i, 0], rxy[i, 1], r_slots[i]
+        cx = np.int64(math.floor((rx - lo_x) / range_m)) + 1
+        cy = np.int64(math.floor((ry - lo_y) / range_m)) + 1
+        c = 0
+        for ox in range(-1, 2):
+            for oy in range(-1, 2):
+                ky = cy + oy
+                if ky < 0 or ky >= ny:
+                    continue
+                key = (cx + ox) * ny + ky
+                a = np.searchsorted(keys, key)
+                b = np.searchsorted(keys, key, side="right")
+                for q in range(a, b):
+                    j = order[q]
+                    if s_slots[j] == rslot:
+                        continue
+                    dx = rx - sxy[j, 0]
+                    dy = ry - sxy[j, 1]
+                    d2 = dx * dx + dy * dy
+                    if d2 < r2:
+                        cand[c] = j
+                        cand_d[c] = math.sqrt(d2)
+                        c += 1
+        # by sender index: the canonical (receiver, sender) order
+        if c > 32:
+            o = np.argsort(cand[:c])
+            cand[:c] = cand[:c][o]
+            cand_d[:c] = cand_d[:c][o]
+        else:  # insertion sort: cheapest for the few neighbours of sparse traffic
+            for a in range(1, c):
+                j, dj = cand[a], cand_d[a]
+                p = a
+                while p > 0 and cand[p - 1] > j:
+                    cand[p] = cand[p - 1]
+                    cand_d[p] = cand_d[p - 1]
+                    p -= 1
+                cand[p] = j
+                cand_d[p] = dj
+        if n + c > size:
+            size = max(2 * size, n + c)
+            r_out = _grown(r_out, size, n)
+            s_out = _grown(s_out, size, n)
+            si = _grown(si, size, n)
+            dist = _grown(dist, size, n)
+            lid = _grown(lid, size, n)
+        for k in range(c):
+            j = cand[k]
+            r_out[n] = rslot
+            s_out[n] = s_slots[j]
+            si[n] = j
+            dist[n] = cand_d[k]
+            row = np.int64(index[rslot * capacity + s_slots[j]]) - 1
+            lid[n] = row
+            if row < 0:
+                n_new += 1
+            n += 1
+    return r_out[:n].copy(), s_out[:n].copy(), si[:n].copy(), dist[:n].copy(), lid[:n].copy(), n_new
+
+
+@_jit
+def _grown(a, size, n):  # pragma: no cover - compiled
+    out = np.empty(size, a.dtype)
+    out[:n] = a[:n]
+    return out
+
+
 #: Order of the scalars in the ``model`` array of :func:`resolve_enqueue` (see :func:`model_array`).
 MODEL_FIELDS = (
     "uses_bins", "loss_base_rate", "loss_threshold_1_m", "loss_threshold_2_m", "loss_rate_tier_2",
@@ -125,10 +231,11 @@ def model_array(params) -> np.ndarray:
 
 @_jit
 def resolve_enqueue(  # pragma: no cover - compiled
-    dist, lid, u_burst, u_loss, z_latency, model, bin_lo, bin_rate, burst, t, si, frame0,
+    dist, lid, raw, z_latency, model, bin_lo, bin_rate, burst, t, si, frame0,
     p_lid, p_arr, p_frame, m,
 ):
-    """Loss, burst and latency of every link (as ``core.resolve_links``; scalars in ``model``, see
+    """Loss, burst and latency of every link (as ``core.resolve_links``, the uniforms split from
+    ``raw`` as ``core.LinkDraws`` does; scalars in ``model``, see
     :data:`MODEL_FIELDS`), burst state written back, and the delivered copies that can still
     become visible appended to the in-flight arrays at ``m`` (capacity reserved by the caller),
     each pointing at its sender's frame ``frame0 + si``. Returns ``(delivered, latency_ms (NaN if lost), m, seq, earliest arrival appended)``.
@@ -159,9 +266,10 @@ def resolve_enqueue(  # pragma: no cover - compiled
         else:
             p = rate3
         row = lid[k]
-        if burst_enabled and burst[row] and u_burst[k] < burst_continue:
+        w = raw[k]
+        if burst_enabled and burst[row] and np.float64(w & np.uint64(0xFFFFFFFF)) * U32 < burst_continue:
             p = max(p, min(max_loss_cap, p * loss_multiplier))
-        lost = u_loss[k] < p
+        lost = np.float64(w >> np.uint64(32)) * U32 < p
         burst[row] = lost
         lat = lat_base + lat_factor * d + jitter * z_latency[k]
         lat = max(lat, 1.0)
@@ -176,22 +284,20 @@ def resolve_enqueue(  # pragma: no cover - compiled
         p_lid[m] = row
         p_arr[m] = arr
         p_frame[m] = frame0 + si[k]
-        if arr < first:
-            first = arr
+        first = min(first, arr)
         m += 1
     return delivered, latency, m, first
 
 
 @_jit
 def deliver(  # pragma: no cover - compiled
-    now, p_lid, p_arr, p_frame, m, f_ts, f_seq, f_pay, f_mid,
-    t_has, t_ts, t_seq, t_arr, t_pay, t_msg,
+    now, p_lid, p_arr, p_frame, m, f_ts, f_seq,
+    t_has, t_ts, t_seq, t_arr, t_frame,
 ):
     """Move every in-flight copy with arrival <= ``now`` into its link's table entry if its frame
     was sent later (send time, then frame sequence) than the entry's; keep the rest in order,
-    dropping those older than their link's (updated) entry. Send time, sequence, payload and
-    message id come from the copy's frame. Returns ``(m, earliest arrival kept)``."""
-    f = f_pay.shape[1]
+    dropping those older than their link's (updated) entry. Send time and sequence come from the
+    copy's frame; the entry keeps the frame row. Returns ``(m, earliest arrival kept)``."""
     for i in range(m):
         if p_arr[i] <= now:
             row = p_lid[i]
@@ -202,9 +308,7 @@ def deliver(  # pragma: no cover - compiled
                 t_ts[row] = ts
                 t_seq[row] = seq
                 t_arr[row] = p_arr[i]
-                t_msg[row] = f_mid[fr]
-                for j in range(f):
-                    t_pay[row, j] = f_pay[fr, j]
+                t_frame[row] = fr
     out = 0
     first = np.inf
     for i in range(m):
@@ -219,26 +323,23 @@ def deliver(  # pragma: no cover - compiled
             p_lid[out] = row
             p_arr[out] = p_arr[i]
             p_frame[out] = fr
-        if p_arr[out] < first:
-            first = p_arr[out]
+        first = min(first, p_arr[out])
         out += 1
     return out, first
 
 
 @_jit
-def select_rows(now, staleness, req, l_recv, l_send, t_has, t_ts, t_arr, t_pay, t_msg, n):  # pragma: no cover
+def select_rows(now, staleness, req, l_recv, l_send, t_has, t_ts, t_arr, t_frame, f_pay, f_mid, n):  # pragma: no cover
     """Receive-table rows ``< n`` held for a requested receiver and not stale (``now - ts <
-    staleness``), in row order, as fresh arrays ``(receiver, sender, payload, ts, age, arrival, id)``."""
-    f = t_pay.shape[1]
+    staleness``), in row order, as fresh arrays ``(receiver, sender, payload, ts, age, arrival, id)``;
+    payload and id read from each entry's frame."""
+    f = f_pay.shape[1]
     keep = np.empty(n, np.bool_)
     count = 0
     for i in range(n):
         ok = t_has[i] and req[l_recv[i]] and now - t_ts[i] < staleness
         keep[i] = ok
         count += ok
-    if count == n:  # every row (dense steady state): block copies
-        ts = t_ts[:n].copy()
-        return l_recv[:n].copy(), l_send[:n].copy(), t_pay[:n].copy(), ts, now - ts, t_arr[:n].copy(), t_msg[:n].copy()
     recv = np.empty(count, np.int64)
     send = np.empty(count, np.int64)
     pay = np.empty((count, f), np.float64)
@@ -249,13 +350,14 @@ def select_rows(now, staleness, req, l_recv, l_send, t_has, t_ts, t_arr, t_pay, 
     k = 0
     for i in range(n):
         if keep[i]:
+            fr = t_frame[i]
             recv[k] = l_recv[i]
             send[k] = l_send[i]
             for j in range(f):
-                pay[k, j] = t_pay[i, j]
+                pay[k, j] = f_pay[fr, j]
             ts[k] = t_ts[i]
             age[k] = now - t_ts[i]
             arr[k] = t_arr[i]
-            mid[k] = t_msg[i]
+            mid[k] = f_mid[fr]
             k += 1
     return recv, send, pay, ts, age, arr, mid

@@ -8,12 +8,12 @@ newest message that has *arrived* (send time + link latency <= now).
 Storage (all NumPy, no per-link Python objects):
 
 - a link pool: one row per link ever in range this episode (receiver, sender, burst state and
-  the receiver-table entry for that sender: send time, send sequence, arrival time, noisy payload,
-  message id), with a ``capacity x capacity`` int32 index (zero-initialised, so untouched pages
+  the receiver-table entry for that sender: send time, frame sequence, arrival time, frame row),
+  with a ``capacity x capacity`` int32 index (zero-initialised, so untouched pages
   cost no memory);
 - frames: one row per transmitted message (send time, frame sequence number, noisy payload,
-  message id): a sender's one noisy reading, shared by every copy of it, kept while a copy in
-  flight points at it;
+  message id): a sender's one noisy reading, shared by every copy of it and by every table entry
+  holding it, kept while something that can still be shown points at it;
 - in flight: flat arrays of delivered copies not yet arrived (link row, arrival, frame row), in
   send order. They move into the table entries once a ``receive`` (or a ``broadcast``: later
   receives cannot be earlier) reaches their arrival. Only
@@ -122,17 +122,6 @@ def _sorted_distinct(name: str, slots: np.ndarray) -> np.ndarray | None:
     return order
 
 
-def _records(a: np.ndarray) -> np.ndarray:
-    """A C-contiguous 2-D array seen as one opaque record per row (no copy): row gathers and
-    scatters on it move whole rows at once, several times faster than 2-D fancy indexing."""
-    return a.view(np.dtype((np.void, a.shape[1] * a.itemsize))).reshape(a.shape[0])
-
-
-def _take_rows(a: np.ndarray, rows: Any) -> np.ndarray:
-    """``a[rows]`` for an int index or slice, through ``np.take`` (faster than fancy indexing)."""
-    return a[rows] if isinstance(rows, slice) else np.take(a, rows, axis=0)
-
-
 def _xy(name: str, xy: Any, n: int) -> np.ndarray:
     arr = np.asarray(xy, dtype=np.float64)
     if arr.shape != (n, 2):
@@ -216,14 +205,13 @@ class Radio:
         self._t_ts = np.zeros(size)
         self._t_seq = np.zeros(size, np.int64)
         self._t_arr = np.zeros(size)
-        self._t_pay = np.zeros((size, f))
-        self._t_msg = np.full(size, -1, np.int64)
+        self._t_frame = np.full(size, -1, np.int32)  # row in the frame store (-1: payload dropped)
         # in flight: flat arrays in send order, the first ``_m`` rows used
         self._m = 0
         self._p_first = np.inf  # earliest arrival in flight
-        self._p_lid = np.zeros(size, np.int64)
+        self._p_lid = np.zeros(size, np.int32)  # link row (pool rows < 2**31: capacity**2 <= int32 index range)
         self._p_arr = np.zeros(size)
-        self._p_frame = np.zeros(size, np.int64)  # row in the frame store
+        self._p_frame = np.zeros(size, np.int32)  # row in the frame store
         # frames: one noisy payload (and message id) per transmitted message, shared by its copies
         self._nf = 0
         self._f_ts = np.zeros(size)
@@ -234,8 +222,8 @@ class Radio:
         self._clock = -np.inf  # latest time given to broadcast or receive
         self._req = np.zeros(cap, bool)
         # reused scratch buffers (internal only; never handed out)
-        self._w_si = self._w_lid = np.empty(0, np.int64)
-        self._w_u, self._w_z = np.empty((0, 2)), np.empty(0)
+        self._w_si = self._w_lid = np.empty(0, np.int32)
+        self._w_z = np.empty(0)
 
     # ---- beacons ---------------------------------------------------------------------------
     def beacon_due(self, slots: Any, t_prev_ms: float, t_now_ms: float) -> np.ndarray:
@@ -306,8 +294,8 @@ class Radio:
         self._deliver(self._clock)
 
         if len(self._w_z) < n:
-            self._w_u, self._w_z = np.empty((2 * n, 2)), np.empty(2 * n)
-        draws = draw_link_randomness(self._rng, n, len(ss), len(self.payload_fields), self._w_u, self._w_z)
+            self._w_z = np.empty(2 * n)
+        draws = draw_link_randomness(self._rng, n, len(ss), len(self.payload_fields), self._w_z)
         # One noisy frame per sender (z_noise rows follow increasing sender slot), stored once;
         # its in-flight copies point at it.
         frame0 = self._reserve_frames(len(ss))
@@ -339,10 +327,16 @@ class Radio:
         if self._use_kernels and ro is None and so is None and len(rs) * len(ss) <= _DENSE_PAIRS_MAX:
             pairs = len(rs) * len(ss)
             if len(self._w_si) < pairs:
-                self._w_si, self._w_lid = np.empty(pairs, np.int64), np.empty(pairs, np.int64)
+                self._w_si, self._w_lid = np.empty(pairs, np.int32), np.empty(pairs, np.int32)
             r_slot, s_slot, dist, n_new = _k.dense_links(rxy, sxy, rs, ss, float(p.range_m), self._index.ravel(),
                                                          self.capacity, self._w_si, self._w_lid)
             si, lid = self._w_si[: len(dist)], self._w_lid[: len(dist)]
+            if n_new:
+                lid = self._link_rows(r_slot, s_slot)
+            return si, dist, r_slot, s_slot, lid
+        if self._use_kernels and ro is None and so is None and math.isfinite(p.range_m) and len(rs) and len(ss):
+            r_slot, s_slot, si, dist, lid, n_new = _k.grid_links(rxy, sxy, rs, ss, float(p.range_m),
+                                                                 self._index.ravel(), self.capacity)
             if n_new:
                 lid = self._link_rows(r_slot, s_slot)
             return si, dist, r_slot, s_slot, lid
@@ -384,7 +378,7 @@ class Radio:
 
     def _resolve_enqueue_kernel(self, t, dist, lid, si, frame0, draws):
         delivered, latency, self._m, first = _k.resolve_enqueue(
-            dist, lid, draws.u_burst, draws.u_loss, draws.z_latency, self._model, self._bin_lo, self._bin_rate,
+            dist, lid, draws.raw, draws.z_latency, self._model, self._bin_lo, self._bin_rate,
             self._l_burst, t, si, frame0,
             self._p_lid, self._p_arr, self._p_frame, self._m,
         )
@@ -414,7 +408,7 @@ class Radio:
         size = max(need, 2 * len(self._l_recv))
         for name in _POOL_ARRAYS:
             a = getattr(self, name)
-            out = np.full((size,) + a.shape[1:], -1 if name == "_t_msg" else 0, a.dtype)
+            out = np.full((size,) + a.shape[1:], -1 if name == "_t_frame" else 0, a.dtype)
             out[: len(a)] = a
             setattr(self, name, out)
 
@@ -429,26 +423,43 @@ class Radio:
             setattr(self, name, out)
 
     def _reserve_frames(self, k: int) -> int:
-        """Room for ``k`` new frames; returns the first row. Frames no in-flight copy points at are
-        dropped (all of them when nothing is in flight, the common case); the table holds its own
-        copy of each delivered payload."""
-        if self._m == 0:
-            self._nf = 0
-        elif self._nf + k > len(self._f_pay):
-            used = np.unique(self._p_frame[: self._m])
-            for name in _FRAME_ARRAYS:
-                a = getattr(self, name)
-                a[: len(used)] = a[used]
-            self._p_frame[: self._m] = np.searchsorted(used, self._p_frame[: self._m])
-            self._nf = len(used)
+        """Room for ``k`` new frames at the end of the store; returns the first row. When full, frames
+        nothing can show any more are dropped first (see :meth:`_compact_frames`), then the store grows
+        if it is still more than half full."""
         if self._nf + k > len(self._f_pay):
-            size = max(self._nf + k, 2 * len(self._f_pay))
-            for name in _FRAME_ARRAYS:
-                a = getattr(self, name)
-                out = np.zeros((size,) + a.shape[1:], a.dtype)
-                out[: self._nf] = a[: self._nf]
-                setattr(self, name, out)
+            self._compact_frames()
+            if 2 * (self._nf + k) > len(self._f_pay) or len(self._f_pay) < 16 * k:
+                # room for >= 16 broadcasts between compactions: their cost stays a few % of a step
+                size = max(2 * len(self._f_pay), 2 * (self._nf + k), 16 * k)
+                for name in _FRAME_ARRAYS:
+                    a = getattr(self, name)
+                    out = np.zeros((size,) + a.shape[1:], a.dtype)
+                    out[: self._nf] = a[: self._nf]
+                    setattr(self, name, out)
         return self._nf
+
+    def _compact_frames(self) -> None:
+        """Keep only frames a copy in flight or a table entry that can still be shown points at.
+
+        An entry whose send time is ``staleness_threshold_ms`` or more before the clock can never be
+        shown again (later receives are not earlier): its payload is dropped (frame -1) while its send
+        time stays for newest-wins. So the store holds about one frame per sender in steady state.
+        """
+        n, m = self._n, self._m
+        tf = self._t_frame[:n]
+        live = self._t_has[:n] & (tf >= 0) & (self._clock - self._t_ts[:n] < self.params.staleness_threshold_ms)
+        tf[~live] = -1
+        mark = np.zeros(self._nf, bool)
+        mark[tf[live]] = True
+        mark[self._p_frame[:m]] = True
+        used = np.flatnonzero(mark)
+        new_row = (np.cumsum(mark) - 1).astype(np.int32)
+        for name in _FRAME_ARRAYS:
+            a = getattr(self, name)
+            a[: len(used)] = a[used]
+        tf[live] = new_row[tf[live]]
+        self._p_frame[:m] = new_row[self._p_frame[:m]]
+        self._nf = len(used)
 
     # ---- receive ---------------------------------------------------------------------------
     def receive(self, now_ms: float, receiver_slots: Any) -> RxBatch:
@@ -470,8 +481,8 @@ class Radio:
                 f"receive(now_ms={now_ms!r}) went back in time: the radio's clock is at {self._clock} ms "
                 "(latest broadcast or receive); time must not decrease"
             )
-        self._clock = now
         rs = _slots("receiver_slots", receiver_slots, self.capacity)
+        self._clock = now
         self._deliver(now)
         if not self._sorted:
             self._sort_pool()
@@ -481,15 +492,16 @@ class Radio:
         try:
             if self._use_kernels:
                 return RxBatch(*_k.select_rows(now, float(stale), self._req, self._l_recv, self._l_send, self._t_has,
-                                               self._t_ts, self._t_arr, self._t_pay, self._t_msg, n))
+                                               self._t_ts, self._t_arr, self._t_frame, self._f_pay, self._f_mid, n))
             m = self._t_has[:n] & self._req[self._l_recv[:n]] & (now - self._t_ts[:n] < stale)
         finally:
             self._req[rs] = False
         idx = slice(0, n) if m.all() else np.flatnonzero(m)  # slices copy faster than a gather
         ts = self._t_ts[idx].copy()
+        fr = self._t_frame[idx]
         return RxBatch(
-            self._l_recv[idx].copy(), self._l_send[idx].copy(), _take_rows(self._t_pay[:n], idx).copy(), ts,
-            now - ts, self._t_arr[idx].copy(), self._t_msg[idx].copy(),
+            self._l_recv[idx].copy(), self._l_send[idx].copy(), np.take(self._f_pay, fr, axis=0), ts,
+            now - ts, self._t_arr[idx].copy(), self._f_mid[fr],
         )
 
     def _deliver(self, now: float) -> None:
@@ -499,8 +511,8 @@ class Radio:
             return
         if self._use_kernels:
             self._m, self._p_first = _k.deliver(
-                now, self._p_lid, self._p_arr, self._p_frame, self._m, self._f_ts, self._f_seq, self._f_pay, self._f_mid,
-                self._t_has, self._t_ts, self._t_seq, self._t_arr, self._t_pay, self._t_msg,
+                now, self._p_lid, self._p_arr, self._p_frame, self._m, self._f_ts, self._f_seq,
+                self._t_has, self._t_ts, self._t_seq, self._t_arr, self._t_frame,
             )
         else:
             self._deliver_numpy(now)
@@ -528,8 +540,7 @@ class Radio:
             dst = slice(0, self._n)  # every link once, increasing: the identity (dense steady state)
         self._t_has[dst] = True
         self._t_ts[dst], self._t_seq[dst] = ts, seq
-        self._t_arr[dst], self._t_msg[dst] = self._p_arr[src], self._f_mid[fr]
-        self._t_pay[dst] = np.take(self._f_pay, fr, axis=0)
+        self._t_arr[dst], self._t_frame[dst] = self._p_arr[src], fr
         if every:
             self._m, self._p_first = 0, np.inf
             return
@@ -611,7 +622,10 @@ class Radio:
 
     def in_flight_message_ids(self) -> np.ndarray:
         """Message ids still in flight or held in some receive table (for side tables of the object API)."""
-        return np.concatenate([self._f_mid[self._p_frame[: self._m]], self._t_msg[: self._n][self._t_has[: self._n]]])
+        n = self._n
+        tf = self._t_frame[:n]
+        live = self._t_has[:n] & (tf >= 0) & (self._clock - self._t_ts[:n] < self.params.staleness_threshold_ms)
+        return np.concatenate([self._f_mid[self._p_frame[: self._m]], self._f_mid[tf[live]]])
 
     def _require_reset(self) -> None:
         if self._rng is None:
@@ -619,6 +633,6 @@ class Radio:
 
 
 _EMPTY = np.empty(0)
-_POOL_ARRAYS = ("_l_recv", "_l_send", "_l_burst", "_t_has", "_t_ts", "_t_seq", "_t_arr", "_t_pay", "_t_msg")
+_POOL_ARRAYS = ("_l_recv", "_l_send", "_l_burst", "_t_has", "_t_ts", "_t_seq", "_t_arr", "_t_frame")
 _IN_FLIGHT_ARRAYS = ("_p_lid", "_p_arr", "_p_frame")
 _FRAME_ARRAYS = ("_f_ts", "_f_seq", "_f_pay", "_f_mid")

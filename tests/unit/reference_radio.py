@@ -101,12 +101,13 @@ class ReferenceRadio:
                 noisy.append(v)
             frames.append(tuple(noisy))
         self.last_links = []
+        u_burst, u_loss = draws.u_burst, draws.u_loss
         for k, (r, s, d, i) in enumerate(links):
             loss = reference_loss(p, d)
             if p.burst_enabled and self.burst.get((r, s), False):
-                if draws.u_burst[k] < 1 - 1 / p.burst_mean_length:
+                if u_burst[k] < 1 - 1 / p.burst_mean_length:
                     loss = max(loss, min(p.burst_max_loss_cap, loss * p.burst_loss_multiplier))
-            lost = bool(draws.u_loss[k] < loss)
+            lost = bool(u_loss[k] < loss)
             self.burst[(r, s)] = lost
             latency = max(1.0, p.latency_base_ms + p.latency_distance_factor * d + p.latency_jitter_std_ms * draws.z_latency[k])
             self.last_links.append((s, r, d, not lost, math.nan if lost else latency))

@@ -17,6 +17,7 @@ from roadsense_marl.espnow import (
     ReceivedMessage,
     V2VMessage,
     candidate_links,
+    link_loss,
     load_params,
 )
 from roadsense_marl.espnow.emulator import METRES_PER_DEG_LAT
@@ -127,6 +128,9 @@ def test_receive_going_back_in_time_is_refused():
     radio.broadcast(200.0, [0], xy[:1], _payload(xy[:1]), [1], xy[1:])
     with pytest.raises(ValueError, match=r"receive\(now_ms=150.0\) went back in time: the radio's clock is at 200.0"):
         radio.receive(150.0, [1])  # earlier than a broadcast already made
+    with pytest.raises(ValueError, match="receiver_slots holds slot 5"):
+        radio.receive(300.0, [5])
+    assert len(radio.receive(250.0, [1])) == 1  # the refused call changed nothing (not even the clock)
 
 
 def test_each_receiver_has_its_own_table_and_rx_is_sorted_by_receiver_then_sender():
@@ -301,6 +305,8 @@ def test_original_api_receiver_that_never_syncs_stays_bounded():
         tracemalloc.stop()
     assert emu.radio.in_flight_count <= 10  # copies sent in the last 50 + 4.5 x 10 ms
     assert len(emu._messages) <= 4097
+    got = emu.sync_and_get_messages(10.0 * 19_999 + 100.0)  # the newest message is still there
+    assert got["V002"].message.timestamp_ms == 10.0 * 19_999
     assert grown < 1_000_000, f"memory grew by {grown} bytes between 2,000 and 20,000 sends"
 
 
@@ -379,6 +385,21 @@ def test_burst_raises_loss_after_a_loss_as_specified():
     assert abs(after_loss.mean() - expected) < Z * math.sqrt(expected * (1 - expected) / after_loss.size)
     after_ok = lost[1:][~lost[:-1]]
     assert abs(after_ok.mean() - p) < Z * math.sqrt(p * (1 - p) / after_ok.size)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_long_run_delivery_equals_the_loss_models_stationary_ratio(backend):
+    """The radio's delivered share over many packets equals ``link_loss(...).stationary_delivery_ratio``,
+    the one function evaluation uses for the expected ratio (bursts lower it well below 1 - p)."""
+    params = radio_dict(loss=0.2, burst={"mean_burst_length": 3.0, "loss_multiplier": 3.0, "max_loss_cap": 0.9})
+    radio = Radio(params, capacity=301, backend=backend)
+    radio.reset(15)
+    delivered, _ = _one_sender_many_receivers(radio, _ring(300, 10.0), 200)
+    expected = float(link_loss(radio.params, np.array([10.0])).stationary_delivery_ratio[0])
+    assert expected == pytest.approx(1 - 0.2 / (1 - (2 / 3 * 0.6 + 1 / 3 * 0.2) + 0.2))  # 0.727, not 0.8
+    rho = (2 / 3 * 0.6 + 1 / 3 * 0.2) - 0.2  # lag-1 correlation of a link's losses
+    se = math.sqrt(expected * (1 - expected) / delivered.size * (1 + rho) / (1 - rho))
+    assert abs(delivered[20:].mean() - expected) < Z * se * math.sqrt(200 / 180)
 
 
 def test_latency_mean_and_std():
