@@ -4,7 +4,7 @@ PYTHON ?= python3
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.roadsense-installed
 
-.PHONY: install test demo bench clean
+.PHONY: install test lint demo bench bench-readme clean
 
 install: $(STAMP)
 
@@ -18,11 +18,19 @@ $(STAMP): pyproject.toml
 test: $(STAMP)
 	$(PY) -m pytest tests/ -q
 
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
 demo: $(STAMP)
 	$(VENV)/bin/roadsense-marl demo
 
+# Results go outside the source tree (ROADSENSE_MARL_BENCH_OUT or ~/.cache/roadsense_marl/bench).
 bench: $(STAMP)
 	$(PY) -m pytest benchmarks/ -q -s
+
+# On purpose only: rewrite benchmarks/results/latest.* and the README's Performance table.
+bench-readme: $(STAMP)
+	$(PY) -m pytest benchmarks/ -q -s --bench-readme
 
 clean:
 	rm -rf $(VENV) .pytest_cache build dist runs

@@ -1,11 +1,12 @@
 """Scaling suite: the env, the radio and training measured against raw SUMO in the same run.
 
 Each case is one test, runnable alone (``pytest benchmarks/test_scaling.py -k env -s``), prints
-its figures and records them in ``benchmarks/results/latest.json`` / ``latest.md``. Assertions
-are on ratios and growth only (machines differ and are shared); the issue's absolute targets
-are reported as met / not met in the table, never asserted.
+its figures and records them in the run's ``latest.json`` / ``latest.md`` (see ``harness``).
+Costs are CPU time (see ``harness``). The issue's targets are each reported as met or as a
+``MISSED`` line with the measured reason (a stretch target never fails the suite); floors that
+catch real regressions are asserted.
 
-Floors below were set from measurements on the 2-core development machine (loaded by other
+Floors below were set from measurements on the 2-core development machine (shared with other
 work), at about half the measured value, so a real regression fails and noise does not.
 """
 
@@ -19,19 +20,27 @@ import pytest
 
 from harness import (
     SCALING_N,
+    core_module,
+    driving_actions,
     env_rate,
+    interleaved_env_vs_raw,
     loglog_slope,
     make_env,
     radio_step_ms,
+    raw_steps_for,
+    raw_strict_round,
     rss_mb,
+    target_status,
+    training_rate,
 )
 
-# ---- floors (see the module docstring and the report of issue 7 for the measurements) -------
-#: Raw SUMO steps/s at N=2 over N=200 (measured 61-70): the cost must grow with the vehicles
-#: really present (SUMO ~1.65 us/vehicle + one Python getter round per vehicle); half, rounded.
+# ---- floors (asserted; see the module docstring) -----------------------------------------------
+#: Raw SUMO steps per CPU-second at N=2 over N=200 (measured 61-70 in wall time): the cost must
+#: grow with the vehicles really present; half, rounded.
 RAW_RATE_2_OVER_200_MIN = 30.0
-#: Full env (libsumo) env-steps/s over raw SUMO steps/s at the same N; measured 0.040-0.042 at
-#: N=10 and 0.117-0.118 at N=50 (the issue's targets are 0.2 and 0.33): about half of that.
+#: PettingZoo env steps per CPU-second over the env-reads ceiling's, median of interleaved
+#: rounds (driving actions, hazards, measured radio): measured 0.044 at N=10 and
+#: 0.104 at N=50 on the landed env with lean reads; about half.
 ENV_RATIO_FLOOR = {10: 0.02, 50: 0.05}
 #: Radio growth exponent (log-log slope) over the large N (200, 500, 1000), where fixed per-call
 #: costs no longer hide the growth. Highway (out-of-range pairs culled): measured 0.83, must stay
@@ -45,71 +54,104 @@ RADIO_CONVOY_EXPONENT_MIN = 1.7
 #: reset/restart ~1.3), so the floor only says a reset never costs more than 2.5 restarts.
 RESET_TRACI_SPEEDUP_MIN = 5.0
 RESET_LIBSUMO_OVER_RESTART_MAX = 2.5
-#: Training (num_cpus=1) agent-steps/s over the bare env's agent-steps/s at the same N: what
-#: SuperSuit + SB3 + PPO updates leave of the env's speed (measured 0.26-0.44); ~half the low end.
+#: Training (num_cpus=1) agent-steps per CPU-second over the bare env's agent-steps per
+#: CPU-second at the same N: what SuperSuit + SB3 + PPO updates leave of the env's speed
+#: (measured 0.26-0.44 in wall time); about half of the low end.
 TRAIN_OVER_ENV_MIN = 0.1
-#: Two worker processes vs one (measured 0.74-0.82 on 2 cores shared with other work: the workers,
-#: the parent and the other sessions compete for the cores); half, so only a collapse fails.
-TRAIN_2CPU_OVER_1CPU_MIN = 0.35
 #: RSS growth between env step 1,000 and 10,000 (measured 0.0-0.01 MB): a leak of >= 2.3 KB per
 #: step fails.
 MEMORY_GROWTH_MAX_MB = 20.0
 
-# ---- the issue's targets (reported, not asserted) ---------------------------------------------
-TARGET_ENV_FRACTION = {10: 1 / 5, 50: 1 / 3}
+# ---- the issue's targets (met, or a MISSED line with the measured reason) ----------------------
+TARGET_ENV_FRACTION = {10: 0.20, 50: 0.33}  # PettingZoo env / env-reads ceiling
 TARGET_RADIO_MS = {("convoy", 100): 0.5, ("highway", 100): 0.5, ("highway", 1000): 10.0}
 TARGET_RESET_MS = 20.0
-TARGET_TRAIN_AGENT_STEPS = 10_000.0
+TARGET_TRAIN_AGENT_STEPS_PER_CPU_S = 10_000.0
 
+ENV_N = (10, 50)
+ENV_STEPS = 200
+ENV_ROUNDS = {10: 7, 50: 5}
 RADIO_N = (10, 50, 100, 200, 500, 1000)
 HAZARD_EARLY = {"step_window": (20, 60)}  # every measured episode contains the emergency brake
-
-
-def _status(ok: bool) -> str:
-    return "met" if ok else "not met"
 
 
 # ---- case 1 ------------------------------------------------------------------------------------
 
 
-def test_raw_sumo_ceiling_scales_with_vehicle_count(raw_sumo, results):
-    """libsumo stepping + getters + one setSpeed per vehicle, N vehicles present throughout."""
-    rates = {n: raw_sumo.get(n) for n in SCALING_N}
-    rows = [(f"raw SUMO steps/s, N={n}", r["steps_per_s"], "steps/s", "", "") for n, r in rates.items()]
-    rows += [(f"raw SUMO vehicle-steps/s, N={n}", r["steps_per_s"] * n, "veh-steps/s", "", "") for n, r in rates.items()]
+def test_raw_sumo_ceiling_scales_with_vehicle_count(results):
+    """Strict raw ceiling (libsumo stepping + 4 getters + one setSpeed per vehicle), N vehicles
+    present throughout (each round raises otherwise), steps per CPU-second."""
+    rates = {}
+    for n in SCALING_N:
+        steps = raw_steps_for(n)
+        raw_strict_round(n, steps // 4)  # warm-up
+        cpu = statistics.median(raw_strict_round(n, steps, seed=r + 1) for r in range(5))
+        rates[n] = {"n": n, "steps": steps, "steps_per_cpu_s": steps / cpu}
+    rows = [(f"raw SUMO steps/CPU-s, N={n}", r["steps_per_cpu_s"], "steps/CPU-s", "", "") for n, r in rates.items()]
+    rows += [(f"raw SUMO vehicle-steps/CPU-s, N={n}", r["steps_per_cpu_s"] * n, "veh-steps/CPU-s", "", "")
+             for n, r in rates.items()]
     results.record("1 raw SUMO", {str(n): r for n, r in rates.items()}, rows)
-    for n, r in rates.items():
-        assert r["vehicles_at_end"] == n
-    ratio = rates[2]["steps_per_s"] / rates[200]["steps_per_s"]
+    ratio = rates[2]["steps_per_cpu_s"] / rates[200]["steps_per_cpu_s"]
     assert ratio > RAW_RATE_2_OVER_200_MIN, f"raw SUMO at N=2 only {ratio:.1f}x faster than at N=200"
 
 
 # ---- case 2 ------------------------------------------------------------------------------------
 
 
-def test_parallel_env_rate_against_raw_sumo(raw_sumo, results):
-    """parallel_env(...).step with random actions, hazards on, measured radio; libsumo and traci."""
-    figures, rows = {}, []
-    ratios = {}
-    for backend, steps, reps in (("libsumo", 200, 5), ("traci", 100, 3)):
-        for n in SCALING_N:
-            r = env_rate(n, backend, steps=steps, reps=reps, hazard=HAZARD_EARLY)
-            raw = raw_sumo.get(n)["steps_per_s"]
-            r["raw_steps_per_s"] = raw
-            r["ratio_to_raw"] = r["env_steps_per_s"] / raw
-            figures[f"{backend}/{n}"] = r
-            target = TARGET_ENV_FRACTION.get(n) if backend == "libsumo" else None
-            rows.append((f"env-steps/s {backend}, N={n}", r["env_steps_per_s"], "steps/s", "", ""))
-            rows.append((f"agent-steps/s {backend}, N={n}", r["agent_steps_per_s"], "agent-steps/s", "", ""))
-            rows.append((
-                f"env / raw SUMO {backend}, N={n}", r["ratio_to_raw"], "ratio",
-                f">= {target:.2f}" if target else "", _status(r["ratio_to_raw"] >= target) if target else "",
-            ))
-            if backend == "libsumo":
-                ratios[n] = r["ratio_to_raw"]
-    results.record("2 parallel env", figures, rows)
+def _env_reason(r: dict) -> str:
+    """Where the env's time goes, from the round figures."""
+    core = (f"; the core alone takes {r['core_us']:.0f} us ({r['core_over_reads']:.2f} of the ceiling)"
+            if r.get("core_us") is not None else "; core alone not measured (not on this branch)")
+    return (f"env step {r['env_us']:.0f} us CPU vs {r['reads_us']:.0f} us for SUMO's step + the same reads "
+            f"({r['sim_us']:.0f} us through SumoSimulation.step; strict ceiling {r['strict_us']:.0f} us): "
+            f"{r['env_us'] - r['sim_us']:.0f} us per step (~{(r['env_us'] - r['sim_us']) / r['n']:.0f} us per "
+            f"vehicle) are the env's own Python/NumPy work above the sim layer (actions, hazard, radio, "
+            f"observations, rewards, PettingZoo dicts){core}")
+
+
+def test_parallel_env_against_raw_sumo_interleaved(results):
+    """PettingZoo env (libsumo, hazards, measured radio, driving actions) vs both raw ceilings
+    (and the array core alone, once it exists), rounds interleaved, median of per-round ratios."""
+    figures, rows, missed = {}, [], {}
+    module, core_why = core_module()
+    if module is None:
+        print(f"\n  core alone: skipped ({core_why})")
+    for n in ENV_N:
+        r = interleaved_env_vs_raw(n, ENV_STEPS, ENV_ROUNDS[n], hazard=HAZARD_EARLY)
+        figures[str(n)] = r
+        target = TARGET_ENV_FRACTION[n]
+        rows += [
+            (f"raw strict steps/CPU-s, N={n}", 1e6 / r["strict_us"], "steps/CPU-s", "", ""),
+            (f"raw env-reads steps/CPU-s, N={n}", 1e6 / r["reads_us"], "steps/CPU-s", "", ""),
+            (f"SumoSimulation.step steps/CPU-s, N={n}", 1e6 / r["sim_us"], "steps/CPU-s", "", ""),
+            (f"sim layer / env-reads ceiling, N={n}", r["reads_us"] / r["sim_us"], "ratio", "", ""),
+            (f"env steps/CPU-s, N={n} ({r['env_live']:.1f} live agents)", 1e6 / r["env_us"], "steps/CPU-s", "", ""),
+            (f"env / env-reads ceiling, N={n}", r["env_over_reads"], "ratio", f">= {target:.2f}",
+             target_status(r["env_over_reads"] >= target)),
+            (f"env / strict ceiling, N={n}", r["env_over_strict"], "ratio", "", ""),
+        ]
+        if r["core_us"] is not None:
+            rows += [(f"core / env-reads ceiling, N={n}", r["core_over_reads"], "ratio", "", ""),
+                     (f"core / strict ceiling, N={n}", r["core_over_strict"], "ratio", "", "")]
+        if r["env_over_reads"] < target:
+            missed[f"env / env-reads ceiling, N={n}"] = _env_reason(r)
+    results.record("2 env vs raw SUMO", figures, rows, missed)
     for n, floor in ENV_RATIO_FLOOR.items():
-        assert ratios[n] >= floor, f"env/raw ratio at N={n} is {ratios[n]:.3f}, below the floor {floor}"
+        ratio = figures[str(n)]["env_over_reads"]
+        assert ratio >= floor, f"env / env-reads ceiling at N={n} is {ratio:.3f}, below the floor {floor}"
+
+
+def test_parallel_env_rate_on_traci(results):
+    """The env on the TraCI backend (SUMO in a subprocess): env steps per wall-second, since
+    SUMO's own CPU time is spent in another process (reported, no target)."""
+    figures, rows = {}, []
+    for n in ENV_N:
+        r = env_rate(n, "traci", steps=100, reps=3, clock=time.perf_counter, hazard=HAZARD_EARLY)
+        figures[str(n)] = r
+        rows.append((f"env-steps/wall-s traci, N={n}", r["env_steps_per_s"], "steps/s", "", ""))
+        rows.append((f"agent-steps/wall-s traci, N={n}", r["agent_steps_per_s"], "agent-steps/s", "", ""))
+    results.record("2b env on traci", figures, rows)
+    assert all(r["env_steps_per_s"] > 0 for r in figures.values())
 
 
 # ---- case 3 ------------------------------------------------------------------------------------
@@ -117,7 +159,7 @@ def test_parallel_env_rate_against_raw_sumo(raw_sumo, results):
 
 def test_radio_cost_growth_on_convoy_and_highway(results):
     """Radio alone per 100 ms step: all in range (convoy) vs mostly out of range (highway)."""
-    figures, rows, slopes = {}, [], {}
+    figures, rows, slopes, missed = {}, [], {}, {}
     for kind in ("convoy", "highway"):
         costs = []
         for n in RADIO_N:
@@ -126,17 +168,21 @@ def test_radio_cost_growth_on_convoy_and_highway(results):
             figures[f"{kind}/{n}"] = r
             costs.append(r["ms_per_step"])
             target = TARGET_RADIO_MS.get((kind, n))
-            rows.append((
-                f"radio ms/step {kind}, N={n} ({r['links_per_step']:.0f} links)", r["ms_per_step"], "ms",
-                f"<= {target:g} ms" if target else "", _status(r["ms_per_step"] <= target) if target else "",
-            ))
+            metric = f"radio ms/step {kind}, N={n} ({r['links_per_step']:.0f} links)"
+            rows.append((metric, r["ms_per_step"], "ms", f"<= {target:g} ms" if target else "",
+                         target_status(r["ms_per_step"] <= target) if target else ""))
+            if target and r["ms_per_step"] > target:
+                per_link = 1e6 * r["ms_per_step"] / max(r["links_per_step"], 1)
+                missed[metric] = (f"{r['ms_per_step']:.2f} ms CPU for {r['links_per_step']:.0f} links and "
+                                  f"{r['rx_rows']:.0f} received rows: {per_link:.0f} ns per link; the target needs "
+                                  f"<= {1e6 * target / max(r['links_per_step'], 1):.0f} ns per link")
         slopes[kind] = loglog_slope(list(RADIO_N), costs)
         large = [c for n, c in zip(RADIO_N, costs) if n in RADIO_LARGE_N]
         slopes[f"{kind}_large_n"] = loglog_slope(list(RADIO_LARGE_N), large)
         rows.append((f"radio growth exponent {kind}, all N", slopes[kind], "", "", ""))
         rows.append((f"radio growth exponent {kind}, N=200..1000", slopes[f"{kind}_large_n"], "", "", ""))
     figures["exponents"] = slopes
-    results.record("3 radio", figures, rows)
+    results.record("3 radio", figures, rows, missed)
     hw, cv = slopes["highway_large_n"], slopes["convoy_large_n"]
     assert hw < RADIO_HIGHWAY_EXPONENT_MAX, f"highway radio cost grows as N^{hw:.2f} (out-of-range links not culled?)"
     assert cv > RADIO_CONVOY_EXPONENT_MIN, f"all-in-range radio cost grows only as N^{cv:.2f}: not every pair linked"
@@ -169,18 +215,22 @@ def _reset_and_restart_ms(backend: str, reps: int) -> tuple[float, float]:
 
 
 def test_reset_is_cheaper_than_a_sumo_restart(results):
-    """env.reset() on convoy_6 (SUMO load) vs a new env whose first reset starts SUMO."""
-    figures, rows, speedups = {}, [], {}
+    """env.reset() on convoy_6 (SUMO load) vs a new env whose first reset starts SUMO (wall time:
+    a TraCI restart's cost is mostly the new process)."""
+    figures, rows, speedups, missed = {}, [], {}, {}
     for backend, reps in (("libsumo", 15), ("traci", 9)):
         reset_ms, restart_ms = _reset_and_restart_ms(backend, reps)
         speedups[backend] = restart_ms / reset_ms
         figures[backend] = {"reset_ms": reset_ms, "restart_ms": restart_ms, "speedup": speedups[backend]}
         target = TARGET_RESET_MS if backend == "libsumo" else None
-        rows.append((f"reset() convoy_6 {backend}", reset_ms, "ms",
-                     f"<= {target:g} ms" if target else "", _status(reset_ms <= target) if target else ""))
+        metric = f"reset() convoy_6 {backend}"
+        rows.append((metric, reset_ms, "ms", f"<= {target:g} ms" if target else "",
+                     target_status(reset_ms <= target) if target else ""))
+        if target and reset_ms > target:
+            missed[metric] = f"{reset_ms:.1f} ms wall per reset; a full SUMO start costs {restart_ms:.1f} ms"
         rows.append((f"full SUMO restart convoy_6 {backend}", restart_ms, "ms", "", ""))
         rows.append((f"restart / reset {backend}", speedups[backend], "x", "", ""))
-    results.record("4 reset", figures, rows)
+    results.record("4 reset", figures, rows, missed)
     assert speedups["traci"] >= RESET_TRACI_SPEEDUP_MIN, f"traci: reset only {speedups['traci']:.1f}x cheaper than a restart"
     slower = 1.0 / speedups["libsumo"]
     assert slower <= RESET_LIBSUMO_OVER_RESTART_MAX, f"libsumo: reset costs {slower:.1f} restarts"
@@ -189,85 +239,68 @@ def test_reset_is_cheaper_than_a_sumo_restart(results):
 # ---- case 5 ------------------------------------------------------------------------------------
 
 
-def _training_rate(num_cpus: int, make_vec_env, n: int = 10) -> dict[str, float]:
-    """PPO agent-steps/s over three rollouts + updates after a warm-up rollout + update.
-
-    torch runs on one thread: on 2 shared cores its default (2 threads) made the small Deep Sets
-    forward passes 4-5x slower (measured 490 vs ~1,600 agent-steps/s at num_cpus=1).
-    """
-    import torch
-    from stable_baselines3 import PPO
-
-    from harness import highway_kwargs
-    from roadsense_marl.policies import create_deep_set_policy_kwargs
-
-    num_envs = num_cpus  # libsumo: one simulation per process
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    venv = make_vec_env(num_envs=num_envs, num_cpus=num_cpus, seed=0, scenario="highway",
-                        scenario_kwargs=highway_kwargs(n), backend="libsumo", max_steps=300, hazard=HAZARD_EARLY)
+def _make_vec_env():
+    """The training entry point measured (``roadsense_marl.training.make_vec_env``), or skip."""
     try:
-        n_steps = 256
-        model = PPO("MultiInputPolicy", venv, policy_kwargs=create_deep_set_policy_kwargs(), n_steps=n_steps,
-                    batch_size=256, n_epochs=4, seed=0, device="cpu", verbose=0)
-        per_rollout = n_steps * venv.num_envs
-        model.learn(total_timesteps=per_rollout)  # warm-up: torch, SUMO start, first update
-        start = model.num_timesteps
-        t0 = time.perf_counter()
-        model.learn(total_timesteps=3 * per_rollout, reset_num_timesteps=False)
-        elapsed = time.perf_counter() - t0
-        done = model.num_timesteps - start
-    finally:
-        venv.close()
-        torch.set_num_threads(threads)
-    return {"num_cpus": num_cpus, "num_envs": num_envs, "slots": venv.num_envs, "agent_steps": done,
-            "seconds": elapsed, "agent_steps_per_s": done / elapsed, "torch_threads": 1,
-            "n_steps": n_steps, "batch_size": 256, "n_epochs": 4}
+        from roadsense_marl.training import make_vec_env
+    except ImportError as exc:
+        pytest.skip(f"roadsense_marl.training.make_vec_env is not importable: {exc}")
+    return make_vec_env
 
 
 def test_training_throughput_with_one_and_two_workers(results):
-    """Shared-policy PPO (Deep Sets, updates included) through make_vec_env, N=10 highway."""
-    try:
-        from roadsense_marl.training.vec_env import make_vec_env
-    except ImportError as exc:  # being finished by another engineer
-        pytest.skip(f"roadsense_marl.training.vec_env.make_vec_env is not importable yet: {exc}")
-    figures: dict = {c: _training_rate(c, make_vec_env) for c in (1, 2)}
+    """Shared-policy PPO (Deep Sets, updates included) through make_vec_env, N=10 highway:
+    agent-steps per CPU-second of every process of the run (workers included) and per wall-second."""
+    make_vec_env = _make_vec_env()
+    figures: dict = {c: training_rate(make_vec_env, c, n=10, hazard=HAZARD_EARLY) for c in (1, 2)}
     bare = env_rate(10, "libsumo", steps=200, reps=3, hazard=HAZARD_EARLY)["agent_steps_per_s"]
-    rows = [("bare env agent-steps/s, libsumo, N=10", bare, "agent-steps/s", "", "")]
+    rows = [("bare env agent-steps/CPU-s, libsumo, N=10", bare, "agent-steps/CPU-s", "", "")]
+    missed = {}
+    target = TARGET_TRAIN_AGENT_STEPS_PER_CPU_S
     for c, r in figures.items():
-        target = TARGET_TRAIN_AGENT_STEPS if c == 2 else None
-        rows.append((f"PPO agent-steps/s, num_cpus={c}, N=10 ({r['slots']} slots)", r["agent_steps_per_s"],
-                     "agent-steps/s", f"> {target:,.0f}" if target else "",
-                     _status(r["agent_steps_per_s"] > target) if target else ""))
-    gain = figures[2]["agent_steps_per_s"] / figures[1]["agent_steps_per_s"]
-    share = figures[1]["agent_steps_per_s"] / bare
-    rows.append(("PPO speed-up num_cpus=2 / num_cpus=1", gain, "x", "", ""))
-    rows.append(("PPO (num_cpus=1) / bare env agent-steps/s", share, "ratio", "", ""))
-    results.record("5 training", {**{str(c): r for c, r in figures.items()}, "bare_env_agent_steps_per_s": bare}, rows)
-    assert share >= TRAIN_OVER_ENV_MIN, f"training runs at only {share:.3f} of the bare env's agent-steps/s"
-    assert gain >= TRAIN_2CPU_OVER_1CPU_MIN, f"two workers give only {gain:.2f}x the throughput of one"
+        metric = f"PPO agent-steps/CPU-s, num_cpus={c}, N=10 ({r['slots']} slots)"
+        ok = r["agent_steps_per_cpu_s"] >= target
+        rows.append((metric, r["agent_steps_per_cpu_s"], "agent-steps/CPU-s", f">= {target:,.0f}", target_status(ok)))
+        rows.append((f"PPO agent-steps/wall-s, num_cpus={c}, N=10", r["agent_steps_per_wall_s"], "agent-steps/s", "", ""))
+        rows.append((f"CPU-seconds per wall-second, num_cpus={c}", r["cpu_per_wall"], "cores", "", ""))
+        if not ok:
+            per_step = 1e6 / r["agent_steps_per_cpu_s"]
+            env_part = 1e6 / bare
+            update = 1e6 * r["update_cpu_s"] / r["agent_steps"]
+            rest = per_step - env_part - update
+            missed[metric] = (f"{per_step:.0f} us CPU per agent-step (all processes, {r['vec_env']}): the bare env "
+                              f"{env_part:.0f} us ({100 * env_part / per_step:.0f} %), the PPO update {update:.0f} us "
+                              f"({100 * update / per_step:.0f} %), the rest {rest:.0f} us "
+                              f"({100 * rest / per_step:.0f} %) is the vec-env conversion, worker IPC and policy "
+                              f"inference during rollouts; the target needs <= {1e6 / target:.0f} us")
+    share = figures[1]["agent_steps_per_cpu_s"] / bare
+    rows.append(("PPO (num_cpus=1) / bare env, agent-steps per CPU-s", share, "ratio", "", ""))
+    rows.append(("PPO per CPU-s, num_cpus=2 / num_cpus=1",
+                 figures[2]["agent_steps_per_cpu_s"] / figures[1]["agent_steps_per_cpu_s"], "x", "", ""))
+    rows.append(("PPO per wall-s, num_cpus=2 / num_cpus=1",
+                 figures[2]["agent_steps_per_wall_s"] / figures[1]["agent_steps_per_wall_s"], "x", "", ""))
+    results.record("5 training", {**{str(c): r for c, r in figures.items()},
+                                  "bare_env_agent_steps_per_cpu_s": bare}, rows, missed)
+    assert share >= TRAIN_OVER_ENV_MIN, f"training runs at only {share:.3f} of the bare env's agent-steps per CPU-s"
 
 
 # ---- case 6 ------------------------------------------------------------------------------------
 
 
 def test_memory_does_not_grow_over_ten_thousand_env_steps(results):
-    """RSS after 10,000 env steps vs after 1,000 (convoy_6, libsumo, episodes reset as they end)."""
+    """RSS after 10,000 env steps vs after 1,000 (convoy_6, libsumo, driving actions, episodes
+    reset as they end)."""
     env = make_env(None, "libsumo", max_steps=500, scenario="convoy_6", hazard=HAZARD_EARLY)
     rng = np.random.default_rng(0)
     done, episode, marks = 0, 0, {}
     try:
         while done < 10_000:
             chunk = min(1_000 - done % 1_000, 10_000 - done)
-            if not env.agents:
-                env.reset(seed=episode)
-                episode += 1
-            space = env.action_space(env.possible_agents[0])
             for _ in range(chunk):
                 if not env.agents:
                     env.reset(seed=episode)
                     episode += 1
-                a = rng.uniform(space.low[0], space.high[0], size=(len(env.agents), 1)).astype(np.float32)
+                a = driving_actions(rng, len(env.agents)).reshape(-1, 1)
                 env.step(dict(zip(env.agents, a)))
                 done += 1
             marks[done] = rss_mb()
@@ -277,6 +310,6 @@ def test_memory_does_not_grow_over_ten_thousand_env_steps(results):
     rows = [("RSS after 1,000 env steps", marks[1_000], "MB", "", ""),
             ("RSS after 10,000 env steps", marks[10_000], "MB", "", ""),
             ("RSS growth 1,000 -> 10,000 steps", growth, "MB", f"<= {MEMORY_GROWTH_MAX_MB:g} MB",
-             _status(growth <= MEMORY_GROWTH_MAX_MB))]
+             target_status(growth <= MEMORY_GROWTH_MAX_MB))]
     results.record("6 memory", {"rss_mb_by_step": marks, "episodes": episode}, rows)
     assert growth <= MEMORY_GROWTH_MAX_MB, f"RSS grew {growth:.1f} MB between step 1,000 and 10,000: {marks}"

@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = load_train_config("marl_ppo")
     cfg.update(total_timesteps=args.total_timesteps, seed=args.seed, out=str(out / "train"), checkpoint_every=0)
     print(f"[1/2] training shared Deep Sets PPO on {cfg['env']['scenario']} for {args.total_timesteps} agent-steps ...")
-    run_dir = train(cfg, progress_bar=False)
+    run_dir = train(cfg, progress_bar=False, overwrite=True)  # the demo replaces its own earlier run
     print(f"      model: {run_dir / 'final_model.zip'}")
     print(f"[2/2] evaluating it against no-v2v and rule-v2v on {args.episodes} held-out seeds ...")
     metrics = evaluate(run_dir, episodes=args.episodes, seed=10_000, out=str(out / "eval"), plots=not args.no_plots,

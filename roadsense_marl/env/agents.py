@@ -59,6 +59,7 @@ class AgentSlots:
         self._free = np.ones(self.n_slots, dtype=bool)
         self._ended: set[str] = set()
         self._ids_key: tuple[str, ...] | None = None
+        self.in_order = True
         self.row_slot = _EMPTY  # int64[n]: slot of each vehicle row of the latest states (-1: not an agent)
 
     def update(
@@ -72,7 +73,7 @@ class AgentSlots:
         """Apply one SUMO step's vehicle set; return the slots that ended or joined.
 
         Raises RuntimeError naming the vehicle if SUMO inserted one that is not in
-        ``possible_agents``, or naming ``max_vehicles`` when no slot is free.
+        ``possible_agents`` or one that already ended, or naming ``max_vehicles`` when no slot is free.
         """
         if not departed and not arrived and not collided and ids == self._ids_key:
             return NO_CHANGES
@@ -85,9 +86,15 @@ class AgentSlots:
             s = self.slot_of.pop(a)
             self.live[s] = False
             self._ended.add(a)
-        new = [v for v in ids if v not in self.slot_of and v not in self._ended]
+        new = [v for v in ids if v not in self.slot_of]
         joined: list[int] = []
         if new:
+            back = [v for v in new if v in self._ended]
+            if back:
+                raise RuntimeError(
+                    f"vehicle {back[0]!r} is on the road again at t={time_s:g} s after it left; an agent that "
+                    "ended cannot be revived (PettingZoo), so SUMO must not reuse vehicle ids"
+                )
             unknown = [v for v in new if v not in self.index_of]
             if unknown:
                 raise RuntimeError(
@@ -117,6 +124,9 @@ class AgentSlots:
         self._ids_key = ids
         slot_of = self.slot_of
         self.row_slot = np.fromiter((slot_of.get(v, -1) for v in ids), dtype=np.int64, count=len(ids))
+        occupied = self.agent_index[self.agent_index >= 0]
+        #: True when slot order is possible_agents order (the views then need no sort).
+        self.in_order = bool(len(occupied) < 2 or (occupied[1:] > occupied[:-1]).all())
         return SlotChanges(np.array(col, np.int64), np.array(left, np.int64), np.array(joined, np.int64))
 
     def release_ended(self, slots: np.ndarray) -> None:
@@ -126,3 +136,5 @@ class AgentSlots:
             self.ids[s] = None
             self.agent_index[s] = -1
             self._free[s] = True
+        occupied = self.agent_index[self.agent_index >= 0]
+        self.in_order = bool(len(occupied) < 2 or (occupied[1:] > occupied[:-1]).all())

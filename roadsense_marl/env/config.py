@@ -138,6 +138,7 @@ class EnvConfig:
     hazard: HazardConfig = field(default_factory=HazardConfig)
     reward: RewardConfig = field(default_factory=RewardConfig)
     render_mode: str | None = None
+    sumo_gui: bool = False  # run SUMO's own GUI (traci only), independent of render_mode
     sumo_args: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
@@ -170,12 +171,14 @@ class EnvConfig:
             raise ValueError(f"action_mode must be one of {ACTION_MODES}, got {self.action_mode!r}")
         _check_range("max_decel", self.max_decel, lo=0.0, hi=20.0, lo_open=True)
         _check_range("max_accel", self.max_accel, lo=0.0, hi=20.0, lo_open=True)
-        for name in ("domain_randomization", "vtype_randomization"):
+        for name in ("domain_randomization", "vtype_randomization", "sumo_gui"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
         _check_range("drop_peer_prob", self.drop_peer_prob, lo=0.0, hi=1.0)
         if self.render_mode is not None and self.render_mode not in RENDER_MODES:
             raise ValueError(f"render_mode must be None or one of {RENDER_MODES}, got {self.render_mode!r}")
+        if self.sumo_gui and self.backend != "traci":
+            raise ValueError("sumo_gui=True runs sumo-gui, which needs backend='traci' (libsumo has no GUI)")
         if isinstance(self.sumo_args, str) or not all(isinstance(a, str) for a in self.sumo_args):
             raise ValueError(f"sumo_args must be a list of strings, got {self.sumo_args!r}")
         object.__setattr__(self, "sumo_args", tuple(self.sumo_args))

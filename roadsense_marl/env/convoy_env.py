@@ -124,7 +124,8 @@ class RoadSenseParallelEnv(ParallelEnv):
     ``max_peers``, ``cone_half_angle_deg``, ``action_mode``, ``max_decel``, ``max_accel``,
     ``vtype_randomization``, ``drop_peer_prob``, ``max_vehicles`` (vehicle slots of the array core:
     the most vehicles present at once; default one per possible agent), ``hazard`` and ``reward`` sections,
-    ``render_mode`` (``"rgb_array"`` or ``"human"``: sumo-gui, traci only), ``sumo_args``.
+    ``render_mode`` (``"rgb_array"``: annotated frames; ``"human"``: the same frames in a
+    matplotlib window, needs a display), ``sumo_gui`` (SUMO's own GUI, traci only), ``sumo_args``.
     ``config`` may name a YAML file whose keys the other arguments override.
     """
 
@@ -142,6 +143,7 @@ class RoadSenseParallelEnv(ParallelEnv):
             kwargs["scenario"] = scenario
         self.core = ConvoyCore(config, observation_fn=observation_fn, reward_fn=reward_fn, **kwargs)
         self.render_mode = self.core.config.render_mode
+        self._renderer = EpisodeRenderer(self.core, self.render_mode, fps=self.metadata["render_fps"])
         self.possible_agents: list[str] = list(self.core.possible_agents)
         self._index_of = self.core.slots.index_of
         self.agents: list[str] = []
@@ -207,11 +209,14 @@ class RoadSenseParallelEnv(ParallelEnv):
     def reset(self, seed: int | None = None, options: dict | None = None) -> tuple[dict, dict]:
         core = self.core
         core.reset(seed)
+        self._renderer.reset()
         live = np.flatnonzero(core.live)
         self.agents = self._names(live)
         obs = self._obs_dict(self.agents, self._in_order(live))
         onset = core.record.hazard_onset_step
         infos = {a: {"hazard_vehicle": None, "hazard_onset_step": onset} for a in self.agents}
+        if self.render_mode == "human":
+            self.render()
         return obs, infos
 
     def step(self, actions: dict[str, Any]) -> tuple[dict, dict, dict, dict, dict]:
@@ -221,13 +226,14 @@ class RoadSenseParallelEnv(ParallelEnv):
                 core.step(None)  # raises the restored-from-pickle error
             raise RuntimeError("step() called on an ended episode (no agents left): call reset() first")
         acts = self._slot_actions(actions)  # a bad action raises here and changes nothing
-        before = core.live.copy()
+        before, states_before = core.live.copy(), core.states
         try:
             core.step(acts)
         except BaseException:
             if core.episode_over:  # the simulation failed: the episode is over, not half-alive
                 self.agents = []
             raise
+        self._renderer.note_crashes(states_before)
         out_slots = self._in_order(np.flatnonzero(before | core.joined))
         out = core.slots.ids[out_slots].tolist()
         obs = self._obs_dict(out, out_slots)
@@ -237,10 +243,14 @@ class RoadSenseParallelEnv(ParallelEnv):
         infos = step_infos(core, out, out_slots)
         live = np.flatnonzero(core.live)
         self.agents = [] if core.episode_over else self._names(live)
+        if self.render_mode == "human":
+            self.render()  # the window follows the episode, as in Gymnasium's human mode
         return obs, rewards, terminations, truncations, infos
 
     def render(self) -> np.ndarray | None:
-        return render_frame(self.core, self.render_mode)
+        """``"rgb_array"``: uint8[260, 800, 3] annotated frame (see :func:`roadsense_marl.env.render.draw_frame`);
+        ``"human"``: the same frame in a matplotlib window, returns None."""
+        return self._renderer.render()
 
     def visible_peers(self, agent: str) -> list[str]:
         """Senders in ``agent``'s peer table this step (nearest first): what it knows of, via radio."""
@@ -254,6 +264,7 @@ class RoadSenseParallelEnv(ParallelEnv):
 
     def close(self) -> None:
         self.core.close()
+        self._renderer.close()
 
     def state(self) -> np.ndarray:
         """Global state: every possible agent's [x, y, speed, accel, heading/360], zeros if absent."""
@@ -274,7 +285,7 @@ class RoadSenseParallelEnv(ParallelEnv):
 
     def _in_order(self, slots: np.ndarray) -> np.ndarray:
         """``slots`` sorted by their agents' order in ``possible_agents``."""
-        if len(slots) > 1:
+        if len(slots) > 1 and not self.core.slots.in_order:
             slots = slots[np.argsort(self.core.slots.agent_index[slots], kind="stable")]
         return slots
 
@@ -332,7 +343,8 @@ class RoadSenseParallelEnv(ParallelEnv):
                 shape = np.shape(value)
                 if np.size(value) != 1 or len(shape) > 1:
                     raise ValueError(f"action for agent {a!r} must have shape (1,) (a single number), got shape {shape}")
-            raise ValueError(f"actions must be real numbers, got {[actions[a] for a in names][:4]}")
+            # each is fine: scalars mixed with shape-(1,) arrays
+            arr = np.array([np.asarray(actions[a], dtype=np.float64).reshape(-1)[0] for a in names])
         arr = arr.reshape(-1).astype(np.float64)
         bad = ~np.isfinite(arr)
         if bad.any():
@@ -345,29 +357,84 @@ class RoadSenseParallelEnv(ParallelEnv):
         return out
 
 
-def render_frame(core: ConvoyCore, render_mode: str | None) -> np.ndarray | None:
-    """The views' ``render()``: an RGB frame of the latest step (``rgb_array``), or None."""
-    if render_mode is None:
-        import gymnasium
+class EpisodeRenderer:
+    """What the views draw: annotated frames of the core's latest step, crash sites, the window.
 
-        gymnasium.logger.warn("render() called without a render_mode; pass render_mode='rgb_array'")
-        return None
-    if render_mode == "human":
-        return None  # sumo-gui shows the simulation live
-    from roadsense_marl.env.render import draw_frame
+    SUMO removes crashed vehicles; their last positions are kept (only in steps with a
+    collision) so frames show the wreck. ``render_mode="human"`` shows frames in a matplotlib
+    window (:class:`~roadsense_marl.env.render.HumanViewer`; ValueError without a display).
+    """
 
-    rec = core.record
-    s = rec.states
-    if s is None:
-        raise RuntimeError("render() before reset()")
-    xy = np.stack([s.x, s.y], axis=1)
-    links = rec.links
-    row_of_slot = np.full(core.n_slots, -1, dtype=np.int64)
-    row_of_slot[rec.slots] = np.arange(len(rec.slots))
-    ok = np.asarray(links.delivered, dtype=bool)
-    send, recv = row_of_slot[np.asarray(links.sender)[ok]], row_of_slot[np.asarray(links.receiver)[ok]]
-    keep = (send >= 0) & (recv >= 0)
-    return draw_frame(xy, s.length, s.accel < -BRAKING_DECEL - 1.0, xy[send[keep]], xy[recv[keep]])
+    def __init__(self, core: ConvoyCore, render_mode: str | None, fps: float = 10.0) -> None:
+        self.core = core
+        self.render_mode = render_mode
+        self.viewer = None
+        if render_mode == "human":
+            from roadsense_marl.env.render import HumanViewer
+
+            try:
+                self.viewer = HumanViewer(title=ENV_NAME, fps=fps)
+            except RuntimeError as exc:
+                raise ValueError(str(exc)) from None
+        self.crash_sites: dict[str, tuple[float, float, float]] = {}
+
+    def reset(self) -> None:
+        self.crash_sites = {}
+
+    def note_crashes(self, before) -> None:
+        """After a step: keep where the vehicles that collided in it were (``before``: states before the step)."""
+        s = self.core.record.states
+        if s is None or not s.collided or before is None:
+            return
+        for v in set(s.collided) & set(before.ids):
+            i = before.index(v)
+            self.crash_sites[v] = (float(before.x[i]), float(before.y[i]), float(before.length[i]))
+
+    def render(self) -> np.ndarray | None:
+        if self.render_mode is None:
+            import gymnasium
+
+            gymnasium.logger.warn("render() called without a render_mode; pass render_mode='rgb_array'")
+            return None
+        from roadsense_marl.env.render import draw_frame
+
+        core = self.core
+        rec = core.record
+        s = rec.states
+        if s is None:
+            raise RuntimeError("render() before reset()")
+        wrecks = [v for v in self.crash_sites if v not in s.ids]
+        w = np.array([self.crash_sites[v] for v in wrecks], dtype=np.float64).reshape(-1, 3)
+        xy = np.concatenate([np.stack([s.x, s.y], axis=1), w[:, :2]])
+        length = np.concatenate([s.length, w[:, 2]])
+        row_of_slot = np.full(core.n_slots, -1, dtype=np.int64)
+        row_of_slot[rec.slots] = np.arange(len(rec.slots))
+        links = rec.links
+        ok = np.asarray(links.delivered, dtype=bool)
+        pairs = np.stack(
+            [row_of_slot[np.asarray(links.sender)[ok]], row_of_slot[np.asarray(links.receiver)[ok]]], axis=1
+        ).reshape(-1, 2)
+        pairs = pairs[(pairs >= 0).all(axis=1)]
+        frame = draw_frame(
+            xy,
+            length,
+            braking=np.concatenate([s.accel < -BRAKING_DECEL - 1.0, np.zeros(len(wrecks), bool)]),
+            crashed=np.concatenate([np.zeros(s.n, bool), np.ones(len(wrecks), bool)]),
+            ids=list(s.ids) + wrecks,
+            hazard_id=rec.hazard_vehicle,
+            links=pairs,
+            time_s=s.time_s,
+            step=core.num_steps,
+            max_steps=core.config.max_steps,
+        )
+        if self.render_mode == "human":
+            self.viewer.show(frame)
+            return None
+        return frame
+
+    def close(self) -> None:
+        if self.viewer is not None:
+            self.viewer.close()
 
 
 def step_infos(core: ConvoyCore, names: list[str], slots: np.ndarray) -> dict[str, dict[str, Any]]:
@@ -378,9 +445,8 @@ def step_infos(core: ConvoyCore, names: list[str], slots: np.ndarray) -> dict[st
     ``arrived``, ``max_steps``) and, if truncated, ``TimeLimit.truncated``.
     """
     rec = core.record
-    comps = rec.reward_components
-    keys = tuple(comps)
-    columns = zip(*(comps[c][slots].tolist() for c in keys)) if keys else ((),) * len(names)
+    keys = tuple(rec.reward_components)
+    columns = rec.reward_table[slots].tolist() if keys else [()] * len(names)
     g = rec.gap[slots]
     on_road = ~np.isnan(g)
     gap = g.tolist()

@@ -72,9 +72,10 @@ class StepRecord:
       ``decel_cmd``: float64[S] the deceleration it commands (m/s^2, :func:`~roadsense_marl.env.actions.commanded_decel`);
       ``acted``: bool[S] the action drove the vehicle (not padding, not hazard-imposed, controlled).
     - ``gap``, ``speed``, ``leader_slot``: truth after the step by slot (gap inf: no leader).
-    - ``reward``: float64[S]; ``reward_components``: ``{name: float64[S]}``.
+    - ``reward``: float64[S]; ``reward_components``: ``{name: float64[S]}``, columns of
+      ``reward_table`` float64[S, C] (C = the reward function's ``components``, in order).
     - ``extras``: ``{name: array[S, ...]}`` from the observation function (shipped: ``braking_signal``,
-      ``n_visible``, ``peer_sender``).
+      ``n_visible``, ``peer_sender``); slots without an agent hold 0 (integer extras: -1).
     - ``terminated`` / ``truncated``: bool[S] agents that collided / arrived, vanished or hit
       ``max_steps`` in this step; ``joined``: bool[S] new agents.
     - ``links``: this step's transmissions (:class:`~roadsense_marl.espnow.LinkBatch`, slots);
@@ -96,6 +97,7 @@ class StepRecord:
     leader_slot: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
     reward: np.ndarray = field(default_factory=lambda: np.empty(0))
     reward_components: dict = field(default_factory=dict)
+    reward_table: np.ndarray = field(default_factory=lambda: np.empty((0, 0)))
     extras: dict = field(default_factory=dict)
     terminated: np.ndarray = field(default_factory=lambda: np.empty(0, bool))
     truncated: np.ndarray = field(default_factory=lambda: np.empty(0, bool))
@@ -150,8 +152,6 @@ class ConvoyCore:
 
         cfg = config if isinstance(config, EnvConfig) and not overrides else make_env_config(config, **overrides)
         self.config: EnvConfig = cfg
-        if cfg.render_mode == "human" and cfg.backend != "traci":
-            raise ValueError("render_mode='human' shows sumo-gui, which needs backend='traci' (libsumo has no GUI)")
         if observation_fn is not None and not isinstance(observation_fn, ObservationFunction):
             raise ValueError(f"observation_fn must be an ObservationFunction, got {type(observation_fn).__name__}")
         if reward_fn is not None and not isinstance(reward_fn, RewardFunction):
@@ -167,7 +167,7 @@ class ConvoyCore:
             self.scenario,
             backend=cfg.backend,
             step_length=self.step_length,
-            gui=cfg.render_mode == "human",
+            gui=cfg.sumo_gui,
             sumo_args=cfg.sumo_args,
         )
         self.observation_fn = observation_fn or DeepSetObservation()
@@ -350,8 +350,10 @@ class ConvoyCore:
             imposed[row_of_slot[self.hazard.slot]] = True
         view = StepView(cfg, states, row_slot, row_of_slot, rx, imposed, t_ms, self.num_steps, self.step_length)
         rec = self.record
-        self.reward = np.zeros(self.n_slots)
-        comps = {c: np.zeros(self.n_slots) for c in self.reward_fn.components}
+        n_slots = self.n_slots
+        names = self.reward_fn.components
+        table = np.zeros((n_slots, len(names)))
+        reward = np.zeros(n_slots)
         if n:
             obs, extras = self.observation_fn(view)
             for k, buf in self.obs.items():
@@ -359,28 +361,26 @@ class ConvoyCore:
             # 7. rewards from ground truth
             if not first:
                 total, parts = self.reward_fn(view, extras)
-                self.reward[row_slot] = total
-                for c, v in parts.items():
-                    comps[c][row_slot] = v
+                reward[row_slot] = total
+                table[row_slot] = np.column_stack([parts[c] for c in names])
         else:
             extras = {}
         if len(ended):
             total, parts = self.reward_fn.terminal(view, np.isin(ended, changes.collided))
-            self.reward[ended] = total
-            for c, v in parts.items():
-                comps[c][ended] = v
-        self.terminated = np.zeros(self.n_slots, dtype=bool)
+            reward[ended] = total
+            table[ended] = np.column_stack([parts[c] for c in names])
+        self.reward = reward
+        flags = np.zeros((3, n_slots), dtype=bool)
+        self.terminated, self.truncated, self.joined = flags
         self.terminated[changes.collided] = True
-        self.truncated = np.zeros(self.n_slots, dtype=bool)
         self.truncated[changes.left] = True
+        self.joined[changes.joined] = True
         time_up = not first and self.num_steps >= cfg.max_steps
         if time_up:
             self.truncated |= slots.live
             slots.live[:] = False
-        self.joined = np.zeros(self.n_slots, dtype=bool)
-        self.joined[changes.joined] = True
         if first:
-            self.acted = np.zeros(self.n_slots, dtype=bool)
+            self.acted = np.zeros(n_slots, dtype=bool)
         self._ended = np.flatnonzero(self.terminated | self.truncated)
         self.episode_over = time_up or not slots.live.any()
 
@@ -388,22 +388,21 @@ class ConvoyCore:
         rec.num_steps, rec.time_s, rec.states, rec.slots = self.num_steps, states.time_s, states, row_slot
         rec.agent_index = slots.agent_index
         if first:
-            rec.actions = np.full(self.n_slots, np.nan)
-            rec.decel_cmd = np.full(self.n_slots, np.nan)
+            rec.actions = np.full(n_slots, np.nan)
+            rec.decel_cmd = np.full(n_slots, np.nan)
         rec.acted = self.acted
-        rec.gap = np.full(self.n_slots, np.nan)
-        rec.gap[row_slot] = states.gap
-        rec.speed = np.full(self.n_slots, np.nan)
-        rec.speed[row_slot] = states.speed
-        rec.leader_slot = np.full(self.n_slots, -1, dtype=np.int64)
+        truth = np.full((2, n_slots), np.nan)
+        rec.gap, rec.speed = truth
+        rec.leader_slot = np.full(n_slots, -1, dtype=np.int64)
         if n:
+            rec.gap[row_slot] = states.gap
+            rec.speed[row_slot] = states.speed
             rec.leader_slot[row_slot] = np.where(states.leader >= 0, row_slot[np.maximum(states.leader, 0)], -1)
-        rec.reward, rec.reward_components = self.reward, comps
+        rec.reward, rec.reward_table = reward, table
+        rec.reward_components = {c: table[:, j] for j, c in enumerate(names)}
         by_slot = {}
         for k, v in extras.items():
-            arr = np.zeros((self.n_slots, *np.shape(v)[1:]), dtype=np.asarray(v).dtype)
-            if k == "peer_sender":
-                arr.fill(-1)
+            arr = np.full((n_slots, *v.shape[1:]), -1 if v.dtype.kind in "iu" else 0, dtype=v.dtype)
             arr[row_slot] = v
             by_slot[k] = arr
         rec.extras = by_slot

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from roadsense_marl.env.actions import RELEASE, SPEED_MODE_DEFAULT, SPEED_MODE_RAW
 from roadsense_marl.env.config import HazardConfig
 
 
@@ -142,8 +143,6 @@ class HazardRuntime:
         :param row_slot: int64[n] slot of each row of ``states``.
         :param commands: the env's :class:`~roadsense_marl.env.actions.CommandCache`.
         """
-        from roadsense_marl.env.actions import SPEED_MODE_DEFAULT, SPEED_MODE_RAW, RELEASE
-
         plan = self.plan
         if not plan.active:
             return

@@ -291,7 +291,16 @@ class DeepSetObservation(ObservationFunction):
     Keeps each slot's braking signal between steps (it decays by ``BRAKING_SIGNAL_DECAY`` per
     step). ``extras``: ``braking_signal`` float64[n], ``n_visible`` int64[n], ``peer_sender``
     int64[n, K] (sender slots, -1 padding).
+
+    :param backend: ``"auto"`` (the compiled twin in :mod:`roadsense_marl.env.kernels` when
+        numba is installed), ``"numba"`` or ``"numpy"`` (:func:`build_observations`, the reference).
     """
+
+    def __init__(self, backend: str = "auto") -> None:
+        from roadsense_marl.env import kernels
+
+        self.backend = backend
+        self._compiled = kernels.resolve_backend(backend)
 
     def space(self, config) -> spaces.Dict:
         return observation_space(config.max_peers)
@@ -304,6 +313,8 @@ class DeepSetObservation(ObservationFunction):
 
     def __call__(self, view) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         s, slots, rx = view.states, view.slots, view.rx
+        if self._compiled:
+            return self._compiled_call(view)
         built = build_observations(
             np.stack([s.x, s.y], axis=1),
             s.speed,
@@ -321,3 +332,27 @@ class DeepSetObservation(ObservationFunction):
         obs = {"ego": built.ego, "peers": built.peers, "peer_mask": built.peer_mask}
         extras = {"braking_signal": built.braking_signal, "n_visible": built.n_visible, "peer_sender": built.peer_sender}
         return obs, extras
+
+    def _compiled_call(self, view) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        from roadsense_marl.env import kernels
+
+        s, slots, rx, cfg = view.states, view.slots, view.rx, view.config
+        n, k = len(slots), cfg.max_peers
+        ego = np.zeros((n, EGO_DIM), dtype=np.float32)
+        peers = np.zeros((n, k, PEER_DIM), dtype=np.float32)
+        mask = np.zeros((n, k), dtype=np.float32)
+        sender = np.full((n, k), -1, dtype=np.int64)
+        signal = np.empty(n)
+        n_visible = np.empty(n, dtype=np.int64)
+        cone = -1.0 if cfg.cone_half_angle_deg is None else float(cfg.cone_half_angle_deg)
+        kernels.observe(
+            s.x, s.y, s.speed, s.accel, s.heading_deg, self.braking_signal[slots], view.row_of_slot[rx.receiver],
+            rx.sender, np.ascontiguousarray(rx.payload, dtype=np.float64), rx.age_ms, k, cone, OFFSET_SCALE,
+            SPEED_SCALE, HEADING_SCALE, ACCEL_SCALE, AGE_SCALE_MS, BRAKING_ACCEL_THRESHOLD, BRAKING_SIGNAL_DECAY,
+            ego, peers, mask, sender, signal, n_visible,
+        )
+        self.braking_signal[slots] = signal
+        return (
+            {"ego": ego, "peers": peers, "peer_mask": mask},
+            {"braking_signal": signal, "n_visible": n_visible, "peer_sender": sender},
+        )

@@ -34,6 +34,11 @@ import numpy as np
 from roadsense_marl.env.config import RewardConfig
 
 REWARD_COMPONENTS = ("safety", "comfort", "hard_brake", "ignore_warning", "early_reaction", "progress")
+#: RewardConfig fields in the order the compiled reward kernel takes them.
+REWARD_WEIGHT_ORDER = (
+    "collision", "gap_close", "gap_good", "gap_far", "no_leader", "comfort_scale", "hard_brake_large_gap",
+    "very_hard_brake_large_gap", "ignore_warning", "early_reaction", "progress", "signal_threshold",
+)
 BRAKING_DECEL = 0.5  # m/s^2: below this an agent counts as not braking
 HARD_DECEL = 4.5
 MOVING_SPEED = 0.5
@@ -143,8 +148,28 @@ class ConvoyReward(RewardFunction):
 
     components = REWARD_COMPONENTS
 
+    def __init__(self, backend: str = "auto") -> None:
+        """:param backend: ``"auto"`` (the compiled twin in :mod:`roadsense_marl.env.kernels` when
+        numba is installed), ``"numba"`` or ``"numpy"`` (:func:`compute_rewards`, the reference)."""
+        from roadsense_marl.env import kernels
+
+        self.backend = backend
+        self._compiled = kernels.resolve_backend(backend)
+        self._weights: tuple[RewardConfig, np.ndarray] | None = None
+
     def __call__(self, view, extras: dict) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         s = view.states
+        if self._compiled:
+            from roadsense_marl.env import kernels
+
+            w = view.config.reward
+            if self._weights is None or self._weights[0] is not w:
+                self._weights = (w, np.array([float(getattr(w, f)) for f in REWARD_WEIGHT_ORDER]))
+            n = s.n
+            out = np.empty((7, n))
+            kernels.rewards(s.gap, s.accel, s.speed, s.leader, np.asarray(extras["braking_signal"], dtype=np.float64),
+                            np.asarray(view.imposed, dtype=np.bool_), self._weights[1], *out)
+            return out[0], dict(zip(REWARD_COMPONENTS, out[1:]))
         has_leader = s.leader >= 0
         closing = np.where(has_leader, s.speed - s.speed[np.maximum(s.leader, 0)], 0.0) if s.n else np.zeros(0)
         return compute_rewards(

@@ -70,6 +70,9 @@ class SingleEgoEnv(gym.Env):
         self.observation_space = core.observation_space
         self.action_space = core.action_space
         self.render_mode = cfg.render_mode
+        from roadsense_marl.env.convoy_env import EpisodeRenderer
+
+        self._renderer = EpisodeRenderer(core, cfg.render_mode, fps=self.metadata["render_fps"])
         self._ego_steps = 0
         self._done = True
 
@@ -103,6 +106,9 @@ class SingleEgoEnv(gym.Env):
             core.step(idle)
         self._ego_steps = 0
         self._done = False
+        self._renderer.reset()
+        if self.render_mode == "human":
+            self.render()
         slot = self._slot()
         obs = {k: buf[slot].copy() for k, buf in core.obs.items()}
         return obs, {"hazard_vehicle": core.record.hazard_vehicle, "hazard_onset_step": core.record.hazard_onset_step}
@@ -117,7 +123,11 @@ class SingleEgoEnv(gym.Env):
             raise ValueError(f"action for the ego {self.ego_id!r} must be one real number (shape (1,)), got {action!r}")
         acts = np.zeros(core.n_slots)
         acts[slot] = float(a.reshape(-1)[0])
+        before = core.states
         core.step(acts)
+        self._renderer.note_crashes(before)
+        if self.render_mode == "human":
+            self.render()
         self._ego_steps += 1
         obs = {k: buf[slot].copy() for k, buf in core.obs.items()}
         info = step_infos(core, [self.ego_id], np.array([slot]))[self.ego_id]
@@ -131,9 +141,8 @@ class SingleEgoEnv(gym.Env):
         return obs, float(core.reward[slot]), terminated, truncated, info
 
     def render(self) -> np.ndarray | None:
-        from roadsense_marl.env.convoy_env import render_frame
-
-        return render_frame(self.core, self.render_mode)
+        return self._renderer.render()
 
     def close(self) -> None:
         self.core.close()
+        self._renderer.close()

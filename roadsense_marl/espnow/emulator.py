@@ -5,6 +5,14 @@ side table keyed by an integer message id that travels through the radio core. L
 bursts, buffers and noise all happen in the core; this module only converts. GPS noise (metres,
 added by the core to zero x/y offsets) is turned into degrees: 1 deg latitude = 111,320 m,
 longitude scaled by cos(latitude).
+
+Inputs are checked before anything changes (``ValueError`` naming the field and the vehicle):
+positions and every message field must be finite, latitude within [-90, 90] degrees, and a
+message's ``timestamp_ms`` may not lie after ``current_time_ms`` (a clock ahead of the receiver's
+would give negative ages that never go stale). Senders register on their first transmit and the
+original single implicit receiver ``"ego"`` always exists; any other explicit ``receiver_id``
+must be a vehicle already seen (as a sender), unless the emulator was built with
+``add_receivers=True``, so a misspelled receiver id is an error rather than a silent new vehicle.
 """
 
 from __future__ import annotations
@@ -64,7 +72,12 @@ class ESPNOWEmulator:
     :param domain_randomization: redraw DR parameters at each :meth:`reset`.
     :param seed: seed of the first reset.
     :param max_vehicles: number of distinct vehicle ids (senders and receivers) it can track.
+    :param add_receivers: register an unknown explicit ``receiver_id`` as a new vehicle (the
+        original API's behaviour); by default it is an error, so a typo cannot create a vehicle.
     """
+
+    #: The original API's implicit receiver.
+    DEFAULT_RECEIVER = "ego"
 
     def __init__(
         self,
@@ -73,7 +86,11 @@ class ESPNOWEmulator:
         domain_randomization: bool = True,
         seed: int | np.random.SeedSequence | None = None,
         max_vehicles: int = 256,
+        add_receivers: bool = False,
     ) -> None:
+        if not isinstance(add_receivers, bool):
+            raise ValueError(f"add_receivers must be True or False, got {add_receivers!r}")
+        self.add_receivers = add_receivers
         self.radio = Radio(params, capacity=max_vehicles, domain_randomization=domain_randomization,
                            payload_fields=EMULATOR_FIELDS)
         self.reset(seed)
@@ -103,6 +120,54 @@ class ESPNOWEmulator:
             self._ids.append(vehicle_id)
         return slot
 
+    def _receiver_slot(self, receiver_id: Any) -> int:
+        if receiver_id in self._slot or receiver_id == self.DEFAULT_RECEIVER or self.add_receivers:
+            return self._slot_of(receiver_id)
+        import difflib
+
+        known = sorted(set(self._ids) | {self.DEFAULT_RECEIVER}, key=str)
+        close = difflib.get_close_matches(str(receiver_id), [str(k) for k in known], n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ValueError(
+            f"unknown receiver_id {receiver_id!r}.{hint} Known vehicles: {known[:20]}"
+            f"{' ...' if len(known) > 20 else ''}. A receiver must have transmitted before, or be the "
+            f"implicit {self.DEFAULT_RECEIVER!r}; build ESPNOWEmulator(add_receivers=True) to register new receivers"
+        )
+
+    @staticmethod
+    def _check_time(name: str, value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or not math.isfinite(value):
+            raise ValueError(f"{name} must be a finite number of milliseconds, got {value!r}")
+        return float(value)
+
+    @staticmethod
+    def _check_position(name: str, pos: Any, vehicle: Any) -> None:
+        try:
+            arr = np.asarray(pos, dtype=np.float64)
+        except (TypeError, ValueError):
+            arr = None
+        if arr is None or arr.shape != (2,):
+            raise ValueError(f"{name} of {vehicle!r} must be an (x, y) pair in metres, got {pos!r}")
+        if not np.isfinite(arr).all():
+            raise ValueError(f"{name} of {vehicle!r} must be finite (x, y) metres, got {pos!r}")
+
+    @staticmethod
+    def _check_message(m: Any, now: float) -> None:
+        if not isinstance(m, V2VMessage):
+            raise ValueError(f"sender_msg must be a V2VMessage, got {type(m).__name__}")
+        for name in ("lat", "lon", "speed", "heading", "accel_x", "accel_y", "accel_z",
+                     "gyro_x", "gyro_y", "gyro_z", "timestamp_ms"):
+            v = getattr(m, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not math.isfinite(v):
+                raise ValueError(f"message from {m.vehicle_id!r}: field {name!r} must be a finite number, got {v!r}")
+        if not -90.0 <= m.lat <= 90.0:
+            raise ValueError(f"message from {m.vehicle_id!r}: lat must be in [-90, 90] degrees, got {m.lat!r}")
+        if m.timestamp_ms > now:
+            raise ValueError(
+                f"message from {m.vehicle_id!r}: timestamp_ms={m.timestamp_ms!r} is {m.timestamp_ms - now:g} ms after "
+                f"current_time_ms={now!r}; a message cannot be stamped in the future (clocks out of sync?)"
+            )
+
     def transmit(
         self,
         sender_msg: V2VMessage,
@@ -112,8 +177,18 @@ class ESPNOWEmulator:
         receiver_id: str = "ego",
     ) -> None:
         """Send ``sender_msg`` over the link to ``receiver_id`` (positions in metres). Fire and forget:
-        it becomes visible through :meth:`sync_and_get_messages` only after the link latency."""
-        s, r = self._slot_of(sender_msg.vehicle_id), self._slot_of(receiver_id)
+        it becomes visible through :meth:`sync_and_get_messages` only after the link latency.
+
+        Raises ``ValueError`` (before anything changes) for a non-finite position or message field,
+        a latitude outside [-90, 90], a ``timestamp_ms`` after ``current_time_ms``, or an unknown
+        explicit ``receiver_id`` (see the class docstring)."""
+        now = self._check_time("current_time_ms", current_time_ms)
+        self._check_message(sender_msg, now)
+        self._check_position("sender_pos", sender_pos, sender_msg.vehicle_id)
+        self._check_position("receiver_pos", receiver_pos, receiver_id)
+        if receiver_id not in self._slot and receiver_id != self.DEFAULT_RECEIVER and not self.add_receivers:
+            self._receiver_slot(receiver_id)  # raises, before the sender is registered
+        s, r = self._slot_of(sender_msg.vehicle_id), self._receiver_slot(receiver_id)
         if s == r:
             return
         mid = self._next_id
@@ -128,8 +203,11 @@ class ESPNOWEmulator:
 
     def sync_and_get_messages(self, current_time_ms: float, receiver_id: str = "ego") -> dict[str, ReceivedMessage]:
         """Deliver everything that has arrived by ``current_time_ms`` and return a copy of the
-        receiver's buffer: vehicle id -> latest (non-stale) ``ReceivedMessage``."""
-        rx = self.radio.receive(current_time_ms, [self._slot_of(receiver_id)])
+        receiver's buffer: vehicle id -> latest (non-stale) ``ReceivedMessage``.
+
+        Raises ``ValueError`` for a non-finite time or an unknown explicit ``receiver_id``."""
+        now = self._check_time("current_time_ms", current_time_ms)
+        rx = self.radio.receive(now, [self._receiver_slot(receiver_id)])
         out: dict[str, ReceivedMessage] = {}
         for i in range(len(rx)):
             orig = self._messages[int(rx.message_id[i])]

@@ -1,7 +1,12 @@
 """Radio parameters: built-in defaults, loading (JSON / YAML / dict), deep merge and validation.
 
 The keys are those of the original project's parameter files, so its JSON files load as they
-are (unknown keys are kept in ``RadioParams.extra`` and otherwise ignored)::
+are. A key the schema below does not know, in a known section or as a section of its own, is an
+error naming the key with the closest valid one ("did you mean"): a typo such as
+``packet_loss.base_rte`` must not silently leave the default in place. Metadata stays allowed and
+is kept in ``RadioParams.raw``: ``_metadata`` and any other key starting with ``_``, and
+free-text keys named in :data:`METADATA_KEYS` (``description``, ``comment``, ``notes``, ...), at
+the top level or inside a section::
 
     latency.{base_ms, distance_factor, jitter_std_ms}
     packet_loss.{base_rate, distance_threshold_1, distance_threshold_2,
@@ -35,6 +40,7 @@ import numpy as np
 __all__ = [
     "DEFAULTS",
     "GPS_STD_WARN_M",
+    "METADATA_KEYS",
     "DistanceBin",
     "ParamsFileNotFoundError",
     "RadioParams",
@@ -78,6 +84,8 @@ DEFAULTS: dict[str, Any] = {
 GPS_STD_WARN_M = 100.0
 
 _SECTIONS = ("latency", "packet_loss", "burst_loss", "sensor_noise", "observation", "domain_randomization")
+#: Free-text keys allowed anywhere (besides keys starting with ``_``); never read as parameters.
+METADATA_KEYS = frozenset({"description", "descriptions", "comment", "comments", "note", "notes", "source", "units"})
 _BIN_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*_\s*(\d+(?:\.\d+)?)\s*m\s*$")
 _PLUS_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*m\s*_?\s*plus\s*$")
 
@@ -355,8 +363,50 @@ def _bins(meta: Any, where: str) -> tuple[DistanceBin, ...]:
     return tuple(sorted(out, key=lambda b: b.lo_m))
 
 
+def _is_metadata(key: Any) -> bool:
+    return isinstance(key, str) and (key.startswith("_") or key.lower() in METADATA_KEYS)
+
+
+def suggest(key: str, valid: Any) -> str:
+    """``" Did you mean 'x'?"`` for the valid key closest to ``key``, or ``""`` when none is close."""
+    import difflib
+
+    valid = [str(v) for v in valid]
+    close = difflib.get_close_matches(str(key), valid, n=1, cutoff=0.6)
+    if not close:  # "loss" -> "packet_loss": a part of the name
+        k = str(key).lower()
+        close = [v for v in valid if len(k) >= 3 and (k in v.lower() or v.lower() in k)][:1]
+    if not close:
+        close = difflib.get_close_matches(str(key), valid, n=1, cutoff=0.5)
+    return f" Did you mean {close[0]!r}?" if close else ""
+
+
+def _check_keys(d: Mapping[str, Any], where: str) -> None:
+    """Unknown sections and unknown keys in known sections are errors (metadata keys excepted)."""
+    for key in d:
+        if key in _SECTIONS or _is_metadata(key):
+            continue
+        raise ValueError(
+            f"{where}: unknown radio parameter section {key!r}.{suggest(key, _SECTIONS)} Valid sections: "
+            f"{', '.join(_SECTIONS)} (metadata keys such as '_metadata' or 'description' are allowed)"
+        )
+    for name in _SECTIONS:
+        sec = d.get(name)
+        if not isinstance(sec, Mapping):
+            continue  # reported by _section with the value
+        valid = DEFAULTS[name]
+        for key in sec:
+            if key in valid or _is_metadata(key):
+                continue
+            raise ValueError(
+                f"{where}: unknown radio parameter {name}.{key}.{suggest(key, valid)} "
+                f"Valid keys in {name!r}: {', '.join(valid)}"
+            )
+
+
 def _build(d: dict[str, Any], where: str) -> RadioParams:
     """Validate a merged parameter dict and build RadioParams (errors name key and value)."""
+    _check_keys(d, where)
     lat = _section(d, "latency", where)
     pl = _section(d, "packet_loss", where)
     bl = _section(d, "burst_loss", where)

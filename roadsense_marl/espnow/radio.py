@@ -8,16 +8,27 @@ newest message that has *arrived* (send time + link latency <= now).
 Storage (all NumPy, no per-link Python objects):
 
 - a link pool: one row per link ever in range this episode (receiver, sender, burst state and
-  the receiver-table entry for that sender: send time, arrival time, noisy payload, message id),
-  with a ``capacity x capacity`` int32 index (zero-initialised, so untouched pages cost no memory);
-- in-flight messages: one :class:`_InFlight` batch per broadcast (link rows, arrival times, payloads,
-  message ids; one send time), moved into the pool's table entries by :meth:`Radio.receive` once
-  they have arrived. A batch that has wholly arrived (or not at all) is moved (or kept) as it is,
-  without copying its arrays.
+  the receiver-table entry for that sender: send time, send sequence, arrival time, noisy payload,
+  message id), with a ``capacity x capacity`` int32 index (zero-initialised, so untouched pages
+  cost no memory);
+- frames: one row per transmitted message (send time, frame sequence number, noisy payload,
+  message id): a sender's one noisy reading, shared by every copy of it, kept while a copy in
+  flight points at it;
+- in flight: flat arrays of delivered copies not yet arrived (link row, arrival, frame row), in
+  send order. They move into the table entries once a ``receive`` (or a ``broadcast``: later
+  receives cannot be earlier) reaches their arrival. Only
+  what can still become visible is kept: copies stale on arrival, copies older than what their link
+  already shows, and copies a later-sent copy on the same link arriving no later will hide are
+  dropped, so a receiver that never calls ``receive`` holds at most what arrives within the
+  staleness window.
+
+Each phase has a NumPy implementation (the reference) and a compiled twin in
+:mod:`roadsense_marl.espnow.kernels`; ``Radio(backend=...)`` picks one.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,19 +36,25 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from roadsense_marl.espnow import kernels as _k
 from roadsense_marl.espnow.core import (
+    _DENSE_PAIRS_MAX,
     PAYLOAD_FIELDS,
     apply_sensor_noise,
     candidate_links,
     draw_beacon_phases,
     draw_link_randomness,
     noise_stds,
+    radio_generator,
     resolve_links,
     sample_episode_params,
 )
 from roadsense_marl.espnow.params import RadioParams, load_params
 
-__all__ = ["LinkBatch", "Radio", "RxBatch"]
+__all__ = ["BACKENDS", "LinkBatch", "Radio", "RxBatch"]
+
+#: Values of ``Radio(backend=...)``.
+BACKENDS: tuple[str, ...] = ("auto", "numba", "numpy")
 
 SeedLike = int | np.random.SeedSequence | None
 
@@ -63,8 +80,9 @@ class LinkBatch:
 class RxBatch:
     """Valid (non-stale) received messages, one row per (receiver, sender), sorted by that pair.
 
-    ``payload`` holds the noisy copy; ``timestamp_ms`` the send time; ``age_ms = now - timestamp``;
-    ``received_at_ms`` the arrival time (send time + link latency); ``message_id`` the id given
+    ``payload`` ``(k, fields)`` holds the sender's noisy frame (the same values for every receiver
+    of it); ``timestamp_ms`` the send time; ``age_ms = now - timestamp``; ``received_at_ms`` the
+    arrival time (send time + link latency); ``message_id`` the id given
     to :meth:`Radio.broadcast` (-1 if none).
     """
 
@@ -78,25 +96,6 @@ class RxBatch:
 
     def __len__(self) -> int:
         return len(self.receiver)
-
-
-@dataclass
-class _InFlight:
-    """The delivered copies of one broadcast still in flight (link rows in canonical order)."""
-
-    lid: np.ndarray
-    t: float
-    arr: np.ndarray
-    pay: np.ndarray
-    mid: np.ndarray
-    first: float  # earliest arrival
-    last: float  # latest arrival
-
-    def keep(self, mask: np.ndarray) -> "_InFlight":
-        arr = self.arr[mask]
-        pay = np.compress(mask, _records(self.pay)).view(np.float64).reshape(-1, self.pay.shape[1])
-        return _InFlight(self.lid[mask], self.t, arr, pay, self.mid[mask],
-                         float(arr.min()) if len(arr) else np.inf, float(arr.max()) if len(arr) else -np.inf)
 
 
 def _slots(name: str, slots: Any, capacity: int) -> np.ndarray:
@@ -151,6 +150,9 @@ class Radio:
     :param beacon_hz: broadcast rate of every vehicle (per-vehicle phase drawn at reset).
     :param payload_fields: payload column names; the first five must be :data:`PAYLOAD_FIELDS`
         for the env; the object API adds accel y/z and gyro columns (see ``FIELD_NOISE``).
+    :param backend: ``"numba"`` (compiled kernels, :mod:`roadsense_marl.espnow.kernels`),
+        ``"numpy"`` (the vectorised reference) or ``"auto"`` (numba when installed). Both give
+        bit-identical results for the same seed and calls.
     """
 
     def __init__(
@@ -160,7 +162,12 @@ class Radio:
         domain_randomization: bool = True,
         beacon_hz: float = 10.0,
         payload_fields: Sequence[str] = PAYLOAD_FIELDS,
+        backend: str = "auto",
     ) -> None:
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        if backend == "numba" and not _k.AVAILABLE:
+            raise ValueError("backend='numba' needs the numba package (pip install numba); use 'numpy' or 'auto'")
         if isinstance(capacity, bool) or not isinstance(capacity, (int, np.integer)) or capacity < 1:
             raise ValueError(f"capacity must be a positive integer, got {capacity!r}")
         if not (isinstance(beacon_hz, (int, float)) and np.isfinite(beacon_hz) and beacon_hz > 0):
@@ -173,6 +180,8 @@ class Radio:
         self.payload_fields = tuple(payload_fields)
         self._speed_col = self.payload_fields.index("speed_ms") if "speed_ms" in self.payload_fields else None
         self._heading_col = self.payload_fields.index("heading_deg") if "heading_deg" in self.payload_fields else None
+        self.backend = "numba" if backend == "numba" or (backend == "auto" and _k.AVAILABLE) else "numpy"
+        self._use_kernels = self.backend == "numba"
         self._rng: np.random.Generator | None = None
         self.last_links = LinkBatch(*(np.empty(0, np.int64),) * 2, np.empty(0), np.empty(0, bool), np.empty(0))
         self._clear()
@@ -185,10 +194,12 @@ class Radio:
         Gymnasium does, so episodes after one seeded reset are reproducible.
         """
         if seed is not None or self._rng is None:
-            self._rng = np.random.default_rng(seed)
+            self._rng = radio_generator(seed)
         self.params = sample_episode_params(self._rng, self.nominal_params, self.domain_randomization)
         self._phases = draw_beacon_phases(self._rng, self.capacity, self.beacon_hz)
         self._stds = noise_stds(self.params, self.payload_fields)
+        self._model = _k.model_array(self.params)
+        self._bin_lo, self._bin_rate = self.params.bin_table() if self.params.uses_bins else (_EMPTY, _EMPTY)
         self._clear()
 
     def _clear(self) -> None:
@@ -197,17 +208,34 @@ class Radio:
         self._n = 0
         self._sorted = True  # link rows in increasing (receiver, sender) order
         size = 64
+        # link pool: link state and the receiver-table entry of that link
         self._l_recv = np.zeros(size, np.int64)
         self._l_send = np.zeros(size, np.int64)
         self._l_burst = np.zeros(size, bool)
         self._t_has = np.zeros(size, bool)
         self._t_ts = np.zeros(size)
+        self._t_seq = np.zeros(size, np.int64)
         self._t_arr = np.zeros(size)
         self._t_pay = np.zeros((size, f))
         self._t_msg = np.full(size, -1, np.int64)
-        self._pending: list[_InFlight] = []
-        self._last_receive_ms = -np.inf
+        # in flight: flat arrays in send order, the first ``_m`` rows used
+        self._m = 0
+        self._p_first = np.inf  # earliest arrival in flight
+        self._p_lid = np.zeros(size, np.int64)
+        self._p_arr = np.zeros(size)
+        self._p_frame = np.zeros(size, np.int64)  # row in the frame store
+        # frames: one noisy payload (and message id) per transmitted message, shared by its copies
+        self._nf = 0
+        self._f_ts = np.zeros(size)
+        self._f_seq = np.zeros(size, np.int64)
+        self._f_pay = np.zeros((size, f))
+        self._f_mid = np.full(size, -1, np.int64)
+        self._seq = 0  # sequence number of the next frame (orders frames sent at the same time)
+        self._clock = -np.inf  # latest time given to broadcast or receive
         self._req = np.zeros(cap, bool)
+        # reused scratch buffers (internal only; never handed out)
+        self._w_si = self._w_lid = np.empty(0, np.int64)
+        self._w_u, self._w_z = np.empty((0, 2)), np.empty(0)
 
     # ---- beacons ---------------------------------------------------------------------------
     def beacon_due(self, slots: Any, t_prev_ms: float, t_now_ms: float) -> np.ndarray:
@@ -218,11 +246,10 @@ class Radio:
         self._require_reset()
         s = _slots("slots", slots, self.capacity)
         period = 1000.0 / self.beacon_hz
-        ph = self._phases[s]
-        due = np.floor((t_now_ms - ph) / period) > np.floor((t_prev_ms - ph) / period)
         if t_now_ms - t_prev_ms >= period * (1.0 - 1e-9):
-            due[:] = True
-        return due
+            return np.ones(len(s), bool)
+        ph = self._phases[s]
+        return np.floor((t_now_ms - ph) / period) > np.floor((t_prev_ms - ph) / period)
 
     # ---- send ------------------------------------------------------------------------------
     def broadcast(
@@ -237,10 +264,20 @@ class Radio:
     ) -> LinkBatch:
         """Every sender broadcasts its TRUE state ``payload[i]`` at ``t_ms`` to every receiver in range.
 
+        :param t_ms: send time (ms); later :meth:`receive` calls must not be earlier.
+        :param sender_slots: ``(S,)`` distinct integer slots; ``sender_xy`` ``(S, 2)`` metres;
+            ``payload`` ``(S, len(payload_fields))`` true states in the fields' units.
+        :param receiver_slots: ``(R,)`` distinct integer slots; ``receiver_xy`` ``(R, 2)`` metres.
+        :param message_ids: optional ``(S,)`` int ids carried to :class:`RxBatch` (-1 if omitted).
+        :raises ValueError: bad shapes, slots outside ``0..capacity-1``, repeated slots, non-finite time.
+
         Links are all (sender, receiver) pairs with sender != receiver and distance < range; out
-        of range pairs cost no random draws. Per link: loss (tier or bins, burst per link), latency,
-        a noisy copy of the payload. Delivered copies go in flight; nothing is visible before
-        :meth:`receive` at ``now >= t_ms + latency``. Returns (and stores in ``last_links``) the links.
+        of range pairs cost no random draws. Each sender transmits ONE frame with one noisy copy
+        of its payload (noise drawn once per message); every receiver of the frame gets the same
+        values. Per link: loss (tier or bins, burst per link) and latency. Delivered copies go in
+        flight; nothing is visible before :meth:`receive` at ``now >= t_ms + latency``. Copies that
+        would be stale on arrival (latency >= ``staleness_threshold_ms``) are not kept.
+        Returns (and stores in ``last_links``) the links.
         """
         self._require_reset()
         ss = _slots("sender_slots", sender_slots, self.capacity)
@@ -252,21 +289,69 @@ class Radio:
                 f"payload must have shape ({len(ss)}, {len(self.payload_fields)}) with columns "
                 f"{self.payload_fields}, got {pay.shape}"
             )
-        mids = np.full(len(ss), -1, np.int64) if message_ids is None else np.asarray(message_ids, np.int64)
-        if mids.shape != (len(ss),):
+        mids = -1 if message_ids is None else np.asarray(message_ids, np.int64)
+        if message_ids is not None and mids.shape != (len(ss),):
             raise ValueError(f"message_ids must have shape ({len(ss)},), got {mids.shape}")
         t = float(t_ms)
-        if not np.isfinite(t):
+        if not math.isfinite(t):
             raise ValueError(f"t_ms must be finite, got {t_ms!r}")
 
-        # Canonical link order (receiver slot, sender slot): sort inputs, cull, sort what is left.
         ro, so = _sorted_distinct("receiver_slots", rs), _sorted_distinct("sender_slots", ss)
+        si, dist, r_slot, s_slot, lid = self._links(rs, rxy, ss, sxy, ro, so)
+        n = len(si)
+
+        # Later receives are at >= t: everything arriving by then can move into the tables now,
+        # which bounds what stays in flight even for receivers that never call receive.
+        self._clock = max(self._clock, t)
+        self._deliver(self._clock)
+
+        if len(self._w_z) < n:
+            self._w_u, self._w_z = np.empty((2 * n, 2)), np.empty(2 * n)
+        draws = draw_link_randomness(self._rng, n, len(ss), len(self.payload_fields), self._w_u, self._w_z)
+        # One noisy frame per sender (z_noise rows follow increasing sender slot), stored once;
+        # its in-flight copies point at it.
+        frame0 = self._reserve_frames(len(ss))
+        frames = self._f_pay[frame0:frame0 + len(ss)]
+        if self._use_kernels:
+            _k.noisy_frames(pay, np.arange(len(ss)) if so is None else so, draws.z_noise, self._stds,
+                            -1 if self._speed_col is None else self._speed_col,
+                            -1 if self._heading_col is None else self._heading_col, frames)
+        elif so is None:
+            frames[:] = apply_sensor_noise(pay, draws.z_noise, self._stds, self._speed_col, self._heading_col)
+        else:
+            frames[so] = apply_sensor_noise(pay[so], draws.z_noise, self._stds, self._speed_col, self._heading_col)
+        self._f_mid[frame0:frame0 + len(ss)] = mids
+        self._f_ts[frame0:frame0 + len(ss)] = t
+        self._f_seq[frame0:frame0 + len(ss)] = np.arange(self._seq, self._seq + len(ss))
+        self._seq += len(ss)
+        self._nf = frame0 + len(ss)
+        self._reserve_in_flight(self._m + n)
+        if self._use_kernels:
+            delivered, latency = self._resolve_enqueue_kernel(t, dist, lid, si, frame0, draws)
+        else:
+            delivered, latency = self._resolve_enqueue_numpy(t, dist, lid, si, frame0, draws)
+        self.last_links = LinkBatch(s_slot, r_slot, dist, delivered, latency)
+        return self.last_links
+
+    def _links(self, rs, rxy, ss, sxy, ro, so):
+        """In-range links in canonical (receiver slot, sender slot) order, with their pool rows."""
+        p = self.params
+        if self._use_kernels and ro is None and so is None and len(rs) * len(ss) <= _DENSE_PAIRS_MAX:
+            pairs = len(rs) * len(ss)
+            if len(self._w_si) < pairs:
+                self._w_si, self._w_lid = np.empty(pairs, np.int64), np.empty(pairs, np.int64)
+            r_slot, s_slot, dist, n_new = _k.dense_links(rxy, sxy, rs, ss, float(p.range_m), self._index.ravel(),
+                                                         self.capacity, self._w_si, self._w_lid)
+            si, lid = self._w_si[: len(dist)], self._w_lid[: len(dist)]
+            if n_new:
+                lid = self._link_rows(r_slot, s_slot)
+            return si, dist, r_slot, s_slot, lid
         if ro is None and so is None:
-            ri, si, dist = candidate_links(rxy, sxy, self.params.range_m)
+            ri, si, dist = candidate_links(rxy, sxy, p.range_m)
         else:
             ro = np.arange(len(rs)) if ro is None else ro
             so = np.arange(len(ss)) if so is None else so
-            ri, si, dist = candidate_links(rxy[ro], sxy[so], self.params.range_m)
+            ri, si, dist = candidate_links(rxy[ro], sxy[so], p.range_m)
             ri, si = ro[ri], so[si]
         r_slot, s_slot = rs[ri], ss[si]
         keep = r_slot != s_slot
@@ -276,24 +361,35 @@ class Radio:
         if len(key) > 1 and not (key[1:] > key[:-1]).all():
             o = np.argsort(key, kind="stable")
             ri, si, dist, r_slot, s_slot = ri[o], si[o], dist[o], r_slot[o], s_slot[o]
-        n = len(ri)
+        return si, dist, r_slot, s_slot, self._link_rows(r_slot, s_slot)
 
-        lid = self._link_rows(r_slot, s_slot)
-        # Dense steady state: this broadcast's links are the whole pool, in row order.
-        rows: np.ndarray | slice = slice(0, n) if (self._sorted and n == self._n) else lid
-        draws = draw_link_randomness(self._rng, n, len(self.payload_fields))
+    def _resolve_enqueue_numpy(self, t, dist, lid, si, frame0, draws):
+        n = len(lid)
+        rows: np.ndarray | slice = slice(0, n) if (self._sorted and n == self._n) else lid  # dense steady state
         lost, latency = resolve_links(self.params, dist, self._l_burst[rows], draws)
         self._l_burst[rows] = lost
         ok = ~lost
-        # Noise on every link's copy, then keep the delivered rows as whole records: cheaper than
-        # selecting rows of the strided noise block first (2-D boolean selection is slow).
-        noisy = apply_sensor_noise(np.take(pay, si, axis=0), draws.z_noise, self._stds, self._speed_col,
-                                   self._heading_col)
-        if not ok.all():
-            noisy = np.compress(ok, _records(noisy)).view(np.float64).reshape(-1, noisy.shape[1])
-        self._enqueue(lid[ok], t, t + latency[ok], noisy, mids[si[ok]])
-        self.last_links = LinkBatch(s_slot, r_slot, dist, ok, np.where(ok, latency, np.nan))
-        return self.last_links
+        keep = ok & (latency < self.params.staleness_threshold_ms)  # stale on arrival: never visible
+        k = int(keep.sum())
+        if k:
+            m = self._m
+            ks = si[keep]
+            arr = t + latency[keep]
+            self._p_lid[m:m + k] = lid[keep]
+            self._p_arr[m:m + k] = arr
+            self._p_frame[m:m + k] = frame0 + ks
+            self._m = m + k
+            self._p_first = min(self._p_first, float(arr.min()))
+        return ok, np.where(ok, latency, np.nan)
+
+    def _resolve_enqueue_kernel(self, t, dist, lid, si, frame0, draws):
+        delivered, latency, self._m, first = _k.resolve_enqueue(
+            dist, lid, draws.u_burst, draws.u_loss, draws.z_latency, self._model, self._bin_lo, self._bin_rate,
+            self._l_burst, t, si, frame0,
+            self._p_lid, self._p_arr, self._p_frame, self._m,
+        )
+        self._p_first = min(self._p_first, first)
+        return delivered, latency
 
     def _link_rows(self, r_slot: np.ndarray, s_slot: np.ndarray) -> np.ndarray:
         """Pool rows of these links (canonical order), allocating rows for new links."""
@@ -316,42 +412,79 @@ class Radio:
 
     def _grow(self, need: int) -> None:
         size = max(need, 2 * len(self._l_recv))
-
-        def g(a: np.ndarray, fill: Any = 0) -> np.ndarray:
-            out = np.full((size,) + a.shape[1:], fill, a.dtype)
+        for name in _POOL_ARRAYS:
+            a = getattr(self, name)
+            out = np.full((size,) + a.shape[1:], -1 if name == "_t_msg" else 0, a.dtype)
             out[: len(a)] = a
-            return out
+            setattr(self, name, out)
 
-        self._l_recv, self._l_send, self._l_burst = g(self._l_recv), g(self._l_send), g(self._l_burst)
-        self._t_has, self._t_ts, self._t_arr = g(self._t_has), g(self._t_ts), g(self._t_arr)
-        self._t_pay, self._t_msg = g(self._t_pay), g(self._t_msg, -1)
+    def _reserve_in_flight(self, need: int) -> None:
+        if need <= len(self._p_lid):
+            return
+        size = max(need, 2 * len(self._p_lid))
+        for name in _IN_FLIGHT_ARRAYS:
+            a = getattr(self, name)
+            out = np.zeros((size,) + a.shape[1:], a.dtype)
+            out[: self._m] = a[: self._m]
+            setattr(self, name, out)
 
-    def _enqueue(self, lid: np.ndarray, t: float, arr: np.ndarray, pay: np.ndarray, mid: np.ndarray) -> None:
-        if len(lid):
-            self._pending.append(_InFlight(lid, t, arr, pay, mid, float(arr.min()), float(arr.max())))
+    def _reserve_frames(self, k: int) -> int:
+        """Room for ``k`` new frames; returns the first row. Frames no in-flight copy points at are
+        dropped (all of them when nothing is in flight, the common case); the table holds its own
+        copy of each delivered payload."""
+        if self._m == 0:
+            self._nf = 0
+        elif self._nf + k > len(self._f_pay):
+            used = np.unique(self._p_frame[: self._m])
+            for name in _FRAME_ARRAYS:
+                a = getattr(self, name)
+                a[: len(used)] = a[used]
+            self._p_frame[: self._m] = np.searchsorted(used, self._p_frame[: self._m])
+            self._nf = len(used)
+        if self._nf + k > len(self._f_pay):
+            size = max(self._nf + k, 2 * len(self._f_pay))
+            for name in _FRAME_ARRAYS:
+                a = getattr(self, name)
+                out = np.zeros((size,) + a.shape[1:], a.dtype)
+                out[: self._nf] = a[: self._nf]
+                setattr(self, name, out)
+        return self._nf
 
     # ---- receive ---------------------------------------------------------------------------
     def receive(self, now_ms: float, receiver_slots: Any) -> RxBatch:
         """Deliver every in-flight message with arrival <= ``now_ms``, return these receivers' valid messages.
 
+        :param now_ms: current time (ms), not earlier than any earlier ``broadcast`` or ``receive`` time.
+        :param receiver_slots: ``(R,)`` integer slots whose tables are returned.
+        :raises ValueError: time went backwards (that could show a message before its arrival),
+            slots outside ``0..capacity-1``.
+
         A delivered message replaces the receiver's entry for its sender only if it was sent later
-        (an older message never replaces a newer one). Valid means ``now - timestamp <
-        staleness_threshold_ms``. Time must not go backwards between calls (that could show a
-        message before its arrival).
+        (an older message never replaces a newer one; among copies sent at the same time the one
+        sent last wins). Valid means ``now - timestamp < staleness_threshold_ms``.
         """
         self._require_reset()
         now = float(now_ms)
-        if not now >= self._last_receive_ms:
-            raise ValueError(f"receive(now_ms={now_ms!r}) went back in time: last receive was at {self._last_receive_ms}")
-        self._last_receive_ms = now
+        if not now >= self._clock:
+            raise ValueError(
+                f"receive(now_ms={now_ms!r}) went back in time: the radio's clock is at {self._clock} ms "
+                "(latest broadcast or receive); time must not decrease"
+            )
+        self._clock = now
         rs = _slots("receiver_slots", receiver_slots, self.capacity)
         self._deliver(now)
         if not self._sorted:
             self._sort_pool()
         n = self._n
+        stale = self.params.staleness_threshold_ms
         self._req[rs] = True
-        m = self._t_has[:n] & self._req[self._l_recv[:n]] & (now - self._t_ts[:n] < self.params.staleness_threshold_ms)
-        self._req[rs] = False
+        try:
+            if self._use_kernels:
+                return RxBatch(*_k.select_rows(now, float(stale), self._req, self._l_recv, self._l_send, self._t_has,
+                                               self._t_ts, self._t_arr, self._t_pay, self._t_msg, n))
+            m = self._t_has[:n] & self._req[self._l_recv[:n]] & (now - self._t_ts[:n] < stale)
+        finally:
+            self._req[rs] = False
         idx = slice(0, n) if m.all() else np.flatnonzero(m)  # slices copy faster than a gather
         ts = self._t_ts[idx].copy()
         return RxBatch(
@@ -360,45 +493,82 @@ class Radio:
         )
 
     def _deliver(self, now: float) -> None:
-        if not self._pending or min(b.first for b in self._pending) > now:
+        """Move in-flight messages that have arrived by ``now`` into the tables (newest sent wins)
+        and drop in-flight messages that can no longer become visible."""
+        if self._m == 0 or self._p_first > now:
             return
-        parts: list[_InFlight] = []
-        stay: list[_InFlight] = []
-        for b in self._pending:  # one per broadcast still in flight: a handful, not per link
-            if b.first > now:
-                stay.append(b)
-            elif b.last <= now:
-                parts.append(b)
-            else:
-                arrived = b.arr <= now
-                parts.append(b.keep(arrived))
-                stay.append(b.keep(~arrived))
-        self._pending = stay
-        if len(parts) == 1:
-            p = parts[0]
-            lid, ts, arr, pay, mid = p.lid, np.full(len(p.lid), p.t), p.arr, p.pay, p.mid
-        else:  # in enqueue order, so "later enqueued" below keeps its meaning
-            lid = np.concatenate([p.lid for p in parts])
-            ts = np.concatenate([np.full(len(p.lid), p.t) for p in parts])
-            arr = np.concatenate([p.arr for p in parts])
-            pay = np.concatenate([p.pay for p in parts])
-            mid = np.concatenate([p.mid for p in parts])
-        ordered = len(lid) < 2 or bool((lid[1:] > lid[:-1]).all())
-        if not ordered and len(np.unique(lid)) != len(lid):
-            # Several arrivals on one link: keep the latest sent (ties: the later enqueued).
-            o = np.lexsort((np.arange(len(lid)), ts, lid))
+        if self._use_kernels:
+            self._m, self._p_first = _k.deliver(
+                now, self._p_lid, self._p_arr, self._p_frame, self._m, self._f_ts, self._f_seq, self._f_pay, self._f_mid,
+                self._t_has, self._t_ts, self._t_seq, self._t_arr, self._t_pay, self._t_msg,
+            )
+        else:
+            self._deliver_numpy(now)
+        if self._m > 2 * self._n + 64:  # several in flight per link: keep only those that can still show
+            self._drop_superseded()
+
+    def _deliver_numpy(self, now: float) -> None:
+        m = self._m
+        arrived = self._p_arr[:m] <= now
+        every = bool(arrived.all())
+        src = np.arange(m) if every else np.flatnonzero(arrived)
+        lid, fr = self._p_lid[src], self._p_frame[src]
+        ts, seq = self._f_ts[fr], self._f_seq[fr]
+        if len(lid) > 1 and not (lid[1:] > lid[:-1]).all():
+            # Several arrivals on one link: keep the newest sent (send time, then sequence).
+            o = np.lexsort((seq, ts, lid))
             last = np.r_[lid[o][1:] != lid[o][:-1], True]
             pick = o[last]
-            lid, ts, arr, pay, mid = lid[pick], ts[pick], arr[pick], np.take(pay, pick, axis=0), mid[pick]
-            ordered = True  # pick follows increasing lid
-        newer = ~self._t_has[lid] | (ts > self._t_ts[lid])
+            src, lid, fr, ts, seq = src[pick], lid[pick], fr[pick], ts[pick], seq[pick]
+        newer = ~self._t_has[lid] | (ts > self._t_ts[lid]) | ((ts == self._t_ts[lid]) & (seq > self._t_seq[lid]))
         if not newer.all():
-            lid, ts, arr, pay, mid = lid[newer], ts[newer], arr[newer], np.compress(newer, pay, axis=0), mid[newer]
-        if ordered and len(lid) == self._n and len(lid) and lid[0] == 0:
-            lid = slice(0, len(lid))  # every link at once, in row order (dense steady state)
-        self._t_has[lid] = True
-        self._t_ts[lid], self._t_arr[lid], self._t_msg[lid] = ts, arr, mid
-        _records(self._t_pay)[lid] = _records(np.ascontiguousarray(pay))
+            src, lid, fr, ts, seq = src[newer], lid[newer], fr[newer], ts[newer], seq[newer]
+        dst: np.ndarray | slice = lid
+        if len(lid) == self._n and len(lid) and lid[0] == 0 and lid[-1] == self._n - 1:
+            dst = slice(0, self._n)  # every link once, increasing: the identity (dense steady state)
+        self._t_has[dst] = True
+        self._t_ts[dst], self._t_seq[dst] = ts, seq
+        self._t_arr[dst], self._t_msg[dst] = self._p_arr[src], self._f_mid[fr]
+        self._t_pay[dst] = np.take(self._f_pay, fr, axis=0)
+        if every:
+            self._m, self._p_first = 0, np.inf
+            return
+        keep = ~arrived
+        plid, pfr = self._p_lid[:m], self._p_frame[:m]
+        pts, pseq = self._f_ts[pfr], self._f_seq[pfr]
+        th, tts, tseq = self._t_has[plid], self._t_ts[plid], self._t_seq[plid]
+        keep &= ~(th & ((pts < tts) | ((pts == tts) & (pseq < tseq))))  # older than what already arrived
+        self._compact_in_flight(keep)
+
+    def _compact_in_flight(self, keep: np.ndarray) -> None:
+        idx = np.flatnonzero(keep)
+        k = len(idx)
+        for name in _IN_FLIGHT_ARRAYS:
+            a = getattr(self, name)
+            a[:k] = np.take(a, idx, axis=0)
+        self._m = k
+        self._p_first = float(self._p_arr[:k].min()) if k else np.inf
+
+    def _drop_superseded(self) -> None:
+        """Per link, drop in-flight messages that a newer-sent one arriving no later will hide.
+
+        Newest-wins is by send time, and a later-sent message may arrive earlier: message i stays
+        visible-able only if every later-sent message on its link arrives strictly after it.
+        """
+        m = self._m
+        lid, arr = self._p_lid[:m], self._p_arr[:m]
+        ts, seq = self._f_ts[self._p_frame[:m]], self._f_seq[self._p_frame[:m]]
+        rank = np.empty(m, np.int64)
+        rank[np.lexsort((seq, ts))] = np.arange(m)  # send order
+        # by link, then arrival, later-sent first among equal arrivals
+        o = np.lexsort((-rank, arr, lid))
+        g = np.r_[0, np.cumsum(lid[o][1:] != lid[o][:-1])]
+        key = rank[o] + g * m  # groups never mix in the running max
+        before = np.r_[-1, np.maximum.accumulate(key)[:-1]]
+        hidden = np.empty(m, bool)
+        hidden[o] = before > key  # a later-sent message on this link arrives no later
+        if hidden.any():
+            self._compact_in_flight(~hidden)
 
     def _sort_pool(self) -> None:
         """Renumber link rows in (receiver, sender) order so receive output needs no sort."""
@@ -406,18 +576,18 @@ class Radio:
         perm = np.argsort(self._l_recv[:n] * self.capacity + self._l_send[:n], kind="stable")
         new_row = np.empty(n, np.int64)
         new_row[perm] = np.arange(n)
-        for name in ("_l_recv", "_l_send", "_l_burst", "_t_has", "_t_ts", "_t_arr", "_t_pay", "_t_msg"):
+        for name in _POOL_ARRAYS:
             a = getattr(self, name)
             a[:n] = a[perm]
         self._index[self._l_recv[:n], self._l_send[:n]] = np.arange(1, n + 1)
-        for b in self._pending:
-            b.lid = new_row[b.lid]
+        self._p_lid[: self._m] = new_row[self._p_lid[: self._m]]
         self._sorted = True
 
     # ---- vehicles leaving ------------------------------------------------------------------
     def forget(self, slots: Any) -> None:
         """A vehicle left: drop its receive table, its entries in others' tables, its in-flight
-        messages (sent or addressed) and the burst state of every link it is on."""
+        messages (sent or addressed) and the burst state of every link it is on. A vehicle that
+        later gets the same slot starts from nothing."""
         self._require_reset()
         s = _slots("slots", slots, self.capacity)
         if s.size == 0:
@@ -428,19 +598,27 @@ class Radio:
         rows = gone[self._l_recv[:n]] | gone[self._l_send[:n]]
         self._t_has[:n][rows] = False
         self._l_burst[:n][rows] = False
-        pending = []
-        for b in self._pending:
-            stay = ~rows[b.lid]
-            b = b if stay.all() else b.keep(stay)
-            if len(b.lid):
-                pending.append(b)
-        self._pending = pending
+        if self._m:
+            hit = rows[self._p_lid[: self._m]]
+            if hit.any():
+                self._compact_in_flight(~hit)
 
     # ---- introspection ---------------------------------------------------------------------
+    @property
+    def in_flight_count(self) -> int:
+        """Number of delivered copies still in flight (sent, not yet arrived, able to become visible)."""
+        return self._m
+
     def in_flight_message_ids(self) -> np.ndarray:
         """Message ids still in flight or held in some receive table (for side tables of the object API)."""
-        return np.concatenate([b.mid for b in self._pending] + [self._t_msg[: self._n][self._t_has[: self._n]]])
+        return np.concatenate([self._f_mid[self._p_frame[: self._m]], self._t_msg[: self._n][self._t_has[: self._n]]])
 
     def _require_reset(self) -> None:
         if self._rng is None:
             raise RuntimeError("Radio.reset(seed) must be called before using the radio")
+
+
+_EMPTY = np.empty(0)
+_POOL_ARRAYS = ("_l_recv", "_l_send", "_l_burst", "_t_has", "_t_ts", "_t_seq", "_t_arr", "_t_pay", "_t_msg")
+_IN_FLIGHT_ARRAYS = ("_p_lid", "_p_arr", "_p_frame")
+_FRAME_ARRAYS = ("_f_ts", "_f_seq", "_f_pay", "_f_mid")

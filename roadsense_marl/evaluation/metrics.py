@@ -263,24 +263,14 @@ def stopped_share(speed: np.ndarray | None, present: np.ndarray, threshold: floa
 
 
 def expected_delivery_ratio(params: Any, distance_m: np.ndarray) -> np.ndarray:
-    """Long-run delivery ratio of the configured loss model at each distance.
+    """Long-run delivery ratio of the configured loss model at each distance (metres, any shape).
 
-    Per-packet loss ``p`` from :func:`roadsense_marl.espnow.loss_probability`; with bursts the
-    link is a two-state chain (after a loss the next loss has probability
-    ``q = c * boosted + (1 - c) * p``, ``c = 1 - 1/mean_burst_length``), whose stationary loss is
-    ``p / (1 - q + p)``. Links at or past the hard range never deliver.
+    The radio's own burst loss model, :attr:`roadsense_marl.espnow.LinkLoss.stationary_delivery_ratio`
+    of :func:`roadsense_marl.espnow.link_loss` (per-link two-state chain; 0 at or past the hard range).
     """
-    from roadsense_marl.espnow import loss_probability
+    from roadsense_marl.espnow import link_loss
 
-    d = np.asarray(distance_m, dtype=np.float64)
-    p = loss_probability(params, d)
-    if params.burst_enabled:
-        c = 1.0 - 1.0 / params.burst_mean_length
-        boosted = np.maximum(p, np.minimum(params.burst_max_loss_cap, p * params.burst_loss_multiplier))
-        q = c * boosted + (1.0 - c) * p
-        den = 1.0 - q + p
-        p = np.where(den > 0, p / np.where(den > 0, den, 1.0), 1.0)
-    return np.where(d < params.range_m, 1.0 - p, 0.0)
+    return link_loss(params, distance_m).stationary_delivery_ratio
 
 
 def pdr_by_distance(

@@ -145,40 +145,95 @@ def run_policy(env: Any, policy: Policy, seeds: Sequence[int]) -> list[EpisodeRe
     return [run_episode(env, policy, int(s)) for s in seeds]
 
 
+def _run_seeds(
+    env: Any, policy: Policy, seeds: Sequence[int], bar: Any, n_record: int, video_dir: Path, stem: str, fmt: str
+) -> list[EpisodeRecord]:
+    """:func:`run_policy` with a progress bar, recording the first ``n_record`` episodes as videos."""
+    from roadsense_marl.evaluation.record import EpisodeRecorder, real_time_fps, write_video
+
+    out = []
+    for i, s in enumerate(seeds):
+        if i < n_record:
+            rec = EpisodeRecorder(env, caption=f"{stem.replace('_', '   ', 1)} radio   seed {int(s)}")
+            out.append(run_episode(rec, policy, int(s)))
+            write_video(rec.frames, video_dir / f"{stem}_seed{int(s)}.{fmt}", real_time_fps(env))
+        else:
+            out.append(run_episode(env, policy, int(s)))
+        bar.update(1)
+    return out
+
+
 # ---- model policies --------------------------------------------------------------------------
 
 def resolve_model(model: str | Path) -> tuple[Path, dict[str, Any] | None, Path | None]:
-    """``(model .zip, env config from the run's config.yaml or None, progress.csv or None)``.
+    """``(model path, env config from the run or model or None, progress.csv or None)``.
 
-    ``model`` is an SB3 ``.zip`` or a training run folder holding ``final_model.zip``.
+    ``model`` is an SB3 ``.zip``, a training run folder holding ``final_model.zip``, a folder
+    exported by ``roadsense-marl export`` (``policy.json`` + ``policy.pt``; returned as the folder),
+    or ``"pretrained"``, the policy shipped with the package (:mod:`roadsense_marl.pretrained`).
+    The env contract the model was made under is :func:`model_contract`.
     """
-    p = Path(model)
+    from roadsense_marl.training.runs import is_exported_policy, read_exported_config, read_model_record, read_run_config
+
+    from roadsense_marl.pretrained import resolve_pretrained
+
+    p = Path(resolve_pretrained(model))
+    if is_exported_policy(p):
+        return p, read_exported_config(p).get("env"), None
     if p.is_dir():
         zip_path = p / "final_model.zip"
         if not zip_path.is_file():
+            from roadsense_marl.training.runs import latest_model
+
             found = sorted(q.name for q in p.glob("*.zip"))
+            latest = latest_model(p)
+            hint = (f"; its latest checkpoint is {latest[0]} (evaluate that file), or continue the run with: "
+                    f"roadsense-marl train --resume {p}") if latest else ""
             raise FileNotFoundError(
-                f"training run folder {str(p)!r} has no final_model.zip (zip files there: {found or 'none'})"
+                f"training run folder {str(p)!r} has no final_model.zip (zip files there: {found or 'none'}){hint}"
             )
         env_cfg = None
-        cfg_file = p / "config.yaml"
-        if cfg_file.is_file():
-            import yaml
-
-            data = yaml.safe_load(cfg_file.read_text()) or {}
-            if not isinstance(data, dict):
-                raise ValueError(f"{cfg_file} must hold a mapping with an 'env' key, got {type(data).__name__}")
+        if (p / "config.yaml").is_file():
+            data = read_run_config(p)
             env_cfg = data.get("env")
             if env_cfg is not None and not isinstance(env_cfg, dict):
-                raise ValueError(f"{cfg_file}: key 'env' must be a mapping of env config keys")
+                raise ValueError(f"{p / 'config.yaml'}: key 'env' must be a mapping of env config keys")
         progress = p / "progress.csv"
         return zip_path, env_cfg, progress if progress.is_file() else None
     if not p.is_file():
         alt = p.with_suffix(".zip") if p.suffix != ".zip" else None
         if alt is not None and alt.is_file():
-            return alt, None, None
-        raise FileNotFoundError(f"model file not found: {str(p)!r} (give an SB3 .zip or a training run folder)")
-    return p, None, None
+            p = alt
+        else:
+            raise FileNotFoundError(f"model file not found: {str(p)!r} (give an SB3 .zip, a training run folder or an exported policy folder)")
+    record = read_model_record(p)
+    return p, (record or {}).get("env"), None
+
+
+def model_contract(model: str | Path) -> tuple[dict[str, Any] | None, str]:
+    """``(env contract recorded with the model or None, what to call it in messages)``.
+
+    A run folder's ``config.yaml`` must describe its ``final_model.zip``: when both record a
+    contract and they differ, that is an error.
+    """
+    from roadsense_marl.training.runs import (
+        check_contract, is_exported_policy, read_exported_config, read_model_record, read_run_config,
+    )
+
+    p = Path(model)
+    if is_exported_policy(p):
+        return read_exported_config(p)["contract"], f"exported policy {str(p)!r}"
+    if p.is_dir():
+        zip_path = p / "final_model.zip"
+        record = read_model_record(zip_path)
+        cfg_contract = read_run_config(p).get("contract") if (p / "config.yaml").is_file() else None
+        if record is not None and cfg_contract is not None:
+            check_contract(record["contract"], cfg_contract, what=f"{str(zip_path)!r}", recorded_as="model",
+                           current_as="config.yaml beside it")
+        contract = cfg_contract if cfg_contract is not None else (record or {}).get("contract")
+        return contract, f"run {str(p)!r}"
+    record = read_model_record(p)
+    return (record or {}).get("contract"), f"model {str(p)!r}"
 
 
 def model_policy(model: Any) -> Policy:
@@ -197,9 +252,20 @@ def model_policy(model: Any) -> Policy:
 
 
 def load_model_policy(path: Path, env: Any) -> Policy:
-    """Load an SB3 PPO model on the CPU and check it fits the env's spaces."""
+    """Load a model on the CPU and check it fits the env's spaces.
+
+    An exported folder (``policy.json`` + ``policy.pt``) is loaded with
+    ``torch.load(weights_only=True)``: no code from the files runs. An SB3 ``.zip`` is loaded
+    with ``PPO.load``, which unpickles parts of the file: a crafted ``.zip`` can run code, so
+    load only models you trust.
+    """
     from stable_baselines3 import PPO
 
+    from roadsense_marl.training.runs import is_exported_policy, load_exported_policy
+
+    if is_exported_policy(path):
+        a0 = env.possible_agents[0]
+        return model_policy(load_exported_policy(path, env.observation_space(a0), env.action_space(a0)))
     try:
         model = PPO.load(str(path), device="cpu")
     except Exception as exc:  # a zip that is not an SB3 PPO save
@@ -374,13 +440,21 @@ def evaluate(
     config: Any = None,
     env_kwargs: dict[str, Any] | None = None,
     verbose: bool = True,
+    record: int = 0,
+    record_format: str = "mp4",
+    progress_bar: bool | None = None,
 ) -> dict[str, Any]:
     """Evaluate a model (or a baseline) on ``episodes`` seeds ``seed, seed+1, ...``.
 
-    Writes ``out/metrics.json`` (and PNG plots unless ``plots=False``), prints a summary table
-    when ``verbose``, and returns the metrics dict. ``policy`` is ``"model"`` (needs ``model``),
-    ``"no-v2v"`` or ``"rule-v2v"``; with ``baselines`` both baselines also run on the same seeds.
-    ``radio_sweep`` evaluates under ideal, measured and degraded radio profiles.
+    Writes ``out/metrics.json``, the per-episode tables ``out/episodes.csv`` and
+    ``out/followers.csv`` (:mod:`roadsense_marl.evaluation.tables`), plots (PNG and PDF) unless
+    ``plots=False``, prints a summary table when ``verbose``, and returns the metrics dict.
+    ``policy`` is ``"model"`` (needs ``model``), ``"no-v2v"`` or ``"rule-v2v"``; with
+    ``baselines`` both baselines also run on the same seeds. ``radio_sweep`` evaluates under
+    ideal, measured and degraded radio profiles. ``record`` > 0 writes videos of the first
+    ``record`` episodes of every policy and radio to ``out/videos/<policy>_<radio>_seed<seed>.<record_format>``
+    (``"mp4"`` or ``"gif"``); recording does not change the episodes. ``progress_bar`` shows a
+    progress bar over episodes on stderr (default: when ``verbose``).
     """
     from roadsense_marl.env.config import make_env_config
     from roadsense_marl.env.convoy_env import RoadSenseParallelEnv
@@ -394,7 +468,14 @@ def evaluate(
         raise ValueError("policy 'model' needs a MODEL path (an SB3 .zip or a training run folder)")
     if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1:
         raise ValueError(f"episodes must be a whole number >= 1, got {episodes!r}")
+    if isinstance(record, bool) or not isinstance(record, int) or record < 0:
+        raise ValueError(f"record must be a whole number >= 0 (episodes to record per policy), got {record!r}")
+    if record_format not in ("mp4", "gif"):
+        raise ValueError(f"record_format must be 'mp4' or 'gif', got {record_format!r}")
 
+    from roadsense_marl.training.runs import atomic_write_text, check_contract, check_writable_dir, env_contract
+
+    check_writable_dir(out)  # before the first episode, not after the last
     model_path = progress = None
     run_env_cfg: dict[str, Any] | None = None
     if policy == "model":
@@ -404,11 +485,18 @@ def evaluate(
     for key, val in (("scenario", scenario), ("backend", backend), ("max_steps", max_steps)):
         if val is not None:
             overrides[key] = val
+    if record:
+        overrides["render_mode"] = "rgb_array"  # frames only read the state: the episodes stay the same
     base = config if config is not None else run_env_cfg
     base_cfg = make_env_config(base, **overrides)  # validates early: unknown scenario keys, bad values
     from roadsense_marl.sim import resolve_scenario
 
     resolve_scenario(base_cfg.scenario, **base_cfg.scenario_kwargs)  # unknown scenario -> clear error now
+    if policy == "model":
+        # The model's contract against the env it will drive (radio profiles chosen with
+        # radio/radio_sweep are a deliberate robustness test and are not compared).
+        recorded, what = model_contract(model if Path(model).is_dir() else model_path)  # type: ignore[arg-type]
+        check_contract(recorded, env_contract(base_cfg), what=what)
 
     radios: list[Any] = list(RADIO_SWEEP) if radio_sweep else [radio if radio is not None else base_cfg.radio]
     policy_names = [policy] + ([b for b in BASELINES if b != policy] if baselines else [])
@@ -419,6 +507,12 @@ def evaluate(
     results: list[dict[str, Any]] = []
     all_records: dict[tuple[str, str], list[EpisodeRecord]] = {}
     t0 = time.perf_counter()
+    from tqdm import tqdm
+
+    bar = tqdm(
+        total=len(radios) * len(policy_names) * episodes, unit="episode", desc="evaluate",
+        disable=not (verbose if progress_bar is None else progress_bar), leave=False, dynamic_ncols=True,
+    )
     for rad in radios:
         cfg = make_env_config(base_cfg, radio=rad)
         env = RoadSenseParallelEnv(config=cfg)
@@ -426,10 +520,12 @@ def evaluate(
             for name in policy_names:
                 pol = load_model_policy(model_path, env) if name == "model" else make_baseline(name)  # type: ignore[arg-type]
                 t1 = time.perf_counter()
-                with _torch_threads(1 if name == "model" else None):
-                    records = run_policy(env, pol, seeds)
-                eps = [episode_metrics(r) for r in records]
                 label = _radio_label(rad)
+                bar.set_postfix_str(f"{name}, {label} radio")
+                with _torch_threads(1 if name == "model" else None):
+                    records = _run_seeds(env, pol, seeds, bar, record, out_dir / "videos", f"{name}_{label}",
+                                         record_format)
+                eps = [episode_metrics(r) for r in records]
                 all_records[(name, label)] = records
                 results.append(
                     {
@@ -443,6 +539,7 @@ def evaluate(
                 )
         finally:
             env.close()
+    bar.close()
 
     metrics = {
         "scenario": base_cfg.scenario,
@@ -457,16 +554,25 @@ def evaluate(
         "findings": compare_speed(results) + compare_to_rule(results),
         "results": results,
         "plots": [],
+        "tables": [],
+        "videos": sorted(str(p) for p in (out_dir / "videos").glob(f"*.{record_format}")) if record else [],
     }
+    from roadsense_marl.evaluation.tables import write_tables
+
+    metrics["tables"] = [str(p) for p in write_tables(out_dir, results, base_cfg.scenario)]
     if plots:
         from roadsense_marl.evaluation.plots import write_plots
 
-        metrics["plots"] = [str(p) for p in write_plots(out_dir, results, all_records, progress_csv=progress)]
+        metrics["plots"] = [str(p) for p in write_plots(out_dir, results, all_records, progress_csv=progress,
+                                                         domain_randomization=base_cfg.domain_randomization)]
     metrics = _jsonable(metrics)
-    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    atomic_write_text(out_dir / "metrics.json", json.dumps(metrics, indent=1))  # never half a file
     if verbose:
         print(summary_table(metrics))
         print(f"metrics: {out_dir / 'metrics.json'}")
+        print(f"per-episode tables: {', '.join(metrics['tables'])}")
+        if metrics["videos"]:
+            print(f"videos: {len(metrics['videos'])} in {out_dir / 'videos'}")
     return metrics
 
 
@@ -529,6 +635,7 @@ __all__: list[str] = [
     "compare_to_rule",
     "evaluate",
     "load_model_policy",
+    "model_contract",
     "model_policy",
     "resolve_model",
     "run_episode",

@@ -22,9 +22,10 @@ from roadsense_marl.sim.scenario import (
     write_episode_routes,
 )
 from roadsense_marl.sim.simulation import SumoSimulation
-from roadsense_marl.sim.states import LibsumoInUseError, SumoError, VehicleStates
+from roadsense_marl.sim.states import OPTIONAL_FIELDS, LibsumoInUseError, SumoError, VehicleStates
 
 __all__ = [
+    "OPTIONAL_FIELDS",
     "VTYPE_RANGES",
     "LibsumoInUseError",
     "Scenario",

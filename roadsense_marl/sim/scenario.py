@@ -28,7 +28,7 @@ import tempfile
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -39,6 +39,7 @@ __all__ = [
     "ScenarioError",
     "ScenarioVariation",
     "VTYPE_RANGES",
+    "cache_root",
     "highway_scenario",
     "list_scenarios",
     "resolve_scenario",
@@ -432,6 +433,13 @@ def write_straight_road(out_dir: Path, stem: str, length_m: float, lanes: int, s
     text = net.read_text()
     net.write_text(re.sub(r"<!-- generated on.*?-->\n*", "", text, count=1, flags=re.S))
     return net
+
+
+def cache_root() -> Path:
+    """Writable cache folder of the library (created if needed): ``$ROADSENSE_MARL_CACHE``, else
+    ``$XDG_CACHE_HOME/roadsense_marl`` or ``~/.cache/roadsense_marl``, else the temp folder.
+    OSError lists the folders tried when none is writable."""
+    return _cache_root()
 
 
 def _cache_root() -> Path:

@@ -22,7 +22,7 @@ from roadsense_marl.sim.scenario import (
     sumo_env,
     write_episode_routes,
 )
-from roadsense_marl.sim.states import SumoError, VehicleStates
+from roadsense_marl.sim.states import SumoError, VehicleStates, check_extra_fields
 
 __all__ = ["SumoSimulation"]
 
@@ -107,6 +107,11 @@ class SumoSimulation:
     :param gui: run ``sumo-gui`` (traci only).
     :param sumo_args: extra SUMO command-line arguments, appended last.
     :param collision_action: SUMO's ``--collision.action`` (``remove`` is what the env expects).
+    :param extra_fields: optional per-vehicle values to read every step besides those the env
+        uses, from :data:`~roadsense_marl.sim.states.OPTIONAL_FIELDS` (``"lane_index"``,
+        ``"lane_pos"``); each costs one more SUMO call per vehicle per step (libsumo). Values
+        not requested are absent from :class:`VehicleStates` (reading them raises
+        AttributeError). ValueError names an unknown field and lists the valid ones.
     """
 
     def __init__(
@@ -117,6 +122,7 @@ class SumoSimulation:
         gui: bool = False,
         sumo_args: Sequence[str] = (),
         collision_action: str = "remove",
+        extra_fields: Sequence[str] = (),
     ) -> None:
         self.scenario = scenario if isinstance(scenario, Scenario) else resolve_scenario(scenario)
         if backend not in BACKENDS:
@@ -130,6 +136,7 @@ class SumoSimulation:
             raise ValueError(f"collision_action {collision_action!r} is not one of {COLLISION_ACTIONS}")
         if isinstance(sumo_args, str) or not all(isinstance(a, str) for a in sumo_args):
             raise TypeError(f"sumo_args must be a sequence of strings, got {sumo_args!r}")
+        self.extra_fields = check_extra_fields(extra_fields)
         self.backend = backend
         self.step_length = step
         self.gui = bool(gui)
@@ -267,7 +274,7 @@ class SumoSimulation:
         error_log = tmpdir / "sumo-errors.log"
         order = self.scenario.vehicle_ids
         if self.backend == "libsumo":
-            backend: Any = LibsumoBackend(order, error_log)
+            backend: Any = LibsumoBackend(order, error_log, self.extra_fields)
         else:
             name = "sumo-gui" if self.gui else "sumo"
             try:
@@ -276,7 +283,7 @@ class SumoSimulation:
                 shutil.rmtree(tmpdir, ignore_errors=True)
                 raise SumoError(f"{exc} (gui=True needs sumo-gui)" if self.gui else str(exc)) from None
             extra = ("--start", "true", "--quit-on-end", "true") if self.gui else ()
-            backend = TraciBackend(order, error_log, binary, extra, env=sumo_env())
+            backend = TraciBackend(order, error_log, binary, extra, env=sumo_env(), extra_fields=self.extra_fields)
         rt = _Runtime(backend, tmpdir)
         self._runtime = rt
         self._finalizer = weakref.finalize(self, rt.close)

@@ -2,15 +2,33 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Mapping, Sequence
+import math
+from dataclasses import dataclass, field
+from itertools import repeat
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["LibsumoInUseError", "SumoError", "VehicleStates", "assemble_states"]
+__all__ = [
+    "OPTIONAL_FIELDS",
+    "LibsumoInUseError",
+    "SumoError",
+    "VehicleStates",
+    "assemble_states",
+    "check_extra_fields",
+]
 
 #: How far ahead ``getLeader`` looks for the leader (m); beyond it, gap is ``inf``.
 LEADER_LOOKAHEAD_M = 200.0
+
+#: Per-vehicle values read only on request (``SumoSimulation(..., extra_fields=...)``): name ->
+#: (dtype, meaning). The env does not use them, so by default SUMO is not asked for them.
+OPTIONAL_FIELDS: dict[str, tuple[type, str]] = {
+    "lane_index": (np.int32, "lane index, 0 = rightmost (SUMO getLaneIndex)"),
+    "lane_pos": (np.float64, "front bumper position along the lane, m (SUMO getLanePosition)"),
+}
+
+_NO_LEADER = ("", math.inf)
 
 
 class SumoError(RuntimeError):
@@ -22,17 +40,40 @@ class LibsumoInUseError(SumoError):
     """A second libsumo simulation was started in a process that already runs one."""
 
 
+def check_extra_fields(extra_fields: Iterable[str]) -> tuple[str, ...]:
+    """Validate a request for optional per-vehicle values; returns them in :data:`OPTIONAL_FIELDS`
+    order without repeats. Raises TypeError (not a sequence of strings) or ValueError (unknown
+    name, naming it and the valid ones)."""
+    if isinstance(extra_fields, str) or not all(isinstance(f, str) for f in extra_fields):
+        raise TypeError(f"extra_fields must be a sequence of field names, got {extra_fields!r}; "
+                        f"valid names: {', '.join(OPTIONAL_FIELDS)}")
+    asked = set(extra_fields)
+    unknown = sorted(asked - set(OPTIONAL_FIELDS))
+    if unknown:
+        raise ValueError(f"unknown extra_fields {unknown}: the optional per-vehicle values are "
+                         f"{', '.join(OPTIONAL_FIELDS)} (the others are always read)")
+    return tuple(f for f in OPTIONAL_FIELDS if f in asked)
+
+
 @dataclass(frozen=True, eq=False)
 class VehicleStates:
     """State of every vehicle on the road after a step; arrays are aligned with ``ids``.
 
-    SI units and SUMO conventions: ``x, y`` front-bumper centre in network coordinates (m);
-    ``speed`` (m/s); ``accel`` (m/s², SUMO's acceleration of the last step); ``heading_deg``
-    compass heading (0 = north, clockwise; 90 = driving towards +x); ``lane_index`` (0 =
-    rightmost); ``lane_pos`` front bumper position along the lane (m); ``length`` (m);
-    ``leader`` index into ``ids`` of the vehicle ahead (within 200 m on the vehicle's best
-    lanes), -1 if none; ``gap`` bumper-to-bumper distance to it (m; the follower's minGap is
-    added back to SUMO's ``getLeader`` distance), ``inf`` if none.
+    SI units and SUMO conventions, every array of shape ``(n,)``: ``x, y`` (float64)
+    front-bumper centre in network coordinates (m); ``speed`` (m/s); ``accel`` (m/s², SUMO's
+    acceleration of the last step); ``heading_deg`` compass heading (0 = north, clockwise;
+    90 = driving towards +x); ``length`` (m; with libsumo a read-only array shared by the
+    states of consecutive steps while the vehicles do not change); ``leader`` (int64) index into ``ids`` of the
+    vehicle ahead (within 200 m on the vehicle's best lanes), -1 if none; ``gap``
+    bumper-to-bumper distance to it (m; the follower's minGap is added back to SUMO's
+    ``getLeader`` distance), ``inf`` if none.
+
+    Optional values (:data:`OPTIONAL_FIELDS`) are present only when the simulation was asked
+    for them (``SumoSimulation(..., extra_fields=("lane_index", "lane_pos"))``):
+    ``lane_index`` (int32, 0 = rightmost) and ``lane_pos`` (float64, front bumper position
+    along the lane, m). Reading one that was not requested raises AttributeError saying how to
+    request it (so ``hasattr(states, "lane_pos")`` tells whether it was read); ``extras``
+    holds the requested ones by name.
 
     ``departed``, ``arrived``, ``collided`` list the vehicles that entered, left at their
     route end, or were in a collision (collider or victim) during this step. Collided
@@ -47,19 +88,37 @@ class VehicleStates:
     speed: np.ndarray
     accel: np.ndarray
     heading_deg: np.ndarray
-    lane_index: np.ndarray
-    lane_pos: np.ndarray
     length: np.ndarray
     leader: np.ndarray
     gap: np.ndarray
     departed: tuple[str, ...] = ()
     arrived: tuple[str, ...] = ()
     collided: tuple[str, ...] = ()
+    extras: Mapping[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def n(self) -> int:
         """Number of vehicles on the road."""
         return len(self.ids)
+
+    @property
+    def lane_index(self) -> np.ndarray:
+        """int32[n] lane index (0 = rightmost); only if requested (see the class docstring)."""
+        return self._extra("lane_index")
+
+    @property
+    def lane_pos(self) -> np.ndarray:
+        """float64[n] front bumper position along the lane (m); only if requested."""
+        return self._extra("lane_pos")
+
+    def _extra(self, name: str) -> np.ndarray:
+        try:
+            return self.extras[name]
+        except KeyError:
+            raise AttributeError(
+                f"{name} was not read: SUMO is asked for it only on request, "
+                f"SumoSimulation(..., extra_fields=({name!r},)) (optional fields: {', '.join(OPTIONAL_FIELDS)})"
+            ) from None
 
     def index(self, vehicle_id: str) -> int:
         """Position of ``vehicle_id`` in the arrays (ValueError if not on the road)."""
@@ -69,54 +128,67 @@ class VehicleStates:
             raise ValueError(f"vehicle {vehicle_id!r} is not on the road at t={self.time_s}; on it: {self.ids}") from None
 
     @classmethod
-    def empty(cls, time_s: float = 0.0) -> "VehicleStates":
-        """No vehicle on the road."""
-        return assemble_states(time_s, [], np.empty((0, 8)), [], {})
+    def empty(cls, time_s: float = 0.0, extra_fields: Sequence[str] = ()) -> "VehicleStates":
+        """No vehicle on the road (``extra_fields`` present, empty)."""
+        none = np.empty(0)
+        return assemble_states(time_s, (), none, none, none, none, none, none, [], none, (), (), (),
+                               {f: np.empty(0, OPTIONAL_FIELDS[f][0]) for f in check_extra_fields(extra_fields)})
+
+
+def leader_columns(ids: Sequence[str], position: Mapping[str, int], leaders: Sequence[Any],
+                   min_gap: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Leader index (int64[n], -1 if none) and bumper-to-bumper gap (float64[n] m, ``inf`` if
+    none) from SUMO's per-vehicle ``getLeader`` answers (``(id, dist)``; ``None`` or an empty
+    id means no leader, as does a leader that is not among ``ids``).
+
+    :param position: vehicle id -> index into ``ids``.
+    :param min_gap: float64[n], each follower's minGap (m), added back to SUMO's distance.
+    """
+    n = len(ids)
+    if n == 0:
+        return np.full(0, -1, dtype=np.int64), np.full(0, np.inf)
+    lids, dists = zip(*[lead or _NO_LEADER for lead in leaders])
+    leader = np.fromiter(map(position.get, lids, repeat(-1, n)), dtype=np.int64, count=n)
+    gap = np.array(dists, dtype=np.float64)
+    gap += min_gap
+    gap[leader < 0] = np.inf
+    return leader, gap
 
 
 def assemble_states(
     time_s: float,
     ids: Sequence[str],
-    rows: np.ndarray,
-    leaders: Sequence[tuple[str, float] | None],
-    min_gap: Mapping[str, float],
+    x: np.ndarray,
+    y: np.ndarray,
+    speed: np.ndarray,
+    accel: np.ndarray,
+    heading_deg: np.ndarray,
+    length: np.ndarray,
+    leader: Sequence[Any] | np.ndarray,
+    gap_or_min_gap: np.ndarray,
     departed: Sequence[str] = (),
     arrived: Sequence[str] = (),
     collided: Sequence[str] = (),
+    extras: Mapping[str, np.ndarray] | None = None,
 ) -> VehicleStates:
-    """Build :class:`VehicleStates` from raw per-vehicle reads.
+    """Build :class:`VehicleStates` from per-vehicle columns (float64[n] each, aligned with ``ids``).
 
-    :param rows: float[n, 8] columns x, y, speed, accel, heading, lane_index, lane_pos, length.
-    :param leaders: per vehicle, SUMO's ``getLeader`` result (``(id, dist)``; ``None`` or an
-        empty id means no leader).
-    :param min_gap: minGap per vehicle id (added back to SUMO's leader distance).
+    ``leader`` is either the int64[n] leader index (then ``gap_or_min_gap`` is the gap, m) or
+    the raw ``getLeader`` answers per vehicle (then ``gap_or_min_gap`` is each follower's
+    minGap, see :func:`leader_columns`). Arrivals that also collided are dropped from ``arrived``.
     """
-    n = len(ids)
-    rows = np.asarray(rows, dtype=np.float64).reshape(n, 8)
-    leader = np.full(n, -1, dtype=np.int64)
-    gap = np.full(n, np.inf)
-    found = [i for i, lead in enumerate(leaders) if lead and lead[0]]
-    if found:
-        position = {vid: i for i, vid in enumerate(ids)}
-        idx = np.array(found)
-        leader[idx] = [position.get(leaders[i][0], -1) for i in found]
-        gap[idx] = [leaders[i][1] + min_gap.get(ids[i], 0.0) for i in found]
+    ids = tuple(ids)
+    if isinstance(leader, np.ndarray):
+        gap = gap_or_min_gap
+    else:
+        leader, gap = leader_columns(ids, {v: i for i, v in enumerate(ids)}, leader, gap_or_min_gap)
     collided_t = tuple(collided)
-    gone = set(collided_t)
+    arrived_t = tuple(arrived)
+    if collided_t and arrived_t:
+        gone = set(collided_t)
+        arrived_t = tuple(v for v in arrived_t if v not in gone)
     return VehicleStates(
-        time_s=float(time_s),
-        ids=tuple(ids),
-        x=rows[:, 0].copy(),
-        y=rows[:, 1].copy(),
-        speed=rows[:, 2].copy(),
-        accel=rows[:, 3].copy(),
-        heading_deg=rows[:, 4].copy(),
-        lane_index=rows[:, 5].astype(np.int32),
-        lane_pos=rows[:, 6].copy(),
-        length=rows[:, 7].copy(),
-        leader=leader,
-        gap=gap,
-        departed=tuple(departed),
-        arrived=tuple(v for v in arrived if v not in gone),
-        collided=collided_t,
+        time_s=float(time_s), ids=ids, x=x, y=y, speed=speed, accel=accel, heading_deg=heading_deg,
+        length=length, leader=leader, gap=gap, departed=tuple(departed), arrived=arrived_t,
+        collided=collided_t, extras=extras if extras is not None else {},
     )

@@ -1,27 +1,37 @@
 """Train the shared Deep Sets PPO policy over every vehicle (SuperSuit + SB3).
 
-Read top to bottom: load the YAML config, apply command-line overrides, build the vector
-env (one slot per possible vehicle, :func:`~roadsense_marl.training.make_vec_env`), build
-PPO with the Deep Sets extractor, learn with checkpoints and logs, save everything into
-the output folder:
+Read top to bottom: load the YAML config, apply command-line overrides, validate all of it
+(env, policy and PPO keys) and the output folder, build the vector env (one slot per
+possible vehicle, :func:`~roadsense_marl.training.make_vec_env`) and PPO with the Deep Sets
+extractor, and only then write into the run folder (see :mod:`roadsense_marl.training.runs`):
 
-- ``config.yaml``: the resolved training config (``env`` section = env keyword arguments);
-- ``final_model.zip``: the trained policy (``PPO.load``);
-- ``checkpoints/``: intermediate models; ``tb/``: TensorBoard logs;
+- ``config.yaml``: the resolved training config (``env`` section = env keyword arguments) and
+  ``contract`` (env id/version, observation/action contract) of the models beside it;
+- ``final_model.zip``: the trained policy (``PPO.load``; load only models you trust);
+- ``checkpoints/model_<steps>_steps.zip``: intermediate models and the one saved on Ctrl-C;
+- ``run.json``: status and step count; ``tb/``: TensorBoard logs;
 - ``progress.csv``: SB3's log per rollout, with ``rollout/collision_rate`` (share of
   vehicle-episodes that ended in a collision) and ``rollout/padded_fraction``.
+
+An existing run is changed only on request: ``--resume RUN`` continues it from its latest
+model, ``--overwrite`` replaces it. Ctrl-C saves the current model and progress, stops the
+workers and SUMO and exits with 130 after one line.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
+import os
 from pathlib import Path
 from typing import Any, Mapping
 
 from roadsense_marl.paths import config_path
 
 TRAIN_KEYS = ("total_timesteps", "seed", "out", "checkpoint_every", "torch_threads", "env", "vec_env", "policy", "ppo")
+#: Written into a run's config.yaml by training; accepted (and recomputed) when such a file is reused as a config.
+RECORD_KEYS = ("contract",)
 VEC_ENV_KEYS = ("num_envs", "num_cpus", "via")
 DEFAULT_CONFIG = "marl_ppo"
 
@@ -41,17 +51,24 @@ def load_train_config(path: str | Path | None = None) -> dict[str, Any]:
     try:
         data = yaml.safe_load(p.read_text()) or {}
     except yaml.YAMLError as exc:
-        raise ValueError(f"training config {p} is not valid YAML: {exc}") from exc
+        detail = " ".join(line.strip() for line in str(exc).splitlines())
+        raise ValueError(f"training config {p} is not valid YAML: {detail}") from None
     return check_train_config(data, source=str(p))
 
 
 def check_train_config(data: Mapping[str, Any], source: str = "training config") -> dict[str, Any]:
-    """Validate the top-level and ``vec_env`` keys; env, policy and PPO keys are checked by their owners."""
+    """Validate the top-level, ``vec_env``, ``policy`` and ``ppo`` keys (the env section: :func:`resolve_config`).
+
+    Errors are ``ValueError`` naming the key, ``source`` and what would be valid.
+    """
     if not isinstance(data, Mapping):
         raise ValueError(f"{source} must be a mapping of keys")
-    unknown = sorted(set(data) - set(TRAIN_KEYS))
+    data = {k: v for k, v in data.items() if k not in RECORD_KEYS}
+    unknown = sorted(set(data) - set(TRAIN_KEYS), key=str)
     if unknown:
-        raise ValueError(f"unknown key(s) {unknown} in {source}; valid keys: {list(TRAIN_KEYS)}")
+        raise ValueError(
+            f"unknown key {unknown[0]!r} in {source}.{_suggest(str(unknown[0]), TRAIN_KEYS)} Valid keys: {', '.join(TRAIN_KEYS)}"
+        )
     out = {
         "env": {}, "vec_env": {}, "policy": {}, "ppo": {},
         "checkpoint_every": 0, "seed": 0, "out": "runs/marl_ppo", "torch_threads": 1,
@@ -60,9 +77,13 @@ def check_train_config(data: Mapping[str, Any], source: str = "training config")
     for section in ("env", "vec_env", "policy", "ppo"):
         if not isinstance(out[section], Mapping):
             raise ValueError(f"{section!r} in {source} must be a mapping, got {out[section]!r}")
-    bad_vec = sorted(set(out["vec_env"]) - set(VEC_ENV_KEYS))
+    bad_vec = sorted(set(out["vec_env"]) - set(VEC_ENV_KEYS), key=str)
     if bad_vec:
-        raise ValueError(f"unknown vec_env key(s) {bad_vec} in {source}; valid: {list(VEC_ENV_KEYS)}")
+        raise ValueError(
+            f"unknown vec_env key {bad_vec[0]!r} in {source}.{_suggest(str(bad_vec[0]), VEC_ENV_KEYS)} Valid: {', '.join(VEC_ENV_KEYS)}"
+        )
+    if not isinstance(out["out"], (str, Path)) or not str(out["out"]):
+        raise ValueError(f"out must be a folder path, got {out['out']!r}")
     total = out.get("total_timesteps")
     if isinstance(total, bool) or not isinstance(total, int) or total < 1:
         raise ValueError(f"total_timesteps must be a whole number >= 1, got {total!r}")
@@ -74,88 +95,390 @@ def check_train_config(data: Mapping[str, Any], source: str = "training config")
     every = out["checkpoint_every"]
     if isinstance(every, bool) or not isinstance(every, int) or every < 0:
         raise ValueError(f"checkpoint_every must be a whole number >= 0, got {every!r}")
+    check_policy_config(out["policy"], source)
+    check_ppo_config(out["ppo"], source)
     return out
 
 
-def train(config: Mapping[str, Any] | str | Path | None = None, *, progress_bar: bool = False, verbose: int = 0) -> Path:
-    """Train the shared policy; returns the output folder. See the module docstring for its contents."""
-    import torch
-    import yaml
-    from stable_baselines3.common.callbacks import CallbackList, CheckpointCallback
-    from stable_baselines3.common.logger import configure
+# -- validation of the PPO and policy sections ------------------------------------------------
 
+def _number(key: str, value: Any, *, lo: float | None = None, hi: float | None = None, lo_open: bool = False,
+            integer: bool = False, none_ok: bool = False) -> None:
+    import math
+
+    if value is None and none_ok:
+        return
+    kind = "a whole number" if integer else "a number"
+    ok = not isinstance(value, bool) and isinstance(value, int if integer else (int, float))
+    if not ok or (not integer and not math.isfinite(value)):
+        raise ValueError(f"ppo.{key} must be {kind}{' or null' if none_ok else ''}, got {value!r}")
+    if lo is not None and (value <= lo if lo_open else value < lo):
+        raise ValueError(f"ppo.{key} must be {'>' if lo_open else '>='} {lo}, got {value!r}")
+    if hi is not None and value > hi:
+        raise ValueError(f"ppo.{key} must be <= {hi}, got {value!r}")
+
+
+#: Checks for the PPO keyword arguments a YAML config can set (SB3 2.x names).
+PPO_RULES: dict[str, Any] = {
+    "learning_rate": lambda v: _number("learning_rate", v, lo=0.0, lo_open=True),
+    "n_steps": lambda v: _number("n_steps", v, lo=1, integer=True),
+    "batch_size": lambda v: _number("batch_size", v, lo=2, integer=True),
+    "n_epochs": lambda v: _number("n_epochs", v, lo=1, integer=True),
+    "gamma": lambda v: _number("gamma", v, lo=0.0, hi=1.0),
+    "gae_lambda": lambda v: _number("gae_lambda", v, lo=0.0, hi=1.0),
+    "clip_range": lambda v: _number("clip_range", v, lo=0.0, lo_open=True),
+    "clip_range_vf": lambda v: _number("clip_range_vf", v, lo=0.0, lo_open=True, none_ok=True),
+    "normalize_advantage": lambda v: _flag("normalize_advantage", v),
+    "ent_coef": lambda v: _number("ent_coef", v, lo=0.0),
+    "vf_coef": lambda v: _number("vf_coef", v, lo=0.0),
+    "max_grad_norm": lambda v: _number("max_grad_norm", v, lo=0.0, lo_open=True),
+    "use_sde": lambda v: _flag("use_sde", v),
+    "sde_sample_freq": lambda v: _number("sde_sample_freq", v, lo=-1, integer=True),
+    "target_kl": lambda v: _number("target_kl", v, lo=0.0, lo_open=True, none_ok=True),
+    "stats_window_size": lambda v: _number("stats_window_size", v, lo=1, integer=True),
+}
+#: PPO arguments the training sets itself.
+PPO_RESERVED = ("policy", "env", "policy_kwargs", "seed", "device", "verbose", "tensorboard_log", "_init_setup_model")
+
+
+def _flag(key: str, value: Any) -> None:
+    if not isinstance(value, bool):
+        raise ValueError(f"ppo.{key} must be true or false, got {value!r}")
+
+
+def _suggest(key: str, valid: Any) -> str:
+    from roadsense_marl.espnow.params import suggest
+
+    return suggest(key, valid)
+
+
+def check_ppo_config(ppo: Mapping[str, Any], source: str = "training config") -> None:
+    """Every ``ppo`` key known and of a valid value; errors name the key and what would be valid."""
+    for key, value in ppo.items():
+        if key in PPO_RESERVED:
+            raise ValueError(f"ppo.{key} in {source} is set by the training itself; remove it")
+        rule = PPO_RULES.get(key)
+        if rule is None:
+            raise ValueError(f"unknown ppo key {key!r} in {source}.{_suggest(key, PPO_RULES)} Valid: {', '.join(PPO_RULES)}")
+        try:
+            rule(value)
+        except ValueError as exc:
+            raise ValueError(f"{exc} (in {source})") from None
+
+
+def check_policy_config(policy: Mapping[str, Any], source: str = "training config") -> dict[str, Any]:
+    """``policy_kwargs`` from the ``policy`` section; an unknown key or bad value names the key."""
+    from roadsense_marl.policies import _OPTION_NAMES, create_deep_set_policy_kwargs
+
+    valid = ("peer_embed_dim", "net_arch", "log_std_init", *_OPTION_NAMES)
+    for key in policy:
+        if key not in valid:
+            raise ValueError(f"unknown policy key {key!r} in {source}.{_suggest(key, valid)} Valid: {', '.join(valid)}")
+    try:
+        return create_deep_set_policy_kwargs(**policy)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"policy section of {source}: {exc}") from None
+
+
+def resolve_config(config: Mapping[str, Any] | str | Path | None) -> tuple[dict[str, Any], Any, dict[str, Any]]:
+    """``(training config, EnvConfig, policy_kwargs)``, everything validated; nothing is written."""
     from roadsense_marl.env import make_env_config
-    from roadsense_marl.policies import create_deep_set_policy_kwargs
-    from roadsense_marl.training.callbacks import CollisionRateCallback
-    from roadsense_marl.training.ppo import MaskedPPO
-    from roadsense_marl.training.vec_env import PaddedFractionCallback, make_vec_env
 
     cfg = load_train_config(config) if not isinstance(config, Mapping) else check_train_config(config)
-    env_cfg = make_env_config(**cfg["env"])  # validates the env section before anything starts
-    policy_kwargs = create_deep_set_policy_kwargs(**cfg["policy"])
-    out = Path(cfg["out"])
-    out.mkdir(parents=True, exist_ok=True)
-    resolved = {**cfg, "env": env_cfg.to_dict()}
-    (out / "config.yaml").write_text(yaml.safe_dump(_plain(resolved), sort_keys=False))
+    env_cfg = make_env_config(**cfg["env"])
+    from roadsense_marl.sim import resolve_scenario
 
+    resolve_scenario(env_cfg.scenario, **env_cfg.scenario_kwargs)  # an unknown scenario fails now
+    policy_kwargs = check_policy_config(cfg["policy"])
+    return cfg, env_cfg, policy_kwargs
+
+
+# -- training ------------------------------------------------------------------------------------
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during training, after the current model and progress were saved (message says where)."""
+
+
+def train(
+    config: Mapping[str, Any] | str | Path | None = None,
+    *,
+    progress_bar: bool = False,
+    verbose: int = 0,
+    overwrite: bool = False,
+) -> Path:
+    """Train the shared policy into a new run folder; returns it. See the module docstring for its contents.
+
+    The whole config is validated and the output folder checked before anything is written. An
+    existing run folder is an error unless ``overwrite=True`` (then replaced once PPO is built);
+    continue a run with :func:`resume`. On Ctrl-C the current model is saved as a checkpoint,
+    ``progress.csv`` and ``run.json`` are written, workers and SUMO are closed and
+    :class:`TrainingInterrupted` is raised.
+    """
+    from roadsense_marl.training.runs import check_new_run_folder
+
+    cfg, env_cfg, policy_kwargs = resolve_config(config)
+    out = check_new_run_folder(cfg["out"], overwrite=overwrite)
+    return _run(cfg, env_cfg, policy_kwargs, out, start=None, overwrite=overwrite, progress_bar=progress_bar, verbose=verbose)
+
+
+def resume(run: str | Path, *, total_timesteps: int | None = None, progress_bar: bool = False, verbose: int = 0) -> Path:
+    """Continue the run in ``run`` from its latest model (checkpoint or final) with its own config.
+
+    The step count carries on (``progress.csv`` continues from the resumed step). ``total_timesteps``
+    may raise the run's target; the rest of ``config.yaml`` is used as it is. Raises
+    ``RunFolderError``/``ContractMismatch`` (both ``ValueError``) naming the problem.
+    """
+    from roadsense_marl.training.runs import (
+        RunFolderError, check_contract, check_not_running, env_contract, latest_model, read_model_record,
+        read_run_config,
+    )
+
+    run = Path(run)
+    if not run.is_dir():
+        raise RunFolderError(f"--resume {str(run)!r}: no such run folder")
+    check_not_running(run)
+    data = read_run_config(run)
+    recorded = data.pop("contract", None)
+    data["out"] = str(run)
+    if total_timesteps is not None:
+        data["total_timesteps"] = total_timesteps
+    cfg, env_cfg, policy_kwargs = resolve_config(check_train_config(data, source=str(run / "config.yaml")))
+    current = env_contract(env_cfg)
+    if recorded is None:
+        raise RunFolderError(f"{run / 'config.yaml'} records no env contract; it was not written by this version")
+    check_contract(recorded, current, what=f"run {str(run)!r}", recorded_as="run", current_as="this version")
+    found = latest_model(run)
+    if found is None:
+        raise RunFolderError(f"run {str(run)!r} has no model to resume from (no checkpoints, no final_model.zip)")
+    path, steps = found
+    record = read_model_record(path)
+    if record is not None:
+        check_contract(record["contract"], recorded, what=f"{str(path)!r}", recorded_as="model", current_as="config.yaml")
+    if steps >= cfg["total_timesteps"]:
+        raise RunFolderError(
+            f"run {str(run)!r} is already at {steps} steps (total_timesteps {cfg['total_timesteps']}); "
+            f"give --total-timesteps above {steps} to train further"
+        )
+    return _run(cfg, env_cfg, policy_kwargs, run, start=(path, steps), overwrite=False,
+                progress_bar=progress_bar, verbose=verbose)
+
+
+def _make_venv(cfg: Mapping[str, Any]) -> Any:
+    """The vector env, with SIGINT ignored in its worker processes.
+
+    Ctrl-C in a terminal reaches the whole process group; workers that died on it would leave
+    their env unclosed and the pipes half-read. Ignoring it in the workers leaves the main
+    process to stop them in order (close every env, then terminate).
+    """
+    import signal
+    import threading
+
+    from roadsense_marl.training.vec_env import make_vec_env
+
+    if threading.current_thread() is not threading.main_thread():
+        return make_vec_env(seed=cfg["seed"], **cfg["vec_env"], **cfg["env"])
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        return make_vec_env(seed=cfg["seed"], **cfg["vec_env"], **cfg["env"])
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _dead_workers(venv: Any, wait_s: float = 2.0) -> list[str]:
+    """Descriptions of the vector env's worker processes that have exited.
+
+    A broken pipe is seen a moment before the dying worker can be reaped, so this waits up to
+    ``wait_s`` for at least one worker to have an exit code.
+    """
+    import signal
+    import time
+
+    v, seen = venv, 0
+    while v is not None and seen < 10:
+        seen += 1
+        for holder in (getattr(v, "_vector", None), v):
+            procs = getattr(holder, "procs", None)
+            if procs:
+                deadline = time.monotonic() + wait_s
+                while all(p.exitcode is None for p in procs) and time.monotonic() < deadline:
+                    time.sleep(0.02)
+                out = []
+                for i, proc in enumerate(procs):
+                    code = proc.exitcode
+                    if code is None:
+                        continue
+                    how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
+                    out.append(f"worker {i} (pid {proc.pid}, {how})")
+                return out
+        v = getattr(v, "venv", None)
+    return []
+
+
+def _checkpoints(every: int, out: Path, record: Mapping[str, Any]) -> Any:
+    """A callback saving the model (with its contract) every ``every`` agent-steps of the whole run."""
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    from roadsense_marl.training.runs import checkpoint_path, save_model, write_state
+
+    class Checkpoints(BaseCallback):
+        def _on_training_start(self) -> None:
+            self.next = (self.num_timesteps // every + 1) * every
+
+        def _on_step(self) -> bool:
+            if self.num_timesteps >= self.next:
+                path = save_model(self.model, checkpoint_path(out, self.num_timesteps), record)
+                write_state(out, latest_model=str(path.relative_to(out)), num_timesteps=int(self.num_timesteps))
+                self.next = (self.num_timesteps // every + 1) * every
+            return True
+
+    return Checkpoints()
+
+
+def _run(cfg: dict[str, Any], env_cfg: Any, policy_kwargs: dict[str, Any], out: Path, *,
+         start: tuple[Path, int] | None, overwrite: bool, progress_bar: bool, verbose: int) -> Path:
+    import warnings
+
+    import torch
+    import yaml
+    from stable_baselines3.common.callbacks import CallbackList
+    from stable_baselines3.common.logger import configure
+
+    from roadsense_marl.cli import RunFailure
+    from roadsense_marl.training.callbacks import CollisionRateCallback
+    from roadsense_marl.training.runs import (
+        CONFIG_FILE, FINAL_MODEL, atomic_write_text, clear_run_folder, env_contract, merge_progress, save_model,
+        write_state,
+    )
+    from roadsense_marl.training.core_vec_env import WorkerDiedError
+    from roadsense_marl.training.ppo import MaskedPPO
+    from roadsense_marl.training.vec_env import PaddedFractionCallback
+
+    contract = env_contract(env_cfg)
+    record = {"contract": contract, "env": _plain(env_cfg.to_dict()), "policy": _plain(cfg["policy"])}
+    start_steps = start[1] if start else 0
     # The networks are small: one torch thread is faster than two on a shared 2-core machine
     # (measured 3-4x), and leaves the other core to a SUMO worker.
     threads = torch.get_num_threads()
     torch.set_num_threads(cfg["torch_threads"])
-    venv = make_vec_env(seed=cfg["seed"], **cfg["vec_env"], **cfg["env"])
-    torch.set_num_threads(cfg["torch_threads"])  # make_vec_env sets 1; the config decides
+    venv = None
+    failed: BaseException | None = None
     try:
-        try:
-            model = MaskedPPO("MultiInputPolicy", venv, policy_kwargs=policy_kwargs, seed=cfg["seed"], verbose=verbose, device="cpu", **cfg["ppo"])
-        except TypeError as exc:
-            raise ValueError(f"bad ppo option in the training config: {exc}") from exc
-        model.set_logger(configure(str(out / "tb"), ["csv", "tensorboard"] + (["stdout"] if verbose else [])))
+        venv = _make_venv(cfg)
+        torch.set_num_threads(cfg["torch_threads"])  # make_vec_env sets 1; the config decides
+        if start is None:
+            try:
+                model = MaskedPPO("MultiInputPolicy", venv, policy_kwargs=policy_kwargs, seed=cfg["seed"], verbose=verbose,
+                            device="cpu", **cfg["ppo"])
+            except (TypeError, AssertionError, ValueError) as exc:
+                raise ValueError(f"bad ppo option in the training config: {exc}") from None
+        else:
+            model = MaskedPPO.load(str(start[0]), env=venv, device="cpu", verbose=verbose)
+            model._last_obs = None  # reset the fresh workers' envs at the start of learn()
+            venv.seed(cfg["seed"] + start_steps)  # a new, reproducible stream for the continued run
+            model.set_random_seed(cfg["seed"] + start_steps)
+        # Everything is validated and built: only now is the folder changed.
+        if overwrite:
+            clear_run_folder(out)
+        out.mkdir(parents=True, exist_ok=True)
+        resolved = {**cfg, "out": str(out), "env": env_cfg.to_dict(), "contract": contract}
+        atomic_write_text(out / CONFIG_FILE, yaml.safe_dump(_plain(resolved), sort_keys=False))
+        segment = out / "tb" if start is None else out / "tb" / f"resume_{start_steps}"
+        model.set_logger(configure(str(segment), ["csv", "tensorboard"] + (["stdout"] if verbose else [])))
+        write_state(out, status="running", pid=os.getpid(), total_timesteps=cfg["total_timesteps"],
+                    resumed_from=(str(start[0].relative_to(out)) if start else None), resumed_at=start_steps)
         callbacks = [CollisionRateCallback(), PaddedFractionCallback()]
         if cfg["checkpoint_every"]:
-            # CheckpointCallback counts vec-env steps; each is one sample per slot.
-            every = max(1, cfg["checkpoint_every"] // venv.num_envs)
-            callbacks.append(CheckpointCallback(every, str(out / "checkpoints"), name_prefix="model"))
-        model.learn(total_timesteps=cfg["total_timesteps"], callback=CallbackList(callbacks), progress_bar=progress_bar)
-        model.save(out / "final_model.zip")
+            callbacks.append(_checkpoints(cfg["checkpoint_every"], out, record))
+        try:
+            model.learn(total_timesteps=cfg["total_timesteps"] - start_steps, callback=CallbackList(callbacks),
+                        progress_bar=progress_bar, reset_num_timesteps=start is None)
+        except KeyboardInterrupt as exc:
+            failed = exc
+            path = _save_after_stop(model, out, segment, start_steps, record, "interrupted")
+            raise TrainingInterrupted(
+                f"model at {model.num_timesteps} steps saved to {path}; continue with: roadsense-marl train --resume {out}"
+            ) from None
+        except (EOFError, BrokenPipeError, ConnectionResetError, WorkerDiedError) as exc:
+            failed = exc
+            dead = [str(exc)] if isinstance(exc, WorkerDiedError) else (_dead_workers(venv) or ["a worker (which one is unknown)"])
+            path = _save_after_stop(model, out, segment, start_steps, record, "failed")
+            raise RunFailure(
+                f"vector-env worker process died: {', '.join(dead)} during training at step {model.num_timesteps}; "
+                f"the model was saved to {path}; continue with: roadsense-marl train --resume {out}"
+            ) from None
+        except Exception as exc:  # anything else: keep the model, record the failure, re-raise the error
+            failed = exc
+            with contextlib.suppress(Exception):
+                _save_after_stop(model, out, segment, start_steps, record, "failed")
+            with contextlib.suppress(Exception):
+                write_state(out, error=f"{type(exc).__name__}: {exc}"[:500])
+            raise
+        model.logger.close()
+        save_model(model, out / FINAL_MODEL, record)
+        merge_progress(out, segment / "progress.csv", start_steps)
+        write_state(out, status="finished", latest_model=FINAL_MODEL, num_timesteps=int(model.num_timesteps),
+                    final_num_timesteps=int(model.num_timesteps))
+    except BaseException as exc:
+        failed = exc
+        raise
     finally:
-        venv.close()
-        torch.set_num_threads(threads)
-    progress = out / "tb" / "progress.csv"
-    if progress.exists():
-        (out / "progress.csv").write_bytes(progress.read_bytes())
+        try:
+            if venv is not None:
+                if failed is None:
+                    venv.close()
+                else:  # a close error must not replace the interrupt or the first error
+                    with contextlib.suppress(Exception), warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        venv.close()
+        finally:
+            torch.set_num_threads(threads)
     return out
 
 
+def _save_after_stop(model: Any, out: Path, segment: Path, start_steps: int, record: Mapping[str, Any], status: str) -> Path:
+    """Save the current model as a checkpoint, progress.csv and run.json after Ctrl-C or a failure."""
+    from roadsense_marl.training.runs import checkpoint_path, merge_progress, save_model, write_state
+
+    path = save_model(model, checkpoint_path(out, model.num_timesteps), record)
+    with contextlib.suppress(Exception):
+        model.logger.close()
+    merge_progress(out, segment / "progress.csv", start_steps)
+    write_state(out, status=status, latest_model=str(path.relative_to(out)), num_timesteps=int(model.num_timesteps))
+    return path
+
+
 def _plain(x: Any) -> Any:
-    """YAML-safe copy (tuples to lists, everything else as text)."""
-    if isinstance(x, Mapping):
-        return {str(k): _plain(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_plain(v) for v in x]
-    if x is None or isinstance(x, (bool, int, float, str)):
-        return x
-    return str(x)
+    """YAML-safe copy (one definition: :func:`roadsense_marl.training.runs._plain`)."""
+    from roadsense_marl.training.runs import _plain as plain
+
+    return plain(x)
 
 
 # -- command line ------------------------------------------------------------------------
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", default=DEFAULT_CONFIG, help="training YAML: a path or a name in configs/train/ (default: marl_ppo)")
-    parser.add_argument("--total-timesteps", type=int, help="agent-steps to train for (samples over every vehicle slot)")
+    parser.add_argument("--config", default=None, help="training YAML: a path or a name in configs/train/ (default: marl_ppo)")
+    parser.add_argument("--total-timesteps", type=int, help="agent-steps to train for (samples over every vehicle slot); "
+                        "with --resume: the run's new total")
     parser.add_argument("--scenario", help="scenario name or .sumocfg path (see: roadsense-marl scenarios)")
     parser.add_argument("--num-envs", type=int, help="env copies (vector env width = copies x vehicles)")
     parser.add_argument("--num-cpus", type=int, help="worker processes (default: one per copy with libsumo)")
     parser.add_argument("--backend", choices=["libsumo", "traci"], help="SUMO backend")
     parser.add_argument("--seed", type=int, help="seed of the run (env resets and PPO)")
-    parser.add_argument("--out", help="output folder (default from the config: runs/marl_ppo)")
+    parser.add_argument("--out", help="output folder (default from the config: runs/marl_ppo); an existing run there "
+                        "is an error unless --resume or --overwrite")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--resume", metavar="RUN", help="continue the run folder RUN from its latest checkpoint with its "
+                      "own config (only --total-timesteps may change); the step count carries on")
+    mode.add_argument("--overwrite", action="store_true", help="replace the run already in --out")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="print SB3's training log")
 
 
 def config_from_args(args: argparse.Namespace) -> dict[str, Any]:
     """The training config after applying the command-line overrides."""
-    cfg = load_train_config(args.config)
+    cfg = load_train_config(args.config or DEFAULT_CONFIG)
     if args.total_timesteps is not None:
         cfg["total_timesteps"] = args.total_timesteps
     if args.seed is not None:
@@ -174,7 +497,17 @@ def config_from_args(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    out = train(config_from_args(args), progress_bar=not args.no_progress, verbose=args.verbose)
+    if args.resume is not None:
+        fixed = [f"--{k.replace('_', '-')}" for k in ("config", "scenario", "num_envs", "num_cpus", "backend", "seed", "out")
+                 if getattr(args, k) is not None]
+        if fixed:
+            raise ValueError(f"--resume continues the run with its own config.yaml; drop {', '.join(fixed)} "
+                             "(only --total-timesteps may change)")
+        out = resume(args.resume, total_timesteps=args.total_timesteps, progress_bar=not args.no_progress,
+                     verbose=args.verbose)
+    else:
+        out = train(config_from_args(args), progress_bar=not args.no_progress, verbose=args.verbose,
+                    overwrite=args.overwrite)
     print(f"trained model: {out / 'final_model.zip'}")
     print(f"run folder:    {out}  (evaluate with: roadsense-marl evaluate {out})")
     return 0

@@ -182,30 +182,48 @@ def close_proc_concat_vec(vec: ProcConcatVec, timeout_s: float = 10.0) -> None:
     The worker loop (``supersuit.vector.multiproc_vec.async_loop``) closes its envs on the
     plain string ``"close"`` and replies; it exits on ``"terminate"``. ``ProcConcatVec.close``
     sends the tuple ``("close", None)`` instead, which the loop rejects before any
-    ``env.close()``. Errors raised by an env's ``close()`` are re-raised here after every
-    worker has been stopped.
+    ``env.close()``.
+
+    Also safe after an interrupted step (Ctrl-C in the main process while workers were busy):
+    replies still pending are drained first; a worker that itself got the interrupt (it replies
+    ``(KeyboardInterrupt, traceback)`` and exits, taking its in-process libsumo simulation with
+    it) or that has already died is not a close failure. Every worker still alive after
+    ``timeout_s`` is killed. Errors raised by an env's ``close()`` are re-raised here as one
+    ``RuntimeError`` after every worker has been stopped.
     """
-    alive = [(pipe, proc) for pipe, proc in zip(vec.pipes, vec.procs) if proc.is_alive()]
     failures: list[str] = []
+
+    def interrupted(reply: Any) -> bool:
+        return isinstance(reply, tuple) and len(reply) == 2 and isinstance(reply[0], KeyboardInterrupt)
+
+    alive = [(pipe, proc) for pipe, proc in zip(vec.pipes, vec.procs) if proc.is_alive()]
     sent = []
     for pipe, proc in alive:
+        gone = False
         try:
-            pipe.send("close")
-            sent.append((pipe, proc))
-        except OSError as exc:  # worker already gone
-            failures.append(f"worker {proc.pid}: could not send close ({exc})")
+            while pipe.poll(0):  # replies to a request the main process stopped waiting for
+                if interrupted(pipe.recv()):
+                    gone = True
+            if not gone:
+                pipe.send("close")
+                sent.append((pipe, proc))
+        except (EOFError, OSError):  # the worker is gone: nothing left to close in it
+            continue
     for pipe, proc in sent:
         try:
             if not pipe.poll(timeout_s):
                 failures.append(f"worker {proc.pid}: no reply to close within {timeout_s} s")
                 continue
             reply = pipe.recv()
-            if isinstance(reply, tuple):  # (exception, traceback) from the worker
+            if interrupted(reply):
+                continue
+            if isinstance(reply, tuple) and len(reply) == 2 and isinstance(reply[0], BaseException):
                 failures.append(f"worker {proc.pid}: env.close() raised\n{reply[1]}")
                 continue
             pipe.send("terminate")
-        except (EOFError, OSError) as exc:
-            failures.append(f"worker {proc.pid}: pipe broke while closing ({exc})")
+        except (EOFError, OSError):
+            if proc.is_alive():  # a worker that died has no env left open; one that lives broke the pipe
+                failures.append(f"worker {proc.pid}: pipe broke while closing")
     for _, proc in alive:
         proc.join(timeout_s)
         if proc.is_alive():
@@ -218,7 +236,7 @@ def close_proc_concat_vec(vec: ProcConcatVec, timeout_s: float = 10.0) -> None:
     # in __del__ with "can only test a child process" (proc.is_alive() from a non-parent).
     vec.pipes, vec.procs = [], []
     if failures:
-        raise RuntimeError("closing the vector env's workers failed:\n" + "\n".join(failures))
+        raise RuntimeError("closing the vector env's workers failed: " + "; ".join(failures))
 
 
 def _reset_vector(vec: ConcatVecEnv | ProcConcatVec, seed: int | None, options: dict | None, slots_per_env: int):
@@ -325,6 +343,11 @@ class SuperSuitVecEnv(VecEnvWrapper):
         return obs, rewards, dones, infos
 
     def close(self) -> None:
+        """Close every env copy and stop the workers (see :func:`close_proc_concat_vec`); idempotent.
+
+        After the processes are gone the SB3 wrapper's own ``close`` is not called: it would
+        send SuperSuit's broken close request again.
+        """
         if self._closed:
             return
         self._closed = True

@@ -65,15 +65,24 @@ def test_a_forced_crash_is_counted_once():
 
 
 def _check_png(path: Path) -> None:
+    """A PNG (not blank) or a PDF with a page, as the suffix says."""
     import matplotlib
 
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
 
     data = path.read_bytes()
+    if path.suffix == ".pdf":
+        assert len(data) > 1000 and data[:5] == b"%PDF-" and b"/Type /Page" in data, f"{path} is not a PDF"
+        return
     assert len(data) > 1000 and data[:8] == PNG_SIGNATURE, f"{path} is not a PNG"
     img = plt.imread(path)
     assert img.ndim == 3 and img.shape[0] > 100 and img.shape[1] > 100
+    assert img[..., :3].std() > 0.05, f"{path} is blank"
+
+
+def _plot_files(*stems: str) -> set[str]:
+    return {f"{s}.{fmt}" for s in stems for fmt in ("png", "pdf")}
 
 
 def test_evaluate_both_baselines_end_to_end_with_plots(tmp_path):
@@ -93,9 +102,63 @@ def test_evaluate_both_baselines_end_to_end_with_plots(tmp_path):
     assert not any("stops the traffic" in f for f in m["findings"])
     assert [r["seed"] for r in m["results"][1]["episodes"]] == [10, 11, 12]
     names = {Path(p).name for p in m["plots"]}
-    assert names == {"gap_over_time.png", "radio.png", "comparison.png"}
+    assert names == _plot_files("gap_over_time", "radio", "comparison")
     for p in m["plots"]:
         _check_png(Path(p))
+
+
+def test_evaluate_writes_per_episode_tables_matching_metrics_and_records_first_episodes(tmp_path):
+    import csv
+
+    import imageio.v2 as iio
+
+    m = evaluate(policy="rule-v2v", episodes=3, seed=10, out=tmp_path, radio="ideal", env_kwargs=SHORT,
+                 verbose=False, plots=False, record=2, record_format="gif")
+    assert [Path(p).name for p in m["tables"]] == ["episodes.csv", "followers.csv"]
+    rows = list(csv.DictReader(open(tmp_path / "episodes.csv")))
+    assert [(r["policy"], int(r["seed"])) for r in rows] == [(p, s) for p in ("rule-v2v", "no-v2v") for s in (10, 11, 12)]
+    for r, res in zip(rows, [(res, e) for res in m["results"] for e in res["episodes"]]):
+        result, e = res
+        assert r["scenario"] == "convoy_6" and r["radio"] == "ideal"
+        assert int(r["collision"]) == e["collision"] and int(r["crashes"]) == e["crashes"]
+        assert float(r["min_gap_m"]) == e["min_gap_m"] and float(r["mean_speed_mps"]) == e["mean_speed_mps"]
+        assert int(r["followers"]) == len(e["followers"]) > 0
+        reacted = [f["reaction_time_s"] for f in e["followers"] if f["reacted"]]
+        assert int(r["followers_reacted"]) == len(reacted)
+        if reacted:
+            assert float(r["reaction_time_mean_s"]) == pytest.approx(sum(reacted) / len(reacted))
+        else:
+            assert r["reaction_time_mean_s"] == ""  # empty = not applicable
+    fol = list(csv.DictReader(open(tmp_path / "followers.csv")))
+    assert len(fol) == sum(len(e["followers"]) for res in m["results"] for e in res["episodes"])
+    assert {r["reacted"] for r in fol if r["policy"] == "no-v2v"} == {"0"}
+    assert all(float(r["reaction_time_s"]) >= 0.1 for r in fol if r["policy"] == "rule-v2v")
+    # The first two episodes of each policy as videos, one frame per step plus reset.
+    names = sorted(Path(p).name for p in m["videos"])
+    assert names == [f"{p}_ideal_seed{s}.gif" for p in ("no-v2v", "rule-v2v") for s in (10, 11)]
+    steps = {(res["policy"], e["seed"]): e["steps"] for res in m["results"] for e in res["episodes"]}
+    for p in m["videos"]:
+        policy, _, seed = Path(p).stem.rsplit("_", 2)
+        reader = iio.get_reader(p)
+        assert sum(1 for _ in reader) == steps[(policy, int(seed.removeprefix("seed")))] + 1
+        reader.close()
+
+
+def test_recording_during_evaluation_leaves_metrics_unchanged(tmp_path):
+    kw = dict(policy="rule-v2v", episodes=1, seed=10, radio="measured", env_kwargs=SHORT, verbose=False, plots=False,
+              baselines=False)
+    plain = evaluate(out=tmp_path / "a", **kw)
+    recorded = evaluate(out=tmp_path / "b", record=1, **kw)
+    assert plain["results"][0]["episodes"] == recorded["results"][0]["episodes"]
+    assert len(recorded["videos"]) == 1 and recorded["videos"][0].endswith(".mp4")
+
+
+@pytest.mark.parametrize("progress_bar", [True, False])
+def test_progress_bar_counts_episodes_only_when_asked(tmp_path, capsys, progress_bar):
+    evaluate(policy="no-v2v", episodes=2, seed=10, out=tmp_path, env_kwargs={**SHORT, "max_steps": 10}, plots=False,
+             baselines=False, verbose=True, progress_bar=progress_bar)
+    err = capsys.readouterr().err
+    assert ("/2 [" in err and "episode" in err) == progress_bar, err  # "k/2 [elapsed<left, rate]"
 
 
 def test_evaluate_tiny_trained_model_from_a_run_folder(tmp_path):
@@ -133,7 +196,7 @@ def test_evaluate_tiny_trained_model_from_a_run_folder(tmp_path):
     assert m["env_config"]["max_steps"] == 120  # the run's env config was used
     assert any("rule-v2v" in f for f in m["findings"])  # the model is compared with the rule, plainly
     names = {Path(p).name for p in m["plots"]}
-    assert {"radio_sweep.png", "training_curves.png", "comparison.png", "radio.png"} <= names
+    assert _plot_files("radio_sweep", "training_curves", "comparison", "radio") <= names
     for p in m["plots"]:
         _check_png(Path(p))
 

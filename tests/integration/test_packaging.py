@@ -51,6 +51,11 @@ def test_data_found_from_a_built_wheel(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     assert "roadsense_marl/_data/scenarios/convoy_6/convoy_6.sumocfg" in names
     assert "roadsense_marl/_data/configs/espnow/measured.json" in names
+    # Type checkers read the annotations (PEP 561), and the wheel carries the MIT licence text.
+    assert "roadsense_marl/py.typed" in names
+    assert any(n.endswith(".dist-info/licenses/LICENSE") or n.endswith(".dist-info/LICENSE") for n in names), names
+    metadata = next(zipfile.ZipFile(wheel).read(n).decode() for n in names if n.endswith(".dist-info/METADATA"))
+    assert "MIT" in metadata
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
     lines = _probe(str(site), tmp_path)
@@ -58,3 +63,20 @@ def test_data_found_from_a_built_wheel(tmp_path):
     assert lines[1] == str(site / "roadsense_marl" / "_data" / "scenarios")
     assert lines[2].startswith(str(site))
     assert lines[3] == "3.84"
+
+
+def test_citation_licence_and_changelog_agree_with_the_package():
+    import yaml
+
+    tomllib = pytest.importorskip("tomllib", reason="tomllib is in the standard library from Python 3.11")
+
+    import roadsense_marl
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    cff = yaml.safe_load((REPO / "CITATION.cff").read_text())
+    assert cff["cff-version"] == "1.2.0" and cff["title"] and cff["authors"]
+    assert cff["version"] == project["version"] == roadsense_marl.__version__
+    assert cff["license"] == project["license"] == "MIT"
+    assert (REPO / "LICENSE").read_text().startswith("MIT License")
+    assert "## Unreleased" in (REPO / "CHANGELOG.md").read_text()
+    assert (REPO / "roadsense_marl" / "py.typed").is_file()

@@ -38,10 +38,9 @@ def test_aec_view_passes_api_and_render_tests():
 
     def env_fn(render_mode=None):
         if render_mode == "human" and not os.environ.get("DISPLAY"):
-            # sumo-gui needs a display; without one, "human" is exercised as "no rendering" (render() -> None).
+            # The window needs a display; without one, "human" is exercised as "no rendering" (render() -> None).
             return roadsense_marl.env(scenario="convoy_3", max_steps=40, backend="traci")
-        backend = "traci" if render_mode == "human" else "libsumo"
-        return roadsense_marl.env(scenario="convoy_3", max_steps=40, render_mode=render_mode, backend=backend)
+        return roadsense_marl.env(scenario="convoy_3", max_steps=40, render_mode=render_mode, backend="traci")
 
     render_test(env_fn)
 
@@ -265,8 +264,14 @@ def test_render_rgb_array_frame():
         env.close()
 
 
-def test_human_render_needs_traci():
-    with pytest.raises(ValueError, match="backend='traci'"):
+def test_sumo_gui_needs_traci():
+    with pytest.raises(ValueError, match="sumo_gui=True.*backend='traci'"):
+        parallel_env(scenario="convoy_3", sumo_gui=True)
+
+
+@pytest.mark.skipif(bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")), reason="a display exists")
+def test_human_render_without_display_is_a_clear_error():
+    with pytest.raises(ValueError, match="no display"):
         parallel_env(scenario="convoy_3", render_mode="human")
 
 

@@ -13,16 +13,17 @@ from roadsense_marl.sim import (
     LibsumoInUseError,
     SumoError,
     SumoSimulation,
+    VehicleStates,
     resolve_scenario,
     sample_variation,
 )
 
-from sim_helpers import BACKENDS, process_alive, running, step_until_present, wait_gone
+from sim_helpers import BACKENDS, process_alive, running, wait_gone
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_start_step_load_close(backend):
-    sim = SumoSimulation("convoy_6", backend=backend)
+    sim = SumoSimulation("convoy_6", backend=backend, extra_fields=("lane_index", "lane_pos"))
     assert not sim.is_running and sim.pid is None  # construction starts nothing
     try:
         first = sim.reset(seed=1)
@@ -147,11 +148,12 @@ def test_simulation_pickles_before_reset_and_copies_start_fresh(backend):
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_batched_state_equals_per_vehicle_getters(backend):
     sc = resolve_scenario("highway", n_vehicles=12, lanes=3, length_m=600.0)
-    with running(sc, backend=backend) as sim:
+    with running(sc, backend=backend, extra_fields=("lane_pos", "lane_index")) as sim:
         sim.reset(seed=3)
         for _ in range(40):
             states = sim.step()
         assert states.n >= 6
+        assert states.lane_index.dtype == np.int32 and states.lane_pos.dtype == np.float64
         v = sim.raw.vehicle
         assert set(states.ids) == set(v.getIDList())
         for i, vid in enumerate(states.ids):
@@ -170,6 +172,35 @@ def test_batched_state_equals_per_vehicle_getters(backend):
             else:
                 assert states.leader[i] == -1 and states.gap[i] == np.inf
         assert np.any(states.leader >= 0)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_lane_fields_are_read_only_when_requested(backend):
+    with running("convoy_3", backend=backend) as sim:
+        sim.reset(seed=0)
+        states = sim.step()
+        assert states.n == 3 and states.extras == {}
+        assert not hasattr(states, "lane_pos")
+        with pytest.raises(AttributeError, match=r"lane_index was not read.*extra_fields=\('lane_index',\)"):
+            states.lane_index
+    with running("convoy_3", backend=backend, extra_fields=("lane_pos",)) as sim:
+        sim.reset(seed=0)
+        states = sim.step()
+        np.testing.assert_allclose(states.lane_pos, [0, 30, 60])
+        assert set(states.extras) == {"lane_pos"} and not hasattr(states, "lane_index")
+
+
+def test_empty_states_carry_only_the_requested_fields():
+    empty = VehicleStates.empty(2.0, extra_fields=("lane_pos",))
+    assert empty.n == 0 and empty.time_s == 2.0 and empty.leader.dtype == np.int64
+    assert empty.lane_pos.shape == (0,) and not hasattr(empty, "lane_index")
+
+
+def test_unknown_extra_field_is_named_with_the_valid_ones():
+    with pytest.raises(ValueError, match=r"unknown extra_fields \['lane'\].*lane_index, lane_pos"):
+        SumoSimulation("convoy_3", extra_fields=("lane",))
+    with pytest.raises(TypeError, match="extra_fields must be a sequence of field names"):
+        SumoSimulation("convoy_3", extra_fields="lane_pos")
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

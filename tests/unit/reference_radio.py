@@ -3,7 +3,9 @@
 Written the obvious way: a Python loop over every (receiver, sender) pair, scalar formulas from
 the issue text, one heapq of in-flight messages ordered by arrival time, and a dict per receiver.
 It shares with :class:`roadsense_marl.espnow.Radio` only the random draws (the same documented
-functions consume the generator in the same order), never the loss/latency/buffer logic.
+functions consume the generator in the same order), never the loss/latency/buffer logic. Sensor
+noise is drawn once per transmitted frame (per sender), latency and loss per link (env contract v1).
+It keeps every message in flight until it arrives (no pruning): the oracle for what is visible.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import math
 import numpy as np
 
 from roadsense_marl.espnow import PAYLOAD_FIELDS, RadioParams, draw_beacon_phases, draw_link_randomness, load_params
-from roadsense_marl.espnow.core import FIELD_NOISE, sample_episode_params
+from roadsense_marl.espnow.core import FIELD_NOISE, radio_generator, sample_episode_params
 
 
 def reference_loss(p: RadioParams, d: float) -> float:
@@ -51,7 +53,7 @@ class ReferenceRadio:
         self.fields = tuple(payload_fields)
 
     def reset(self, seed) -> None:
-        self.rng = np.random.default_rng(seed)
+        self.rng = radio_generator(seed)
         self.params = sample_episode_params(self.rng, self.nominal, self.dr)
         self.phases = draw_beacon_phases(self.rng, self.capacity, self.beacon_hz)
         self.heap: list = []
@@ -74,18 +76,32 @@ class ReferenceRadio:
 
     def broadcast(self, t, sender_slots, sender_xy, payload, receiver_slots, receiver_xy):
         p = self.params
+        senders = sorted(zip(sender_slots, sender_xy, payload), key=lambda a: a[0])
         links = []
         for r, rxy in sorted(zip(receiver_slots, receiver_xy), key=lambda a: a[0]):
-            for s, sxy, pay in sorted(zip(sender_slots, sender_xy, payload), key=lambda a: a[0]):
+            for i, (s, sxy, _pay) in enumerate(senders):
                 if r == s:
                     continue
                 dx, dy = rxy[0] - sxy[0], rxy[1] - sxy[1]
                 d = math.sqrt(dx * dx + dy * dy)
                 if d < p.range_m:
-                    links.append((int(r), int(s), d, pay))
-        draws = draw_link_randomness(self.rng, len(links), len(self.fields))
+                    links.append((int(r), int(s), d, i))
+        draws = draw_link_randomness(self.rng, len(links), len(senders), len(self.fields))
+        # One frame per sender, one noisy reading in it: every receiver gets these same values.
+        frames = []
+        for i, (_s, _sxy, pay) in enumerate(senders):
+            noisy = []
+            for j, f in enumerate(self.fields):
+                v = pay[j] + self._std(f) * draws.z_noise[i, j]
+                if f == "speed_ms":
+                    v = max(0.0, v)
+                if f == "heading_deg":
+                    v = v % 360.0
+                    v = 0.0 if v >= 360.0 else v
+                noisy.append(v)
+            frames.append(tuple(noisy))
         self.last_links = []
-        for k, (r, s, d, pay) in enumerate(links):
+        for k, (r, s, d, i) in enumerate(links):
             loss = reference_loss(p, d)
             if p.burst_enabled and self.burst.get((r, s), False):
                 if draws.u_burst[k] < 1 - 1 / p.burst_mean_length:
@@ -96,27 +112,18 @@ class ReferenceRadio:
             self.last_links.append((s, r, d, not lost, math.nan if lost else latency))
             if lost:
                 continue
-            noisy = []
-            for j, f in enumerate(self.fields):
-                v = pay[j] + self._std(f) * draws.z_noise[k, j]
-                if f == "speed_ms":
-                    v = max(0.0, v)
-                if f == "heading_deg":
-                    v = v % 360.0
-                    v = 0.0 if v >= 360.0 else v
-                noisy.append(v)
-            heapq.heappush(self.heap, (t + latency, self.seq, r, s, t, tuple(noisy)))
+            heapq.heappush(self.heap, (t + latency, self.seq, r, s, t, frames[i]))
             self.seq += 1
 
     def receive(self, now, receiver_slots):
         while self.heap and self.heap[0][0] <= now:
-            arrival, _, r, s, t, noisy = heapq.heappop(self.heap)
+            arrival, seq, r, s, t, noisy = heapq.heappop(self.heap)
             table = self.tables.setdefault(r, {})
-            if s not in table or t > table[s][0]:
-                table[s] = (t, arrival, noisy)
+            if s not in table or (t, seq) > table[s][:2]:  # newest sent wins (same send time: sent last)
+                table[s] = (t, seq, arrival, noisy)
         rows = []
         for r in sorted(int(x) for x in receiver_slots):
-            for s, (t, arrival, noisy) in sorted(self.tables.get(r, {}).items()):
+            for s, (t, _seq, arrival, noisy) in sorted(self.tables.get(r, {}).items()):
                 if now - t < self.params.staleness_threshold_ms:
                     rows.append((r, s, noisy, t, now - t, arrival))
         return rows

@@ -34,13 +34,14 @@ def _step(radio: Radio, ref: ReferenceRadio, t: float, senders, receivers, xy: n
         assert np.allclose(got.received_at_ms, arr)
 
 
-def test_new_links_appended_out_of_order_land_in_their_own_rows():
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_new_links_appended_out_of_order_land_in_their_own_rows(backend):
     """A broadcast that adds links out of (receiver, sender) order, then is delivered alone and
     covers every link: its rows are a permutation starting at 0 and ending at n-1, which must
     not be taken for the identity (the whole-pool slice write)."""
     params = radio_dict(latency_ms=50.0, noise={"gps_std_m": 1.0, "speed_std_ms": 0.1, "accel_std_ms2": 0.0,
                                                 "heading_std_deg": 1.0, "gyro_std_rad_s": 0.0})
-    radio, ref = Radio(params, capacity=4), ReferenceRadio(params, capacity=4)
+    radio, ref = Radio(params, capacity=4, backend=backend), ReferenceRadio(params, capacity=4)
     radio.reset(3)
     ref.reset(3)
     xy = np.array([[0.0, 0.0], [5.0, 0.0], [10.0, 0.0], [15.0, 0.0]])
@@ -49,8 +50,9 @@ def test_new_links_appended_out_of_order_land_in_their_own_rows():
     _step(radio, ref, 200.0, [0, 1, 2, 3], [0, 1, 2, 3], xy, now=260.0)
 
 
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
 @pytest.mark.parametrize("latency_ms, dt_ms", [(3.0, 100.0), (50.0, 20.0), (30.0, 30.0)])
-def test_dense_steady_state_with_batches_arriving_whole_split_and_late(latency_ms, dt_ms):
+def test_dense_steady_state_with_batches_arriving_whole_split_and_late(latency_ms, dt_ms, backend):
     """Everyone in range every step; latency shorter than, longer than, and equal to the step, so
     in-flight batches arrive whole, split, or several at once on the same links; a vehicle leaves."""
     params = radio_dict(latency_ms=latency_ms, jitter_ms=2.0, loss=0.2,
@@ -58,7 +60,7 @@ def test_dense_steady_state_with_batches_arriving_whole_split_and_late(latency_m
                         noise={"gps_std_m": 1.0, "speed_std_ms": 0.5, "accel_std_ms2": 0.0,
                                "heading_std_deg": 5.0, "gyro_std_rad_s": 0.0})
     n = 9
-    radio, ref = Radio(params, capacity=n), ReferenceRadio(params, capacity=n)
+    radio, ref = Radio(params, capacity=n, backend=backend), ReferenceRadio(params, capacity=n)
     radio.reset(5)
     ref.reset(5)
     rng = np.random.default_rng(5)

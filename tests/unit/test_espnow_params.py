@@ -52,10 +52,10 @@ def test_ideal_file_has_no_loss_no_noise_fixed_latency():
     assert not p.dr_enabled and not p.uses_bins
 
 
-def test_dict_is_deep_merged_over_defaults_and_unknown_keys_are_kept():
-    p = load_params({"latency": {"base_ms": 9.0}, "firmware": {"hops": 3}})
+def test_dict_is_deep_merged_over_defaults_and_metadata_keys_are_kept():
+    p = load_params({"latency": {"base_ms": 9.0}, "_firmware": {"hops": 3}, "description": "bench run"})
     assert p.latency_base_ms == 9.0 and p.latency_jitter_std_ms == DEFAULTS["latency"]["jitter_std_ms"]
-    assert p.raw["firmware"] == {"hops": 3}
+    assert p.raw["_firmware"] == {"hops": 3} and p.raw["description"] == "bench run"
 
 
 def test_yaml_file_with_the_same_keys_loads(tmp_path):

@@ -123,6 +123,10 @@ def test_receive_going_back_in_time_is_refused():
     radio.receive(100.0, [0])
     with pytest.raises(ValueError, match="back in time"):
         radio.receive(99.0, [0])
+    xy = np.array([[0.0, 0.0], [5.0, 0.0]])
+    radio.broadcast(200.0, [0], xy[:1], _payload(xy[:1]), [1], xy[1:])
+    with pytest.raises(ValueError, match=r"receive\(now_ms=150.0\) went back in time: the radio's clock is at 200.0"):
+        radio.receive(150.0, [1])  # earlier than a broadcast already made
 
 
 def test_each_receiver_has_its_own_table_and_rx_is_sorted_by_receiver_then_sender():
@@ -168,6 +172,136 @@ def test_broadcast_rejects_bad_shapes_and_slots_naming_them():
         radio.broadcast(0.0, [0, 1], xy, xy, [0, 1], xy)
     with pytest.raises(ValueError, match="sender_xy must have shape"):
         radio.broadcast(0.0, [0, 1], np.zeros(2), _payload(xy), [0, 1], xy)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_a_reused_slot_inherits_nothing_from_the_vehicle_that_left(backend):
+    """Slot 1 leaves and a new vehicle takes slot 1: no receive-table entries, no copies in flight
+    to or from the old vehicle, no burst state on its links; the others' links are untouched.
+    Run in lockstep with the per-link reference (whose forget deletes every dict entry)."""
+    # A burst never ends and always loses (c ~ 1, boosted = min(1, 0.3 * 100) = 1): a link in
+    # burst never delivers again unless its state is cleared.
+    params = radio_dict(latency_ms=50.0, loss=0.3,
+                        burst={"mean_burst_length": 1e12, "loss_multiplier": 100.0, "max_loss_cap": 1.0})
+    radio, ref = Radio(params, capacity=3, backend=backend), ReferenceRadio(params, capacity=3)
+    radio.reset(21)
+    ref.reset(21)
+    xy = _ring(3, 5.0)
+    old = _payload(xy)
+    old[:, 4] = -1.0  # tags the old vehicles' frames
+
+    def step(t, senders, pay):
+        lb = radio.broadcast(t, senders, xy[senders], pay[senders], [0, 1, 2], xy)
+        ref.broadcast(t, senders, xy[senders], pay[senders], [0, 1, 2], xy)
+        assert np.array_equal(lb.delivered, [ok for _, _, _, ok, _ in ref.last_links])
+        return lb
+
+    lost_on_1 = set()
+    k = 0
+    while lost_on_1 != {(0, 1), (1, 0), (1, 2), (2, 1)}:  # every link of slot 1 in burst
+        lb = step(100.0 * k, [0, 1, 2], old)
+        lost_on_1 |= {(int(s), int(r)) for s, r, ok in zip(lb.sender, lb.receiver, lb.delivered)
+                      if not ok and 1 in (s, r)}
+        radio.receive(100.0 * k + 60.0, [0, 1, 2])
+        ref.receive(100.0 * k + 60.0, [0, 1, 2])
+        k += 1
+        assert k < 200
+    t = 100.0 * k
+    step(t, [0, 1, 2], old)  # copies in flight until t + 50, some to and from slot 1
+    radio.forget([1])
+    ref.forget([1])
+    rx = radio.receive(t + 60.0, [0, 1, 2])
+    assert 1 not in rx.receiver.tolist() and 1 not in rx.sender.tolist()  # nothing of the old vehicle
+    assert {(0, 2), (2, 0)} <= set(zip(rx.receiver.tolist(), rx.sender.tolist())) or len(rx) < 2
+    ref.receive(t + 60.0, [0, 1, 2])
+    new = _payload(xy)
+    new[:, 4] = 7.0  # the new vehicle's frames
+    delivered_on_1 = 0
+    for j in range(1, 21):
+        lb = step(t + 100.0 * j, [0, 1, 2], np.where(np.arange(3)[:, None] == 1, new, old))
+        delivered_on_1 += int(lb.delivered[(lb.sender == 1) | (lb.receiver == 1)].sum())
+        got = radio.receive(t + 100.0 * j + 60.0, [0, 1, 2])
+        want = ref.receive(t + 100.0 * j + 60.0, [0, 1, 2])
+        assert [(int(r), int(s), float(ts)) for r, s, ts in zip(got.receiver, got.sender, got.timestamp_ms)] == \
+            [(r, s, ts) for r, s, _, ts, _, _ in want]
+        assert not (got.payload[got.sender == 1, 4] == -1.0).any()
+    assert delivered_on_1 > 0, "links of the reused slot stayed in the old vehicle's burst"
+
+
+# ---- bounded in flight -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_in_flight_is_bounded_for_a_receiver_that_never_calls_receive(backend):
+    """20,000 sends every 10 ms over a 50 ms link, never received: only the copies that arrive
+    after the latest send (5) stay in flight; the rest already sit in the receive table."""
+    radio = Radio(radio_dict(latency_ms=50.0), capacity=2, backend=backend)
+    radio.reset(0)
+    xy = np.array([[0.0, 0.0], [5.0, 0.0]])
+    for k in range(20_000):
+        radio.broadcast(10.0 * k, [0], xy[:1], _payload(xy[:1]), [1], xy[1:])
+        assert radio.in_flight_count <= 5
+    assert radio.in_flight_count == 5
+    rx = radio.receive(10.0 * 19_999, [1])
+    assert rx.timestamp_ms.tolist() == [10.0 * 19_994]  # the newest that has arrived, nothing lost
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_copies_stale_on_arrival_are_not_kept(backend):
+    radio = Radio(radio_dict(latency_ms=600.0), capacity=2, backend=backend)  # staleness 500 ms
+    radio.reset(0)
+    xy = np.array([[0.0, 0.0], [5.0, 0.0]])
+    lb = radio.broadcast(0.0, [0], xy[:1], _payload(xy[:1]), [1], xy[1:])
+    assert lb.delivered.all() and radio.in_flight_count == 0
+    assert len(radio.receive(600.0, [1])) == 0
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_pruning_in_flight_never_changes_what_becomes_visible(backend):
+    """Jitter far above the send interval (later-sent copies overtake earlier ones), receive only
+    every 40 sends: the pruned radio shows exactly what the keep-everything reference shows, while
+    holding far fewer copies in flight."""
+    params = radio_dict(latency_ms=60.0, jitter_ms=40.0, factor=0.1, loss=0.1)
+    n = 4
+    radio, ref = Radio(params, capacity=n, backend=backend), ReferenceRadio(params, capacity=n)
+    radio.reset(5)
+    ref.reset(5)
+    xy = _ring(n, 20.0)
+    slots = np.arange(n)
+    most = ref_most = 0
+    for k in range(1, 1201):
+        t = 2.0 * k
+        pay = _payload(xy, speed=t)  # the speed column carries the send time: frames must not mix up
+        radio.broadcast(t, slots, xy, pay, slots, xy)
+        ref.broadcast(t, slots, xy, pay, slots, xy)
+        most, ref_most = max(most, radio.in_flight_count), max(ref_most, len(ref.heap))
+        if k % 40 == 0:
+            got, want = radio.receive(t, slots), ref.receive(t, slots)
+            assert [(int(r), int(s), float(ts), float(a)) for r, s, ts, a in
+                    zip(got.receiver, got.sender, got.timestamp_ms, got.received_at_ms)] == \
+                [(r, s, ts, a) for r, s, _, ts, _, a in want]
+            assert np.array_equal(got.payload[:, 2], got.timestamp_ms)
+    assert most < 0.2 * ref_most  # measured: 72 vs 802 copies held by the keep-everything reference
+
+
+def test_original_api_receiver_that_never_syncs_stays_bounded():
+    """The case of the original API: 20,000 transmits to a receiver that never syncs used to keep
+    16,420 copies in flight (3.3 -> 20.8 MB). Now copies in flight and the message side table stay
+    bounded and memory does not grow with the number of sends."""
+    import tracemalloc
+
+    emu = ESPNOWEmulator(radio_dict(latency_ms=50.0, jitter_ms=10.0), domain_randomization=False, seed=0)
+    tracemalloc.start()
+    try:
+        for k in range(20_000):
+            emu.transmit(_msg(10.0 * k), (0.0, 0.0), (10.0, 0.0), 10.0 * k)
+            if k == 2_000:
+                after_2k = tracemalloc.get_traced_memory()[0]
+        grown = tracemalloc.get_traced_memory()[0] - after_2k
+    finally:
+        tracemalloc.stop()
+    assert emu.radio.in_flight_count <= 10  # copies sent in the last 50 + 4.5 x 10 ms
+    assert len(emu._messages) <= 4097
+    assert grown < 1_000_000, f"memory grew by {grown} bytes between 2,000 and 20,000 sends"
 
 
 # ---- per-link independence -------------------------------------------------------------------
@@ -266,22 +400,49 @@ def test_latency_floor_is_one_ms():
     assert abs(at_floor - expected) < Z * math.sqrt(expected * (1 - expected) / lat.size)
 
 
-def test_sensor_noise_std_clamps_and_wraps():
+def test_sensor_noise_std_per_message_clamps_and_wraps():
+    """Noise is drawn once per transmitted message: 200 senders around one receiver, 20 rounds,
+    one copy of each of the 4,000 messages received, std per field as configured."""
     noise = {"gps_std_m": 3.0, "speed_std_ms": 0.5, "accel_std_ms2": 0.4, "heading_std_deg": 5.0, "gyro_std_rad_s": 0.0}
     radio = Radio(radio_dict(latency_ms=1.0, noise=noise), capacity=201)
     radio.reset(8)
-    rxy = _ring(200, 10.0)
-    pay = np.array([[0.0, 0.0, 0.1, 359.0, 1.0]])
+    sxy = _ring(200, 10.0)
+    senders = np.arange(1, 201)
+    pay = np.tile([0.0, 0.0, 0.1, 359.0, 1.0], (200, 1))
+    pay[:, :2] = sxy
     rows = []
     for k in range(20):
-        radio.broadcast(100.0 * k, [0], [[0.0, 0.0]], pay, np.arange(1, 201), rxy)
-        rows.append(radio.receive(100.0 * k + 50, np.arange(1, 201)).payload)
+        radio.broadcast(100.0 * k, senders, sxy, pay, [0], [[0.0, 0.0]])
+        rx = radio.receive(100.0 * k + 50, [0])
+        assert len(rx) == 200 and (rx.timestamp_ms == 100.0 * k).all()
+        rows.append(rx.payload - np.c_[sxy, np.zeros((200, 3))])
     got = np.concatenate(rows)
     n = len(got)
     for col, std in ((0, 3.0), (1, 3.0), (4, 0.4)):
         assert abs(got[:, col].std() - std) < Z * std / math.sqrt(2 * n)
+    assert abs(got[:, 4].mean() - 1.0) < Z * 0.4 / math.sqrt(n)
     assert got[:, 2].min() == 0.0 and (got[:, 2] == 0.0).mean() > 0.3  # 0.1 + N(0, 0.5) clamped
     assert ((got[:, 3] >= 0) & (got[:, 3] < 360)).all() and (got[:, 3] < 180).mean() > 0.3  # wrapped
+
+
+def test_every_receiver_of_one_message_gets_the_same_noisy_payload():
+    """One frame, one noisy reading: all 200 receivers of a broadcast hold identical payloads,
+    latency still differs per link, and the next broadcast carries a new noise draw."""
+    noise = {"gps_std_m": 3.0, "speed_std_ms": 0.5, "accel_std_ms2": 0.4, "heading_std_deg": 5.0, "gyro_std_rad_s": 0.0}
+    radio = Radio(radio_dict(latency_ms=5.0, jitter_ms=1.0, noise=noise), capacity=201)
+    radio.reset(14)
+    rs, rxy = np.arange(1, 201), _ring(200, 10.0)
+    pay = np.array([[0.0, 0.0, 20.0, 90.0, 0.5]])
+    payloads = []
+    for k in range(3):
+        lb = radio.broadcast(100.0 * k, [0], [[0.0, 0.0]], pay, rs, rxy)
+        rx = radio.receive(100.0 * k + 50, rs)
+        assert len(rx) == 200 and (rx.sender == 0).all()
+        assert (rx.payload == rx.payload[0]).all(), "receivers of one message must see the same bytes"
+        assert not np.allclose(rx.payload[0], pay[0])  # and it is noisy
+        assert np.unique(lb.latency_ms).size > 150  # latency is per link
+        payloads.append(rx.payload[0])
+    assert not np.array_equal(payloads[0], payloads[1]) and not np.array_equal(payloads[1], payloads[2])
 
 
 def test_domain_randomisation_draws_inside_ranges_and_scales_bins():
@@ -370,10 +531,11 @@ def _compare(radio: Radio, ref: ReferenceRadio, steps, forget_at=()):
             ref.forget(gone)
 
 
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
 @pytest.mark.parametrize("config", ["measured", "degraded"])
-def test_vectorised_core_equals_heapq_reference_message_for_message(config):
+def test_vectorised_core_equals_heapq_reference_message_for_message(config, backend):
     n, seed = 14, 11
-    radio = Radio(config, capacity=n, domain_randomization=True, beacon_hz=40.0)
+    radio = Radio(config, capacity=n, domain_randomization=True, beacon_hz=40.0, backend=backend)
     ref = ReferenceRadio(config, capacity=n, domain_randomization=True, beacon_hz=40.0)
     radio.reset(seed)
     ref.reset(seed)
@@ -390,9 +552,10 @@ def test_vectorised_core_equals_heapq_reference_message_for_message(config):
     _compare(radio, ref, steps, forget_at={20, 45, 60})
 
 
-def test_vectorised_core_equals_reference_on_the_grid_cull_path():
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_vectorised_core_equals_reference_on_the_grid_cull_path(backend):
     n = 260  # 67,600 pairs: above the dense threshold
-    radio = Radio("measured", capacity=n)
+    radio = Radio("measured", capacity=n, backend=backend)
     ref = ReferenceRadio("measured", capacity=n)
     radio.reset(12)
     ref.reset(12)
@@ -471,7 +634,7 @@ def test_property_nothing_early_newest_arrived_wins_and_seed_reproduces(case):
 
 def test_emulator_gps_noise_in_metres_becomes_degrees_with_cos_latitude():
     noise = {"gps_std_m": 3.0, "speed_std_ms": 0.0, "accel_std_ms2": 0.0, "heading_std_deg": 0.0, "gyro_std_rad_s": 0.02}
-    emu = ESPNOWEmulator(radio_dict(latency_ms=1.0, noise=noise), domain_randomization=False, seed=13)
+    emu = ESPNOWEmulator(radio_dict(latency_ms=1.0, noise=noise), domain_randomization=False, seed=13, add_receivers=True)
     lat0 = 60.0
     dlat, dlon, gyro = [], [], []
     for k in range(3000):
@@ -491,14 +654,14 @@ def test_emulator_gps_noise_in_metres_becomes_degrees_with_cos_latitude():
 def test_emulator_reset_clears_buffers_and_in_flight_messages():
     emu = _fixed_50ms_emulator()
     emu.transmit(_msg(0.0), (0, 0), (1, 0), 0.0)
-    emu.transmit(_msg(100.0, vid="V003"), (0, 0), (1, 0), 100.0)
-    assert list(emu.sync_and_get_messages(60.0)) == ["V002"]
+    emu.transmit(_msg(20.0, vid="V003"), (0, 0), (1, 0), 20.0)
+    assert list(emu.sync_and_get_messages(60.0)) == ["V002"]  # V003's message is still in flight
     emu.reset(1)
     assert emu.sync_and_get_messages(160.0) == {}
 
 
 def test_emulator_receivers_have_separate_buffers():
-    emu = _fixed_50ms_emulator()
+    emu = ESPNOWEmulator(radio_dict(latency_ms=50.0), domain_randomization=False, seed=0, add_receivers=True)
     emu.transmit(_msg(0.0), (0, 0), (1, 0), 0.0, receiver_id="V005")
     assert emu.sync_and_get_messages(100.0, receiver_id="ego") == {}
     assert list(emu.sync_and_get_messages(100.0, receiver_id="V005")) == ["V002"]

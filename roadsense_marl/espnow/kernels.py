@@ -1,0 +1,261 @@
+"""Compiled (numba) twins of the radio's hot NumPy phases, bit-identical to them.
+
+Why, from measurement (thread CPU time per 100 ms step, 100 vehicles all in range, 9,900 links,
+measured radio, 2 shared cores): the NumPy path spends its time in ~70 array passes per step,
+each re-reading memory, 1.3-1.5 ms; one fused pass per phase gives 0.54-0.59 ms, of which the
+random draws (NumPy, shared by both paths) are ~0.13 ms. The NumPy phases in
+:mod:`roadsense_marl.espnow.radio` stay the reference: the same random numbers (drawn by NumPy
+outside the kernels, :func:`~roadsense_marl.espnow.core.draw_link_randomness`) go into the same
+scalar formulas in the same order, so both paths give the same bits (pinned by
+``tests/unit/test_espnow_kernels.py``).
+
+Kernels are compiled on first use with ``cache=True`` (on-disk cache next to this file, so worker
+processes and later runs load them instead of recompiling). Without numba installed,
+:data:`AVAILABLE` is False and the radio uses its NumPy path.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+try:  # numba is a declared dependency; the NumPy path still works without it
+    import numba
+
+    AVAILABLE = True
+except ImportError:  # pragma: no cover - exercised only in environments without numba
+    numba = None
+    AVAILABLE = False
+
+__all__ = ["AVAILABLE", "MODEL_FIELDS", "deliver", "dense_links", "model_array", "noisy_frames", "resolve_enqueue",
+           "select_rows"]
+
+
+def _jit(f):
+    return numba.njit(cache=True, nogil=True)(f) if AVAILABLE else f
+
+
+@_jit
+def noisy_frames(payload, order, z_noise, stds, speed_col, heading_col, out):  # pragma: no cover - compiled
+    """``out[order[i]] = payload[order[i]] + z_noise[i] * stds``, speed (column ``speed_col``, -1:
+    none) clamped at 0, heading (``heading_col``) wrapped to [0, 360): as ``core.apply_sensor_noise``
+    applied to the senders in slot order ``order``."""
+    f = payload.shape[1]
+    for i in range(order.shape[0]):
+        row = order[i]
+        for j in range(f):
+            v = payload[row, j] + z_noise[i, j] * stds[j]
+            if j == speed_col:
+                v = np.maximum(v, 0.0)
+            elif j == heading_col:
+                v = np.mod(v, 360.0)
+                if v >= 360.0:
+                    v = 0.0
+            out[row, j] = v
+
+
+@_jit
+def dense_links(rxy, sxy, r_slots, s_slots, range_m, index, capacity, si, lid):  # pragma: no cover - compiled
+    """In-range links of strictly increasing receiver and sender slots, canonical order.
+
+    Returns ``(r_slot, s_slot, dist, n_new)``: receiver and sender slots, distance
+    ``sqrt(dx*dx + dy*dy)`` (as the dense NumPy cull) and how many links are new; writes the sender
+    input index to ``si[:n]`` and the link row from ``index`` (flat ``[receiver * capacity +
+    sender]`` -> row + 1) to ``lid[:n]`` (-1 where the link is new): reused internal buffers of at
+    least ``len(r_slots) * len(s_slots)``. Self-pairs (same slot) are no links.
+    """
+    nr, ns = rxy.shape[0], sxy.shape[0]
+    finite = math.isfinite(range_m)
+    r2 = range_m * range_m
+    n = 0  # first pass: count (exact-size outputs box faster than views of larger buffers)
+    for i in range(nr):
+        rx, ry, rslot = rxy[i, 0], rxy[i, 1], r_slots[i]
+        for j in range(ns):
+            dx = rx - sxy[j, 0]
+            dy = ry - sxy[j, 1]
+            if s_slots[j] != rslot and (not finite or dx * dx + dy * dy < r2):
+                n += 1
+    r_out = np.empty(n, np.int64)
+    s_out = np.empty(n, np.int64)
+    dist = np.empty(n, np.float64)
+    k = 0
+    n_new = 0
+    for i in range(nr):
+        rx, ry, rslot = rxy[i, 0], rxy[i, 1], r_slots[i]
+        for j in range(ns):
+            if s_slots[j] == rslot:
+                continue
+            dx = rx - sxy[j, 0]
+            dy = ry - sxy[j, 1]
+            d2 = dx * dx + dy * dy
+            if finite and not d2 < r2:
+                continue
+            r_out[k] = rslot
+            s_out[k] = s_slots[j]
+            si[k] = j
+            dist[k] = math.sqrt(d2)
+            row = np.int64(index[rslot * capacity + s_slots[j]]) - 1
+            lid[k] = row
+            if row < 0:
+                n_new += 1
+            k += 1
+    return r_out, s_out, dist, n_new
+
+
+#: Order of the scalars in the ``model`` array of :func:`resolve_enqueue` (see :func:`model_array`).
+MODEL_FIELDS = (
+    "uses_bins", "loss_base_rate", "loss_threshold_1_m", "loss_threshold_2_m", "loss_rate_tier_2",
+    "loss_rate_tier_3", "burst_enabled", "burst_continue", "burst_max_loss_cap", "burst_loss_multiplier",
+    "latency_base_ms", "latency_distance_factor", "latency_jitter_std_ms", "staleness_threshold_ms",
+)
+
+
+def model_array(params) -> np.ndarray:
+    """The episode's loss/latency scalars as one float64 array in :data:`MODEL_FIELDS` order
+    (one kernel argument instead of fourteen; booleans as 0/1)."""
+    c = 1.0 - 1.0 / params.burst_mean_length if params.burst_enabled else 0.0
+    return np.array([
+        float(params.uses_bins), params.loss_base_rate, params.loss_threshold_1_m, params.loss_threshold_2_m,
+        params.loss_rate_tier_2, params.loss_rate_tier_3, float(params.burst_enabled), c,
+        params.burst_max_loss_cap, params.burst_loss_multiplier, params.latency_base_ms,
+        params.latency_distance_factor, params.latency_jitter_std_ms, params.staleness_threshold_ms,
+    ], dtype=np.float64)
+
+
+@_jit
+def resolve_enqueue(  # pragma: no cover - compiled
+    dist, lid, u_burst, u_loss, z_latency, model, bin_lo, bin_rate, burst, t, si, frame0,
+    p_lid, p_arr, p_frame, m,
+):
+    """Loss, burst and latency of every link (as ``core.resolve_links``; scalars in ``model``, see
+    :data:`MODEL_FIELDS`), burst state written back, and the delivered copies that can still
+    become visible appended to the in-flight arrays at ``m`` (capacity reserved by the caller),
+    each pointing at its sender's frame ``frame0 + si``. Returns ``(delivered, latency_ms (NaN if lost), m, seq, earliest arrival appended)``.
+    """
+    uses_bins = model[0] != 0.0
+    base, t1, t2, rate2, rate3 = model[1], model[2], model[3], model[4], model[5]
+    burst_enabled, burst_continue, max_loss_cap, loss_multiplier = model[6] != 0.0, model[7], model[8], model[9]
+    lat_base, lat_factor, jitter, staleness = model[10], model[11], model[12], model[13]
+    n = dist.shape[0]
+    delivered = np.empty(n, np.bool_)
+    latency = np.empty(n, np.float64)
+    nb = bin_lo.shape[0]
+    first = np.inf
+    for k in range(n):
+        d = dist[k]
+        if uses_bins:
+            idx = 0
+            for b in range(1, nb):
+                if bin_lo[b] <= d:
+                    idx = b
+            p = bin_rate[idx]
+        elif d < t1:
+            p = base
+        elif d < t2:
+            frac = (d - t1) / (t2 - t1)
+            frac = min(max(frac, 0.0), 1.0)
+            p = base + frac * (rate2 - base)
+        else:
+            p = rate3
+        row = lid[k]
+        if burst_enabled and burst[row] and u_burst[k] < burst_continue:
+            p = max(p, min(max_loss_cap, p * loss_multiplier))
+        lost = u_loss[k] < p
+        burst[row] = lost
+        lat = lat_base + lat_factor * d + jitter * z_latency[k]
+        lat = max(lat, 1.0)
+        delivered[k] = not lost
+        if lost:
+            latency[k] = np.nan
+            continue
+        latency[k] = lat
+        if not lat < staleness:  # stale on arrival: can never become visible
+            continue
+        arr = t + lat
+        p_lid[m] = row
+        p_arr[m] = arr
+        p_frame[m] = frame0 + si[k]
+        if arr < first:
+            first = arr
+        m += 1
+    return delivered, latency, m, first
+
+
+@_jit
+def deliver(  # pragma: no cover - compiled
+    now, p_lid, p_arr, p_frame, m, f_ts, f_seq, f_pay, f_mid,
+    t_has, t_ts, t_seq, t_arr, t_pay, t_msg,
+):
+    """Move every in-flight copy with arrival <= ``now`` into its link's table entry if its frame
+    was sent later (send time, then frame sequence) than the entry's; keep the rest in order,
+    dropping those older than their link's (updated) entry. Send time, sequence, payload and
+    message id come from the copy's frame. Returns ``(m, earliest arrival kept)``."""
+    f = f_pay.shape[1]
+    for i in range(m):
+        if p_arr[i] <= now:
+            row = p_lid[i]
+            fr = p_frame[i]
+            ts, seq = f_ts[fr], f_seq[fr]
+            if (not t_has[row]) or ts > t_ts[row] or (ts == t_ts[row] and seq > t_seq[row]):
+                t_has[row] = True
+                t_ts[row] = ts
+                t_seq[row] = seq
+                t_arr[row] = p_arr[i]
+                t_msg[row] = f_mid[fr]
+                for j in range(f):
+                    t_pay[row, j] = f_pay[fr, j]
+    out = 0
+    first = np.inf
+    for i in range(m):
+        if p_arr[i] <= now:
+            continue
+        row = p_lid[i]
+        fr = p_frame[i]
+        ts, seq = f_ts[fr], f_seq[fr]
+        if t_has[row] and (ts < t_ts[row] or (ts == t_ts[row] and seq < t_seq[row])):
+            continue
+        if out != i:
+            p_lid[out] = row
+            p_arr[out] = p_arr[i]
+            p_frame[out] = fr
+        if p_arr[out] < first:
+            first = p_arr[out]
+        out += 1
+    return out, first
+
+
+@_jit
+def select_rows(now, staleness, req, l_recv, l_send, t_has, t_ts, t_arr, t_pay, t_msg, n):  # pragma: no cover
+    """Receive-table rows ``< n`` held for a requested receiver and not stale (``now - ts <
+    staleness``), in row order, as fresh arrays ``(receiver, sender, payload, ts, age, arrival, id)``."""
+    f = t_pay.shape[1]
+    keep = np.empty(n, np.bool_)
+    count = 0
+    for i in range(n):
+        ok = t_has[i] and req[l_recv[i]] and now - t_ts[i] < staleness
+        keep[i] = ok
+        count += ok
+    if count == n:  # every row (dense steady state): block copies
+        ts = t_ts[:n].copy()
+        return l_recv[:n].copy(), l_send[:n].copy(), t_pay[:n].copy(), ts, now - ts, t_arr[:n].copy(), t_msg[:n].copy()
+    recv = np.empty(count, np.int64)
+    send = np.empty(count, np.int64)
+    pay = np.empty((count, f), np.float64)
+    ts = np.empty(count, np.float64)
+    age = np.empty(count, np.float64)
+    arr = np.empty(count, np.float64)
+    mid = np.empty(count, np.int64)
+    k = 0
+    for i in range(n):
+        if keep[i]:
+            recv[k] = l_recv[i]
+            send[k] = l_send[i]
+            for j in range(f):
+                pay[k, j] = t_pay[i, j]
+            ts[k] = t_ts[i]
+            age[k] = now - t_ts[i]
+            arr[k] = t_arr[i]
+            mid[k] = t_msg[i]
+            k += 1
+    return recv, send, pay, ts, age, arr, mid

@@ -1,0 +1,97 @@
+"""The compiled observation and reward kernels equal their NumPy references bit for bit."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from roadsense_marl.env import kernels
+from roadsense_marl.env.config import RewardConfig
+from roadsense_marl.env.observations import DeepSetObservation, build_observations
+from roadsense_marl.env.rewards import ConvoyReward, compute_rewards
+
+pytestmark = pytest.mark.skipif(not kernels.AVAILABLE, reason="numba is not installed")
+
+
+class _States:
+    def __init__(self, rng, n):
+        self.x = np.round(rng.uniform(0, 300, n), -1)
+        self.y = np.zeros(n)
+        self.speed = rng.uniform(0, 30, n)
+        self.accel = rng.normal(0, 3, n)
+        self.heading_deg = rng.choice([90.0, 89.5, 270.0, 0.0], n)
+        self.gap = np.where(rng.random(n) < 0.2, np.inf, rng.uniform(0, 60, n))
+        self.leader = np.where(np.isfinite(self.gap), rng.integers(0, n, n), -1)
+        self.n = n
+
+
+class _Rx:
+    def __init__(self, rng, n, k):
+        self.receiver = np.sort(rng.integers(0, n, k))
+        self.sender = rng.integers(0, n, k)
+        self.payload = np.column_stack([
+            rng.uniform(0, 300, k), rng.uniform(-5, 5, k), rng.uniform(0, 30, k), rng.uniform(0, 360, k),
+            rng.normal(-1, 3, k),
+        ])
+        self.payload[::2, :2] = np.round(self.payload[::2, :2], -1)  # ties in distance: order by sender
+        self.age_ms = rng.uniform(0, 499, k)
+
+
+class _View:
+    def __init__(self, rng, n, k, cone):
+        from roadsense_marl.env.config import make_env_config
+
+        self.states = _States(rng, n)
+        self.slots = rng.permutation(n)  # slot order differs from row order
+        self.row_of_slot = np.empty(n, np.int64)
+        self.row_of_slot[self.slots] = np.arange(n)
+        self.rx = _Rx(rng, n, k)
+        self.config = make_env_config(max_peers=4, cone_half_angle_deg=cone)
+        self.imposed = rng.random(n) < 0.1
+
+
+@pytest.mark.parametrize("cone", [45.0, "off"])
+@pytest.mark.parametrize("seed", range(6))
+def test_the_observation_kernel_equals_build_observations(seed, cone):
+    rng = np.random.default_rng(seed)
+    view = _View(rng, n=int(rng.integers(1, 40)), k=int(rng.integers(0, 400)), cone=cone)
+    ref, fast = DeepSetObservation("numpy"), DeepSetObservation("numba")
+    for f in (ref, fast):
+        f.reset(len(view.slots))
+        f.braking_signal[:] = rng.random(len(view.slots)) if f is ref else ref.braking_signal
+    o1, e1 = ref(view)
+    o2, e2 = fast(view)
+    for key in o1:
+        assert o1[key].dtype == o2[key].dtype and np.array_equal(o1[key], o2[key]), key
+    for key in e1:
+        assert np.array_equal(e1[key], e2[key]), key
+    assert np.array_equal(ref.braking_signal, fast.braking_signal)
+    # and the reference is build_observations itself
+    s = view.states
+    built = build_observations(np.stack([s.x, s.y], axis=1), s.speed, s.accel, s.heading_deg, np.zeros(s.n),
+                               view.row_of_slot[view.rx.receiver], view.rx.sender, view.rx.payload, view.rx.age_ms,
+                               max_peers=4, cone_half_angle_deg=view.config.cone_half_angle_deg)
+    assert built.ego.shape == o1["ego"].shape
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_reward_kernel_equals_compute_rewards(seed):
+    rng = np.random.default_rng(100 + seed)
+    view = _View(rng, n=int(rng.integers(1, 60)), k=0, cone=45.0)
+    w = RewardConfig(progress=float(rng.uniform(0, 2)), comfort_scale=float(rng.uniform(0, 2)))
+    object.__setattr__(view.config, "reward", w)
+    extras = {"braking_signal": np.where(rng.random(view.states.n) < 0.5, rng.random(view.states.n), 0.0)}
+    t1, c1 = ConvoyReward("numpy")(view, extras)
+    t2, c2 = ConvoyReward("numba")(view, extras)
+    assert np.array_equal(t1, t2)
+    for key in c1:
+        assert np.array_equal(c1[key], c2[key]), key
+    s = view.states
+    closing = np.where(s.leader >= 0, s.speed - s.speed[np.maximum(s.leader, 0)], 0.0)
+    t3, _ = compute_rewards(s.gap, np.zeros(s.n, bool), s.accel, s.speed, closing, extras["braking_signal"], view.imposed, w)
+    assert np.array_equal(t1, t3)
+
+
+def test_an_unknown_backend_is_named():
+    with pytest.raises(ValueError, match=r"backend must be one of \('auto', 'numba', 'numpy'\), got 'gpu'"):
+        DeepSetObservation("gpu")
