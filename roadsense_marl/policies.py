@@ -337,7 +337,7 @@ class NumpyActorCritic:
         self._share = share
 
     @classmethod
-    def from_policy(cls, policy: Any) -> "NumpyActorCritic":
+    def from_policy(cls, policy: Any) -> NumpyActorCritic:
         """Snapshot ``policy``'s current weights (raises NotImplementedError if unsupported)."""
         return cls(policy)
 

@@ -56,7 +56,11 @@ import gymnasium as gym
 import numpy as np
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import VecEnv
-from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvObs, VecEnvStepReturn
+from stable_baselines3.common.vec_env.base_vec_env import (
+    VecEnvIndices,
+    VecEnvObs,
+    VecEnvStepReturn,
+)
 
 from roadsense_marl.training.ppo import ACTED_KEY
 
@@ -96,7 +100,7 @@ class _Buffers:
         for name in _FLAGS:
             setattr(self, name, _alloc((n,), bool, shared))
 
-    def view(self, start: int, stop: int) -> "_Buffers":
+    def view(self, start: int, stop: int) -> _Buffers:
         out = object.__new__(_Buffers)
         out.keys = self.keys
         out.obs = {k: v[start:stop] for k, v in self.obs.items()}

@@ -47,7 +47,7 @@ def test_direct_and_supersuit_paths_give_identical_trajectories_on_convoy_6():
     assert sum(d.sum() for _, _, d in core[1:]) >= 12, "both episode ends are in the comparison"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def highway_reference() -> dict[str, tuple[float, int]]:
     """Per-vehicle (return, length) under all-zero actions from the ParallelEnv (a view of the same core).
 
@@ -76,7 +76,7 @@ def test_highway_with_joins_and_slot_reuse_reports_one_episode_per_vehicle():
     try:
         at_reset = int(venv.reset()["ego"].any(axis=1).sum())
         for _ in range(HIGHWAY["max_steps"]):
-            obs, rewards, dones, infos = venv.step(np.zeros((venv.num_envs, 1), np.float32))
+            _, _, dones, infos = venv.step(np.zeros((venv.num_envs, 1), np.float32))
             episodes += [info["episode"] for info in infos if "episode" in info]
             if not dones.all():  # (an episode end shows every slot done, padding included)
                 joins += sum(1 for i in np.flatnonzero(dones) if not infos[i]["terminal_observation"]["ego"].any())

@@ -9,14 +9,13 @@ import signal
 import numpy as np
 import pytest
 import torch as th
+from core_double import MAX_STEPS, N_SLOTS, FakeCore
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.monitor import Monitor
 
 from roadsense_marl.policies import create_deep_set_policy_kwargs
 from roadsense_marl.training.core_vec_env import CoreVecEnv, WorkerDiedError
 from roadsense_marl.training.ppo import MaskedPPO
-
-from core_double import MAX_STEPS, N_SLOTS, FakeCore
 
 
 def vec(copies=2, num_cpus=0, seed=None, **core_kwargs):
