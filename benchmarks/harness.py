@@ -456,10 +456,12 @@ def radio_step_ms(n: int, kind: str, steps: int, warmup: int = 3, params: Any = 
 
 
 def training_rate(make_vec_env: Callable[..., Any], num_cpus: int, n: int = 10, rollouts: int = 3,
-                  n_steps: int = 256, batch_size: int = 256, n_epochs: int = 4, **extra: Any) -> dict[str, float]:
+                  n_steps: int = 256, batch_size: int | None = None, n_epochs: int = 4, **extra: Any) -> dict[str, float]:
     """Shared-policy PPO (Deep Sets, updates included) on ``make_vec_env(num_envs=num_cpus,
     num_cpus=num_cpus, ...)`` (libsumo: one simulation per process), highway with ``n``
-    vehicles: ``rollouts`` rollouts + updates after a warm-up rollout + update.
+    vehicles: ``rollouts`` rollouts + updates after a warm-up rollout + update. The algorithm is the
+    project's :class:`~roadsense_marl.training.ppo.MaskedPPO` (NumPy rollout forward), the minibatch
+    the shipped config's rule (a quarter of the rollout) unless ``batch_size`` is given.
 
     Also returns the CPU seconds of the PPO updates (``model.train``, in this process).
     Rates are slot-steps (SB3's ``num_timesteps``, one per vehicle slot and step; every slot is a
@@ -469,18 +471,19 @@ def training_rate(make_vec_env: Callable[..., Any], num_cpus: int, n: int = 10, 
     core made the small Deep Sets forward passes 4-5x slower on 2 shared cores).
     """
     import torch
-    from stable_baselines3 import PPO
 
     from roadsense_marl.policies import create_deep_set_policy_kwargs
+    from roadsense_marl.training.ppo import MaskedPPO
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     venv = make_vec_env(num_envs=num_cpus, num_cpus=num_cpus, seed=0, scenario="highway",
                         scenario_kwargs=highway_kwargs(n), backend="libsumo", max_steps=300, **extra)
     try:
-        model = PPO("MultiInputPolicy", venv, policy_kwargs=create_deep_set_policy_kwargs(), n_steps=n_steps,
-                    batch_size=batch_size, n_epochs=n_epochs, seed=0, device="cpu", verbose=0)
         per_rollout = n_steps * venv.num_envs
+        batch_size = batch_size or per_rollout // 4
+        model = MaskedPPO("MultiInputPolicy", venv, policy_kwargs=create_deep_set_policy_kwargs(), n_steps=n_steps,
+                          batch_size=batch_size, n_epochs=n_epochs, seed=0, device="cpu", verbose=0)
         model.learn(total_timesteps=per_rollout)  # warm-up: torch, SUMO start, first update
         update_cpu = [0.0]
         train = model.train
