@@ -257,7 +257,8 @@ class RoadSenseParallelEnv(ParallelEnv):
         self._check_possible(agent)
         core = self.core
         slot = core.slots.slot_of.get(agent)
-        sender = core.record.extras.get("peer_sender")
+        rec = core.record
+        sender = rec.extra("peer_sender") if "peer_sender" in rec.row_extras else None
         if slot is None or sender is None or agent not in self.agents:
             return []
         return [core.agent_of_slot[j] for j in sender[slot] if j >= 0]
@@ -450,9 +451,9 @@ def step_infos(core: ConvoyCore, names: list[str], slots: np.ndarray) -> dict[st
     g = rec.gap[slots]
     on_road = ~np.isnan(g)
     gap = g.tolist()
-    extras = rec.extras
-    signal = extras["braking_signal"][slots].tolist() if "braking_signal" in extras else None
-    n_vis = extras["n_visible"][slots].tolist() if "n_visible" in extras else None
+    have = rec.row_extras
+    signal = rec.extra("braking_signal")[slots].tolist() if "braking_signal" in have else None
+    n_vis = rec.extra("n_visible")[slots].tolist() if "n_visible" in have else None
     term = rec.terminated[slots].tolist()
     trunc = rec.truncated[slots].tolist()
     hv, onset = rec.hazard_vehicle, rec.hazard_onset_step

@@ -71,11 +71,13 @@ class StepRecord:
     - ``actions``: float64[S] the clipped action each live agent gave (NaN: none);
       ``decel_cmd``: float64[S] the deceleration it commands (m/s^2, :func:`~roadsense_marl.env.actions.commanded_decel`);
       ``acted``: bool[S] the action drove the vehicle (not padding, not hazard-imposed, controlled).
-    - ``gap``, ``speed``, ``leader_slot``: truth after the step by slot (gap inf: no leader).
+    - ``gap``, ``speed``, ``leader_slot``: truth after the step by slot (gap inf: no leader), computed
+      on first access in a step.
     - ``reward``: float64[S]; ``reward_components``: ``{name: float64[S]}``, columns of
       ``reward_table`` float64[S, C] (C = the reward function's ``components``, in order).
     - ``extras``: ``{name: array[S, ...]}`` from the observation function (shipped: ``braking_signal``,
-      ``n_visible``, ``peer_sender``); slots without an agent hold 0 (integer extras: -1).
+      ``n_visible``, ``peer_sender``); slots without an agent hold 0 (integer extras: -1);
+      ``row_extras`` the same by vehicle row.
     - ``terminated`` / ``truncated``: bool[S] agents that collided / arrived, vanished or hit
       ``max_steps`` in this step; ``joined``: bool[S] new agents.
     - ``links``: this step's transmissions (:class:`~roadsense_marl.espnow.LinkBatch`, slots);
@@ -92,13 +94,11 @@ class StepRecord:
     actions: np.ndarray = field(default_factory=lambda: np.empty(0))
     decel_cmd: np.ndarray = field(default_factory=lambda: np.empty(0))
     acted: np.ndarray = field(default_factory=lambda: np.empty(0, bool))
-    gap: np.ndarray = field(default_factory=lambda: np.empty(0))
-    speed: np.ndarray = field(default_factory=lambda: np.empty(0))
-    leader_slot: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
     reward: np.ndarray = field(default_factory=lambda: np.empty(0))
     reward_components: dict = field(default_factory=dict)
     reward_table: np.ndarray = field(default_factory=lambda: np.empty((0, 0)))
-    extras: dict = field(default_factory=dict)
+    row_extras: dict = field(default_factory=dict)
+    n_slots: int = 0
     terminated: np.ndarray = field(default_factory=lambda: np.empty(0, bool))
     truncated: np.ndarray = field(default_factory=lambda: np.empty(0, bool))
     joined: np.ndarray = field(default_factory=lambda: np.empty(0, bool))
@@ -107,6 +107,45 @@ class StepRecord:
     hazard_vehicle: str | None = None
     hazard_slot: int = -1
     hazard_onset_step: int | None = None
+    _cache: dict = field(default_factory=dict, repr=False)
+
+    def _by_slot(self, key: str, rows: np.ndarray, fill: Any) -> np.ndarray:
+        """``rows`` (one value per vehicle row of ``states``) scattered over slots, cached for this step."""
+        out = self._cache.get(key)
+        if out is None:
+            out = np.full((self.n_slots, *rows.shape[1:]), fill, dtype=rows.dtype)
+            out[self.slots] = rows
+            self._cache[key] = out
+        return out
+
+    @property
+    def gap(self) -> np.ndarray:
+        """float64[S]: true bumper-to-bumper gap to the leader after the step (m; inf: no leader; NaN: no vehicle)."""
+        return self._by_slot("gap", self.states.gap, np.nan)
+
+    @property
+    def speed(self) -> np.ndarray:
+        """float64[S]: true speed after the step (m/s; NaN: no vehicle)."""
+        return self._by_slot("speed", self.states.speed, np.nan)
+
+    @property
+    def leader_slot(self) -> np.ndarray:
+        """int64[S]: slot of each vehicle's leader after the step (-1: none)."""
+        s = self.states
+        rows = np.where(s.leader >= 0, self.slots[np.maximum(s.leader, 0)], -1) if s.n else np.empty(0, np.int64)
+        return self._by_slot("leader_slot", rows, -1)
+
+    @property
+    def extras(self) -> dict[str, np.ndarray]:
+        """``{name: array[S, ...]}`` from the observation function; 0 (integers: -1) where no vehicle."""
+        return {k: self.extra(k) for k in self.row_extras}
+
+    def extra(self, name: str) -> np.ndarray:
+        """One extra of the observation function by slot (see :attr:`extras`); KeyError names the known ones."""
+        if name not in self.row_extras:
+            raise KeyError(f"no extra {name!r} this step; the observation function gave {sorted(self.row_extras)}")
+        v = np.asarray(self.row_extras[name])
+        return self._by_slot("extras/" + name, v, -1 if v.dtype.kind in "iu" else 0)
 
 
 def resolve_radio(radio: Any) -> Any:
@@ -391,21 +430,11 @@ class ConvoyCore:
             rec.actions = np.full(n_slots, np.nan)
             rec.decel_cmd = np.full(n_slots, np.nan)
         rec.acted = self.acted
-        truth = np.full((2, n_slots), np.nan)
-        rec.gap, rec.speed = truth
-        rec.leader_slot = np.full(n_slots, -1, dtype=np.int64)
-        if n:
-            rec.gap[row_slot] = states.gap
-            rec.speed[row_slot] = states.speed
-            rec.leader_slot[row_slot] = np.where(states.leader >= 0, row_slot[np.maximum(states.leader, 0)], -1)
+        rec.n_slots = n_slots
+        rec._cache = {}
         rec.reward, rec.reward_table = reward, table
         rec.reward_components = {c: table[:, j] for j, c in enumerate(names)}
-        by_slot = {}
-        for k, v in extras.items():
-            arr = np.full((n_slots, *v.shape[1:]), -1 if v.dtype.kind in "iu" else 0, dtype=v.dtype)
-            arr[row_slot] = v
-            by_slot[k] = arr
-        rec.extras = by_slot
+        rec.row_extras = extras
         rec.terminated, rec.truncated, rec.joined = self.terminated, self.truncated, self.joined
         rec.links = self.radio.last_links
         rec.radio_params = self.radio.params

@@ -80,8 +80,8 @@ def run_episode(env: Any, policy: Policy, seed: int) -> EpisodeRecord:
         g, v, sp = np.full(m, np.nan), np.full(m, np.nan), np.full(m, np.nan)
         g[cols] = rec.gap[on]
         sp[cols] = rec.speed[on]
-        if "n_visible" in rec.extras:
-            v[cols] = rec.extras["n_visible"][on]
+        if "n_visible" in rec.row_extras:
+            v[cols] = rec.extra("n_visible")[on]
         if "peers" in obs_buf and len(on):
             mask = obs_buf["peer_mask"][on] > 0
             if mask.any():
