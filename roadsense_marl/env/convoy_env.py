@@ -19,7 +19,7 @@ import numpy as np
 from gymnasium import spaces
 from pettingzoo import ParallelEnv
 
-from roadsense_marl.env.core import ConvoyCore
+from roadsense_marl.env.core import END_REASONS, ConvoyCore
 from roadsense_marl.env.rewards import BRAKING_DECEL
 from roadsense_marl.env.version import ENV_NAME
 
@@ -454,8 +454,7 @@ def step_infos(core: ConvoyCore, names: list[str], slots: np.ndarray) -> dict[st
     have = rec.row_extras
     signal = rec.extra("braking_signal")[slots].tolist() if "braking_signal" in have else None
     n_vis = rec.extra("n_visible")[slots].tolist() if "n_visible" in have else None
-    term = rec.terminated[slots].tolist()
-    trunc = rec.truncated[slots].tolist()
+    reason = rec.end_reason[slots].tolist()
     hv, onset = rec.hazard_vehicle, rec.hazard_onset_step
     infos: dict[str, dict[str, Any]] = {}
     for i, (a, parts) in enumerate(zip(names, columns)):
@@ -468,11 +467,10 @@ def step_infos(core: ConvoyCore, names: list[str], slots: np.ndarray) -> dict[st
                 info["n_visible_peers"] = n_vis[i]
         info["hazard_vehicle"] = hv
         info["hazard_onset_step"] = onset
-        if term[i]:
-            info["reason"] = "collision"
-        elif trunc[i]:
-            info["reason"] = "max_steps" if on_road[i] else "arrived"
-            info["TimeLimit.truncated"] = True
+        if reason[i] >= 0:
+            info["reason"] = END_REASONS[reason[i]]
+            if reason[i] > 0:
+                info["TimeLimit.truncated"] = True
         infos[a] = info
     return infos
 

@@ -35,6 +35,8 @@ from roadsense_marl.env.observations import DeepSetObservation, ObservationFunct
 from roadsense_marl.env.rewards import ConvoyReward, RewardFunction
 
 MAX_WARMUP_STEPS = 10_000  # SUMO steps reset() waits for the first vehicle
+#: Why an agent ended (``info["reason"]`` in every view): index of :attr:`StepRecord.end_reason`.
+END_REASONS = ("collision", "max_steps", "arrived")
 
 
 @dataclass
@@ -134,6 +136,17 @@ class StepRecord:
         s = self.states
         rows = np.where(s.leader >= 0, self.slots[np.maximum(s.leader, 0)], -1) if s.n else np.empty(0, np.int64)
         return self._by_slot("leader_slot", rows, -1)
+
+    @property
+    def end_reason(self) -> np.ndarray:
+        """int8[S]: why each slot's agent ended in this step, an index into :data:`END_REASONS`
+        (-1: it did not end). Collision: terminated; truncated on the road: ``max_steps``;
+        truncated off the road (arrived at its route end, or vanished): ``arrived``."""
+        out = self._cache.get("end_reason")
+        if out is None:
+            out = np.where(self.terminated, 0, np.where(self.truncated, np.where(np.isnan(self.gap), 2, 1), -1))
+            out = self._cache["end_reason"] = out.astype(np.int8)
+        return out
 
     @property
     def extras(self) -> dict[str, np.ndarray]:

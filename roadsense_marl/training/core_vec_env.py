@@ -67,8 +67,7 @@ from roadsense_marl.training.ppo import ACTED_KEY
 __all__ = ["CoreVecEnv", "WorkerDiedError"]
 
 _FLAGS = ("done", "timelimit", "ended", "acted", "live")
-#: ``info["reason"]`` of a slot whose agent ended, as the ParallelEnv view names it.
-END_REASONS = ("collision", "max_steps", "arrived")
+from roadsense_marl.env.core import END_REASONS  # noqa: E402 - info["reason"], one owner for every view
 
 
 class WorkerDiedError(RuntimeError):
@@ -142,8 +141,8 @@ class _CopyRunner:
         core.step(b.actions)
         terminated, truncated = core.terminated, core.truncated
         ended = terminated | truncated
-        if ended.any():  # collision; truncated on the road: max_steps; truncated off the road: arrived
-            b.reason[:] = np.where(terminated, 0, np.where(np.isnan(core.record.gap), 2, 1))
+        if ended.any():
+            b.reason[:] = core.record.end_reason
         reward = core.reward
         b.reward[:] = reward
         b.acted[:] = core.acted

@@ -122,6 +122,9 @@ class FakeCore:
         on_road[occupied] = True
         on_road[[s for s in freed if self.schedule[self.agent_of_slot[s]][1] == t]] = False  # arrived or collided
         self.record.gap = np.where(on_road, 10.0, np.nan)
+        # as StepRecord.end_reason: collision / truncated on the road (max_steps) / off it (arrived)
+        self.record.end_reason = np.where(self.terminated, 0,
+                                          np.where(self.truncated, np.where(on_road, 1, 2), -1)).astype(np.int8)
         self._fill(occupied)  # next (or final) observation of every agent present in this step
         for s in freed:
             self.agent_of_slot[s] = None
