@@ -435,7 +435,8 @@ def plot_training_curves(progress_csv: Path, path: Path) -> list[Path] | None:
     ax1.set_title("training: reward")
     ax2.set_title("training: collisions")
     note = (f"From {Path(progress_csv).name}, one point per PPO rollout. Reward: SB3's mean over the last 100 finished "
-            "(slot-)episodes; collision rate: over the vehicle-episodes that ended in that rollout. No intervals.")
+            "vehicle-episodes (padding never counts); collision rate: over the vehicle-episodes that ended in that rollout. "
+            "No intervals.")
     return _save(fig, path, note)
 
 
