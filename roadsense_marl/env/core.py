@@ -297,6 +297,7 @@ class ConvoyCore:
             draw_hazard_plan(cfg.hazard, np.random.default_rng(hazard_ss), self.step_length), self.hazard_candidates
         )
         self.commands = CommandCache(self.n_slots)
+        self._controlled[:] = True  # set per joining vehicle from `controlled`
         self.observation_fn.reset(self.n_slots)
         self.slots.reset()
         for buf in self.obs.values():
