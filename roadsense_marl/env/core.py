@@ -342,6 +342,7 @@ class ConvoyCore:
         row_slot = slots.row_slot
         speed = np.zeros(self.n_slots)
         speed[row_slot] = states.speed
+        self.hazard.pick(t_step, states, row_slot)  # at the onset: its action in this step is ignored too
         acted = live & self._controlled
         if self.hazard.imposed(t_step):
             acted[self.hazard.slot] = False
@@ -349,7 +350,7 @@ class ConvoyCore:
         if len(act_slots):
             target, mode = speed_commands(
                 cfg.action_mode, acts[act_slots], speed[act_slots], self.step_length, cfg.max_decel, cfg.max_accel,
-                hold_speed=self.hazard.override(t_step, live),
+                hold_speed=self.hazard.override(t_step),
             )
             self.commands.send(self.sim, slots.ids[act_slots], act_slots, target, mode)
         rec = self.record
@@ -357,13 +358,30 @@ class ConvoyCore:
         rec.decel_cmd = np.where(live, commanded_decel(acts, cfg.action_mode, cfg.max_decel), np.nan)
         self.acted = acted
         # 2. hazard
-        self.hazard.advance(t_step, states, row_slot, live, self.sim, self.commands)
+        self.hazard.advance(t_step, self.sim, self.commands)
         # 3. SUMO
         prev_t = self._t_ms
         new = self.sim.step()
         self.num_steps += 1
+        if not new.ids and self.num_steps < cfg.max_steps and self.sim.expected_vehicles() > 0:
+            new = self._skip_empty_road(new)
         self._t_ms = new.time_s * 1000.0
         self._enter(new, prev_t)
+
+    def _skip_empty_road(self, emptied):
+        """The road became empty but SUMO will insert more vehicles: run SUMO on (each SUMO step
+        counts towards ``max_steps``) until the next vehicle is on the road, so that the episode
+        does not end in a gap of the traffic. Returns the first state with vehicles (or the state at
+        ``max_steps``), carrying the arrivals and collisions of ``emptied`` so that the agents that
+        left are reported in this step."""
+        import dataclasses
+
+        states = emptied
+        while not states.ids and self.num_steps < self.config.max_steps:
+            states = self.sim.step()
+            self.num_steps += 1
+        return dataclasses.replace(states, arrived=emptied.arrived, collided=emptied.collided,
+                                   departed=states.ids)
 
     def _enter(self, states, prev_t_ms: float) -> None:
         """Phases 4-7 for a new SUMO state (also the first state of an episode)."""

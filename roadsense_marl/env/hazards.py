@@ -131,41 +131,48 @@ class HazardRuntime:
         if self.slot >= 0 and np.isin(self.slot, ended_slots):
             self.slot = -1
 
-    def override(self, step: int, live: np.ndarray) -> bool:
-        """True while non-braking agents hold their speed: the plan's override window, and the
-        hazard vehicle exists and is still live (``live``: bool[S] over slots)."""
+    def override(self, step: int) -> bool:
+        """True while non-braking agents hold their speed: the plan's override window, while the
+        hazard vehicle is on the road."""
         return self.slot >= 0 and override_active(self.plan, step)
 
-    def advance(self, step: int, states, row_slot: np.ndarray, live: np.ndarray, sim, commands) -> None:
-        """Issue this step's hazard commands to ``sim`` before SUMO advances.
+    def pick(self, step: int, states, row_slot: np.ndarray) -> None:
+        """At the onset step, choose the braking vehicle (before actions are applied, so that its
+        action in this step is already ignored).
 
         :param states: ground truth before the step (``ids``, ``speed``, ``leader``).
         :param row_slot: int64[n] slot of each row of ``states``.
+        """
+        plan = self.plan
+        if not plan.active or step != plan.onset_step:
+            return
+        leader = states.leader
+        if self.candidates is not None:
+            allowed = self.candidates(states.ids, leader)
+            leader = np.where((leader >= 0) & allowed[np.maximum(leader, 0)], leader, -1)
+        i = pick_hazard_vehicle(plan, states.ids, leader)
+        if i is None or row_slot[i] < 0:
+            return
+        self.vehicle, self.slot = states.ids[i], int(row_slot[i])
+        self.target_speed = max(0.0, float(states.speed[i]) - plan.decel * plan.duration_s)
+
+    def advance(self, step: int, sim, commands) -> None:
+        """Issue this step's hazard commands to ``sim`` before SUMO advances (after :meth:`pick`).
+
         :param commands: the env's :class:`~roadsense_marl.env.actions.CommandCache`.
         """
         plan = self.plan
-        if not plan.active:
+        if not plan.active or self.slot < 0:
             return
+        slot = np.array([self.slot])
+        ids = np.array([self.vehicle], dtype=object)
         if step == plan.onset_step:
-            leader = states.leader
-            if self.candidates is not None:
-                allowed = self.candidates(states.ids, leader)
-                leader = np.where((leader >= 0) & allowed[np.maximum(leader, 0)], leader, -1)
-            i = pick_hazard_vehicle(plan, states.ids, leader)
-            if i is None or row_slot[i] < 0:
-                return
-            self.vehicle, self.slot = states.ids[i], int(row_slot[i])
-            self.target_speed = max(0.0, float(states.speed[i]) - plan.decel * plan.duration_s)
             if commands.speed_mode[self.slot] != SPEED_MODE_RAW:
                 sim.set_speed_modes([self.vehicle], np.array([SPEED_MODE_RAW]))
                 commands.speed_mode[self.slot] = SPEED_MODE_RAW
             sim.slow_down([self.vehicle], np.array([self.target_speed]), np.array([plan.duration_s]))
             commands.target[self.slot] = np.nan  # slowDown leaves the setSpeed target unknown
             return
-        if self.slot < 0:
-            return
-        slot = np.array([self.slot])
-        ids = np.array([self.vehicle], dtype=object)
         if step == plan.onset_step + plan.brake_steps and hazard_controls(plan, step):
             commands.send(sim, ids, slot, np.array([self.target_speed]), commands.speed_mode[slot])
         if plan.release_step is not None and step == plan.release_step:

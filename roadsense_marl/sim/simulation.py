@@ -234,6 +234,15 @@ class SumoSimulation:
         except Exception as exc:
             raise self._fail(exc, "step") from exc
 
+    def expected_vehicles(self) -> int:
+        """Vehicles on the road or still to be inserted (SUMO's ``simulation.getMinExpectedNumber``):
+        0 means the scenario has no more traffic."""
+        rt = self._require_running("expected_vehicles")
+        try:
+            return int(rt.backend.raw.simulation.getMinExpectedNumber())
+        except Exception as exc:
+            raise self._fail(exc, "expected_vehicles") from exc
+
     # ------------------------------------------------------------------ commands
 
     def set_speeds(self, ids: Sequence[str], speeds: np.ndarray | Sequence[float]) -> None:

@@ -274,3 +274,39 @@ def test_compiled_and_numpy_observation_and_reward_give_identical_episodes():
             env.close()
     assert len(traces[0]) == 151
     assert_traces_equal(traces[0], traces[1])
+
+
+def test_a_gap_in_the_traffic_does_not_end_the_episode(tmp_path):
+    # three vehicles 20 s apart, each on the road for about 7 s: the road is empty twice
+    env = parallel_env(scenario=flow_scenario(tmp_path, number=3, period=20.0), max_steps=600,
+                       vtype_randomization=False, hazard={"probability": 0.0})
+    try:
+        env.reset(seed=0)
+        seen, steps = set(env.agents), 0
+        while env.agents:
+            _, _, _, truncations, infos = env.step({})
+            seen |= set(env.agents)
+            steps += 1
+        assert seen == {"f.0", "f.1", "f.2"}, "every vehicle of the scenario became an agent"
+        assert 400 < env.num_steps < 600, "the episode ran past the gaps and ended when the traffic did"
+        assert steps < env.num_steps, "SUMO steps with an empty road were run inside one env step"
+        assert infos["f.2"]["reason"] == "arrived"
+    finally:
+        env.close()
+
+
+def test_the_hazard_vehicles_action_is_ignored_from_the_onset_step_on():
+    core = ConvoyCore(scenario="convoy_6", max_steps=40, hazard={"step_window": [20, 20], "release_prob": 0.0})
+    try:
+        core.reset(seed=4)
+        acted_by_step, slot = [], -1
+        while not core.episode_over:
+            core.step(np.zeros(core.n_slots))
+            acted_by_step.append(core.acted.copy())
+            slot = core.record.hazard_slot if slot < 0 else slot
+        assert slot >= 0 and core.record.hazard_vehicle == core.possible_agents[slot]
+        assert acted_by_step[19][slot] and not acted_by_step[20][slot], "step 20 (the onset) is already imposed"
+        others = [s for s in range(core.n_slots) if s != slot]
+        assert acted_by_step[20][others].all()
+    finally:
+        core.close()
