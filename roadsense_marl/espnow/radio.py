@@ -272,16 +272,19 @@ class Radio:
         ph = self._phases[s]
         # candidate k: first = floor((lo - ph) / period) (at or before lo) up to floor((hi - ph) / period) + 1;
         # the exact test on the times themselves then keeps those in (lo, hi]
+        # (phases lie in [0, period): every slot has the same number of candidates up to one)
+        if len(s) == 0:
+            return np.empty(0, np.int64), np.empty(0)
         k0 = np.floor((lo - ph) / period)
-        count = (np.floor((hi - ph) / period) - k0 + 2).astype(np.int64)
-        idx = np.repeat(np.arange(len(s), dtype=np.int64), count)
-        starts = np.cumsum(count) - count
-        k = k0[idx] + (np.arange(len(idx), dtype=np.int64) - starts[idx])
-        t = ph[idx] + k * period
-        keep = (t > lo) & (t <= hi)
-        idx, t = idx[keep], t[keep]
-        o = np.lexsort((s[idx], t))
-        return idx[o], t[o]
+        width = int(np.floor((hi - ph) / period).max() - k0.min()) + 2
+        grid = ph[:, None] + (k0[:, None] + np.arange(width)) * period  # (R, width) candidate times
+        idx, col = np.nonzero((grid > lo) & (grid <= hi))  # by position in slots, then time
+        t = grid[idx, col]
+        if len(s) > 1 and (s[1:] > s[:-1]).all():
+            o = np.argsort(t, kind="stable")  # equal times keep position order = slot order
+        else:
+            o = np.lexsort((s[idx], t))
+        return idx[o].astype(np.int64, copy=False), t[o]
 
     # ---- send ------------------------------------------------------------------------------
     def broadcast(
@@ -375,7 +378,7 @@ class Radio:
 
     def _send_times(self, t_ms: Any, ss: np.ndarray) -> tuple[float | np.ndarray, float]:
         """``(t, latest)``: a float for a scalar ``t_ms``, else the checked ``(S,)`` float64 array."""
-        if np.ndim(t_ms) == 0:
+        if isinstance(t_ms, float) or np.ndim(t_ms) == 0:  # (np.float64 is a float: the common case costs no ndim)
             t = float(t_ms)
             if not math.isfinite(t):
                 raise ValueError(f"t_ms must be finite, got {t_ms!r}")
