@@ -250,10 +250,10 @@ class Radio:
         :param slots: ``(R,)`` integer slots.
         :param t_prev_ms: start of the interval (ms, excluded); ``t_now_ms``: its end (ms, included).
         :returns: ``(slot_index, t_ms)``: int64 ``(m,)`` positions in ``slots`` and float64 ``(m,)``
-            beacon times in ms, sorted by (time, slot). A slot appears ``floor`` of about
-            ``(t_now_ms - t_prev_ms) / period`` times, or once more (e.g. 10 times per slot for a 1 s
-            SUMO step at 10 Hz), so the rows are ready for :meth:`broadcast` with per-sender times
-            as long as each call holds at most one row per slot.
+            beacon times in ms, sorted by (time, slot). Each slot appears ``floor(d / period)`` or
+            ``floor(d / period) + 1`` times, ``d = t_now_ms - t_prev_ms`` (10 times for a 1 s SUMO
+            step at 10 Hz); a :meth:`broadcast` call takes each slot at most once, so several beacons
+            of one slot go in successive calls.
         :raises ValueError: slots outside ``0..capacity-1``, non-finite times, ``t_now_ms < t_prev_ms``.
 
         Relation to :meth:`beacon_due`: for an interval shorter than one period, the slots listed
@@ -272,7 +272,6 @@ class Radio:
         ph = self._phases[s]
         # candidate k: first = floor((lo - ph) / period) (at or before lo) up to floor((hi - ph) / period) + 1;
         # the exact test on the times themselves then keeps those in (lo, hi]
-        # (phases lie in [0, period): every slot has the same number of candidates up to one)
         if len(s) == 0:
             return np.empty(0, np.int64), np.empty(0)
         k0 = np.floor((lo - ph) / period)
