@@ -231,14 +231,15 @@ def model_array(params) -> np.ndarray:
 
 @_jit
 def resolve_enqueue(  # pragma: no cover - compiled
-    dist, lid, raw, z_latency, model, bin_lo, bin_rate, burst, t, si, frame0,
+    dist, lid, raw, z_latency, model, bin_lo, bin_rate, burst, t, t_sender, si, frame0,
     p_lid, p_arr, p_frame, m,
 ):
     """Loss, burst and latency of every link (as ``core.resolve_links``, the uniforms split from
     ``raw`` as ``core.LinkDraws`` does; scalars in ``model``, see
     :data:`MODEL_FIELDS`), burst state written back, and the delivered copies that can still
     become visible appended to the in-flight arrays at ``m`` (capacity reserved by the caller),
-    each pointing at its sender's frame ``frame0 + si``. Returns ``(delivered, latency_ms (NaN if lost), m, seq, earliest arrival appended)``.
+    each pointing at its sender's frame ``frame0 + si``, arriving at send time + latency: the send
+    time is ``t_sender[si]`` when ``t_sender`` is non-empty (one time per sender), else ``t``. Returns ``(delivered, latency_ms (NaN if lost), m, earliest arrival appended)``.
     """
     uses_bins = model[0] != 0.0
     base, t1, t2, rate2, rate3 = model[1], model[2], model[3], model[4], model[5]
@@ -249,6 +250,7 @@ def resolve_enqueue(  # pragma: no cover - compiled
     latency = np.empty(n, np.float64)
     nb = bin_lo.shape[0]
     first = np.inf
+    per_sender = t_sender.shape[0] > 0
     for k in range(n):
         d = dist[k]
         if uses_bins:
@@ -280,7 +282,7 @@ def resolve_enqueue(  # pragma: no cover - compiled
         latency[k] = lat
         if not lat < staleness:  # stale on arrival: can never become visible
             continue
-        arr = t + lat
+        arr = (t_sender[si[k]] if per_sender else t) + lat
         p_lid[m] = row
         p_arr[m] = arr
         p_frame[m] = frame0 + si[k]

@@ -220,6 +220,7 @@ class Radio:
         self._f_mid = np.full(size, -1, np.int64)
         self._seq = 0  # sequence number of the next frame (orders frames sent at the same time)
         self._clock = -np.inf  # latest time given to broadcast or receive
+        self._last_receive = -np.inf  # latest time given to receive (per-sender send times may not be earlier)
         self._req = np.zeros(cap, bool)
         # reused scratch buffers (internal only; never handed out)
         self._w_si = self._w_lid = np.empty(0, np.int32)
@@ -227,9 +228,12 @@ class Radio:
 
     # ---- beacons ---------------------------------------------------------------------------
     def beacon_due(self, slots: Any, t_prev_ms: float, t_now_ms: float) -> np.ndarray:
-        """Which slots have a beacon time ``phase + k / beacon_hz`` in ``(t_prev_ms, t_now_ms]``.
+        """Which slots have a beacon time ``phase + k * 1000 / beacon_hz`` (ms) in ``(t_prev_ms, t_now_ms]``:
+        a bool ``(R,)`` mask over ``slots``.
 
-        An interval of at least one beacon period makes every slot due (no float edge cases).
+        An interval of at least one beacon period makes every slot due (no float edge cases). It
+        says whether a slot beacons, not when or how often: :meth:`beacon_times` gives every beacon
+        time in the interval (one row per beacon, for per-sender send times in :meth:`broadcast`).
         """
         self._require_reset()
         s = _slots("slots", slots, self.capacity)
@@ -239,10 +243,52 @@ class Radio:
         ph = self._phases[s]
         return np.floor((t_now_ms - ph) / period) > np.floor((t_prev_ms - ph) / period)
 
+    def beacon_times(self, slots: Any, t_prev_ms: float, t_now_ms: float) -> tuple[np.ndarray, np.ndarray]:
+        """Every beacon time ``phase[slot] + k * period`` (``period = 1000 / beacon_hz`` ms, any integer
+        ``k``) inside ``(t_prev_ms, t_now_ms]``, for each of ``slots``.
+
+        :param slots: ``(R,)`` integer slots.
+        :param t_prev_ms: start of the interval (ms, excluded); ``t_now_ms``: its end (ms, included).
+        :returns: ``(slot_index, t_ms)``: int64 ``(m,)`` positions in ``slots`` and float64 ``(m,)``
+            beacon times in ms, sorted by (time, slot). Each slot appears ``floor(d / period)`` or
+            ``floor(d / period) + 1`` times, ``d = t_now_ms - t_prev_ms`` (10 times for a 1 s SUMO
+            step at 10 Hz); a :meth:`broadcast` call takes each slot at most once, so several beacons
+            of one slot go in successive calls.
+        :raises ValueError: slots outside ``0..capacity-1``, non-finite times, ``t_now_ms < t_prev_ms``.
+
+        Relation to :meth:`beacon_due`: for an interval shorter than one period, the slots listed
+        here are exactly those ``beacon_due`` marks (up to float rounding at the interval ends, where
+        this method compares the times themselves); for an interval of a period or more,
+        ``beacon_due`` marks every slot and this method lists every beacon, one row each.
+        """
+        self._require_reset()
+        s = _slots("slots", slots, self.capacity)
+        lo, hi = float(t_prev_ms), float(t_now_ms)
+        if not (math.isfinite(lo) and math.isfinite(hi)):
+            raise ValueError(f"beacon_times needs finite times, got t_prev_ms={t_prev_ms!r}, t_now_ms={t_now_ms!r}")
+        if hi < lo:
+            raise ValueError(f"beacon_times needs t_now_ms >= t_prev_ms, got t_prev_ms={lo!r} > t_now_ms={hi!r}")
+        period = 1000.0 / self.beacon_hz
+        ph = self._phases[s]
+        # candidate k: first = floor((lo - ph) / period) (at or before lo) up to floor((hi - ph) / period) + 1;
+        # the exact test on the times themselves then keeps those in (lo, hi]
+        if len(s) == 0:
+            return np.empty(0, np.int64), np.empty(0)
+        k0 = np.floor((lo - ph) / period)
+        width = int(np.floor((hi - ph) / period).max() - k0.min()) + 2
+        grid = ph[:, None] + (k0[:, None] + np.arange(width)) * period  # (R, width) candidate times
+        idx, col = np.nonzero((grid > lo) & (grid <= hi))  # by position in slots, then time
+        t = grid[idx, col]
+        if len(s) > 1 and (s[1:] > s[:-1]).all():
+            o = np.argsort(t, kind="stable")  # equal times keep position order = slot order
+        else:
+            o = np.lexsort((s[idx], t))
+        return idx[o].astype(np.int64, copy=False), t[o]
+
     # ---- send ------------------------------------------------------------------------------
     def broadcast(
         self,
-        t_ms: float,
+        t_ms: float | np.ndarray,
         sender_slots: Any,
         sender_xy: Any,
         payload: Any,
@@ -250,21 +296,31 @@ class Radio:
         receiver_xy: Any,
         message_ids: Any = None,
     ) -> LinkBatch:
-        """Every sender broadcasts its TRUE state ``payload[i]`` at ``t_ms`` to every receiver in range.
+        """Every sender broadcasts its TRUE state ``payload[i]`` at its send time to every receiver in range.
 
-        :param t_ms: send time (ms); later :meth:`receive` calls must not be earlier.
+        :param t_ms: send time in ms: one number for every sender, or a float array ``(S,)`` with
+            sender ``i``'s own send time ``t_ms[i]`` (e.g. from :meth:`beacon_times`, the sender's state
+            interpolated to it). Sender ``i``'s frame is stamped ``t_ms[i]`` and each delivered copy
+            arrives at ``t_ms[i] + latency``. Later :meth:`receive` calls must not be earlier than
+            the latest send time. Per-sender times must be finite and not earlier than the latest
+            :meth:`receive` time (a message sent before it could have arrived before it).
         :param sender_slots: ``(S,)`` distinct integer slots; ``sender_xy`` ``(S, 2)`` metres;
             ``payload`` ``(S, len(payload_fields))`` true states in the fields' units.
         :param receiver_slots: ``(R,)`` distinct integer slots; ``receiver_xy`` ``(R, 2)`` metres.
         :param message_ids: optional ``(S,)`` int ids carried to :class:`RxBatch` (-1 if omitted).
-        :raises ValueError: bad shapes, slots outside ``0..capacity-1``, repeated slots, non-finite time.
+        :raises ValueError: bad shapes, slots outside ``0..capacity-1``, repeated slots, a non-finite
+            time, a per-sender time earlier than the latest receive (naming the sender slot and both
+            times); raised before anything changes.
 
         Links are all (sender, receiver) pairs with sender != receiver and distance < range; out
         of range pairs cost no random draws. Each sender transmits ONE frame with one noisy copy
         of its payload (noise drawn once per message); every receiver of the frame gets the same
         values. Per link: loss (tier or bins, burst per link) and latency. Delivered copies go in
-        flight; nothing is visible before :meth:`receive` at ``now >= t_ms + latency``. Copies that
-        would be stale on arrival (latency >= ``staleness_threshold_ms``) are not kept.
+        flight; nothing is visible before :meth:`receive` at ``now >= t_ms[i] + latency``. Copies that
+        would be stale on arrival (latency >= ``staleness_threshold_ms``) are not kept. A receiver
+        shows, per sender, the arrived message with the latest send time (equal send times: the one
+        broadcast last). The random draws (their number and order) do not depend on the send times:
+        a scalar and an array of equal times give the same results.
         Returns (and stores in ``last_links``) the links.
         """
         self._require_reset()
@@ -280,9 +336,7 @@ class Radio:
         mids = -1 if message_ids is None else np.asarray(message_ids, np.int64)
         if message_ids is not None and mids.shape != (len(ss),):
             raise ValueError(f"message_ids must have shape ({len(ss)},), got {mids.shape}")
-        t = float(t_ms)
-        if not math.isfinite(t):
-            raise ValueError(f"t_ms must be finite, got {t_ms!r}")
+        t, t_max = self._send_times(t_ms, ss)
 
         ro, so = _sorted_distinct("receiver_slots", rs), _sorted_distinct("sender_slots", ss)
         si, dist, r_slot, s_slot, lid = self._links(rs, rxy, ss, sxy, ro, so)
@@ -290,7 +344,7 @@ class Radio:
 
         # Later receives are at >= t: everything arriving by then can move into the tables now,
         # which bounds what stays in flight even for receivers that never call receive.
-        self._clock = max(self._clock, t)
+        self._clock = max(self._clock, t_max)
         self._deliver(self._clock)
 
         if len(self._w_z) < n:
@@ -320,6 +374,36 @@ class Radio:
             delivered, latency = self._resolve_enqueue_numpy(t, dist, lid, si, frame0, draws)
         self.last_links = LinkBatch(s_slot, r_slot, dist, delivered, latency)
         return self.last_links
+
+    def _send_times(self, t_ms: Any, ss: np.ndarray) -> tuple[float | np.ndarray, float]:
+        """``(t, latest)``: a float for a scalar ``t_ms``, else the checked ``(S,)`` float64 array."""
+        if isinstance(t_ms, float) or np.ndim(t_ms) == 0:  # (np.float64 is a float: the common case costs no ndim)
+            t = float(t_ms)
+            if not math.isfinite(t):
+                raise ValueError(f"t_ms must be finite, got {t_ms!r}")
+            return t, t
+        arr = np.asarray(t_ms)
+        if arr.shape != ss.shape or arr.dtype.kind not in "iuf":
+            raise ValueError(
+                f"t_ms must be a number or a float array of shape ({len(ss)},) (one send time in ms per "
+                f"sender), got shape {arr.shape} dtype {arr.dtype}"
+            )
+        arr = arr.astype(np.float64)  # a copy: the caller's array may change after the call
+        if len(arr) == 0:
+            return arr, -np.inf
+        bad = ~np.isfinite(arr)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise ValueError(f"t_ms[{i}] (sender slot {ss[i]}) must be finite, got {float(arr[i])!r}")
+        early = arr < self._last_receive
+        if early.any():
+            i = int(np.flatnonzero(early)[0])
+            raise ValueError(
+                f"t_ms[{i}] = {float(arr[i])!r} ms (sender slot {ss[i]}) is earlier than the last receive at "
+                f"{self._last_receive!r} ms: a message sent then could have arrived before that receive; "
+                "send times must not be earlier than the latest receive time"
+            )
+        return arr, float(arr.max())
 
     def _links(self, rs, rxy, ss, sxy, ro, so):
         """In-range links in canonical (receiver slot, sender slot) order, with their pool rows."""
@@ -368,7 +452,7 @@ class Radio:
         if k:
             m = self._m
             ks = si[keep]
-            arr = t + latency[keep]
+            arr = (t if isinstance(t, float) else t[ks]) + latency[keep]
             self._p_lid[m:m + k] = lid[keep]
             self._p_arr[m:m + k] = arr
             self._p_frame[m:m + k] = frame0 + ks
@@ -379,7 +463,7 @@ class Radio:
     def _resolve_enqueue_kernel(self, t, dist, lid, si, frame0, draws):
         delivered, latency, self._m, first = _k.resolve_enqueue(
             dist, lid, draws.raw, draws.z_latency, self._model, self._bin_lo, self._bin_rate,
-            self._l_burst, t, si, frame0,
+            self._l_burst, t if isinstance(t, float) else -np.inf, _EMPTY if isinstance(t, float) else t, si, frame0,
             self._p_lid, self._p_arr, self._p_frame, self._m,
         )
         self._p_first = min(self._p_first, first)
@@ -482,7 +566,7 @@ class Radio:
                 "(latest broadcast or receive); time must not decrease"
             )
         rs = _slots("receiver_slots", receiver_slots, self.capacity)
-        self._clock = now
+        self._clock = self._last_receive = now
         self._deliver(now)
         if not self._sorted:
             self._sort_pool()

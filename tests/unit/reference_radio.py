@@ -71,15 +71,31 @@ class ReferenceRadio:
             out.append(ph + k * period > t_prev or t_now - t_prev >= period * (1 - 1e-9))
         return np.array(out, bool)
 
+    def beacon_times(self, slots, t_prev, t_now):
+        """Every beacon time of each slot in (t_prev, t_now], stepping k one at a time; sorted by (time, slot)."""
+        period = 1000.0 / self.beacon_hz
+        out = []
+        for i, s in enumerate(slots):
+            ph = self.phases[s]
+            k = math.floor((t_prev - ph) / period) - 1
+            while ph + k * period <= t_now:
+                if ph + k * period > t_prev:
+                    out.append((ph + k * period, int(s), i))
+                k += 1
+        out.sort()
+        return np.array([i for _t, _s, i in out], np.int64), np.array([t for t, _s, _i in out], np.float64)
+
     def _std(self, field: str) -> float:
         return getattr(self.params, FIELD_NOISE[field]) if field in FIELD_NOISE else 0.0
 
     def broadcast(self, t, sender_slots, sender_xy, payload, receiver_slots, receiver_xy):
+        """``t``: one send time (ms) or one per sender (sender i's frame stamped t[i])."""
         p = self.params
-        senders = sorted(zip(sender_slots, sender_xy, payload), key=lambda a: a[0])
+        times = [float(t)] * len(sender_slots) if np.ndim(t) == 0 else [float(x) for x in t]
+        senders = sorted(zip(sender_slots, sender_xy, payload, times), key=lambda a: a[0])
         links = []
         for r, rxy in sorted(zip(receiver_slots, receiver_xy), key=lambda a: a[0]):
-            for i, (s, sxy, _pay) in enumerate(senders):
+            for i, (s, sxy, _pay, _t) in enumerate(senders):
                 if r == s:
                     continue
                 dx, dy = rxy[0] - sxy[0], rxy[1] - sxy[1]
@@ -89,7 +105,7 @@ class ReferenceRadio:
         draws = draw_link_randomness(self.rng, len(links), len(senders), len(self.fields))
         # One frame per sender, one noisy reading in it: every receiver gets these same values.
         frames = []
-        for i, (_s, _sxy, pay) in enumerate(senders):
+        for i, (_s, _sxy, pay, _t) in enumerate(senders):
             noisy = []
             for j, f in enumerate(self.fields):
                 v = pay[j] + self._std(f) * draws.z_noise[i, j]
@@ -113,7 +129,8 @@ class ReferenceRadio:
             self.last_links.append((s, r, d, not lost, math.nan if lost else latency))
             if lost:
                 continue
-            heapq.heappush(self.heap, (t + latency, self.seq, r, s, t, frames[i]))
+            ts = senders[i][3]
+            heapq.heappush(self.heap, (ts + latency, self.seq, r, s, ts, frames[i]))
             self.seq += 1
 
     def receive(self, now, receiver_slots):

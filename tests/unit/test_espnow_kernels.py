@@ -23,8 +23,11 @@ def _assert_same(a, b, what: str) -> None:
 
 
 def _drive(params, n: int, steps: int, seed: int, *, spread: float, dt_choices, rx_every: int = 1,
-           shuffle: bool = False, churn: bool = False, domain_randomization: bool = True, beacon_hz: float = 10.0):
-    """Run the same schedule on both backends, comparing after every call."""
+           shuffle: bool = False, churn: bool = False, domain_randomization: bool = True, beacon_hz: float = 10.0,
+           per_sender: bool = False):
+    """Run the same schedule on both backends, comparing after every call. ``per_sender``: every
+    beacon of the step at its own time (``beacon_times``), one call per round of beacons, receive
+    at the step's end."""
     radios = [Radio(params, capacity=n, backend=b, domain_randomization=domain_randomization, beacon_hz=beacon_hz)
               for b in ("numpy", "numba")]
     for r in radios:
@@ -42,14 +45,30 @@ def _drive(params, n: int, steps: int, seed: int, *, spread: float, dt_choices, 
             slots = rng.permutation(slots)
         pay = np.c_[xy[slots], rng.uniform(0, 30, len(slots)), rng.uniform(0, 360, len(slots)),
                     rng.normal(0, 1, len(slots))]
-        due = [r.beacon_due(slots, t_prev, t) for r in radios]
-        assert np.array_equal(due[0], due[1])
-        d = due[0]
-        lbs = [r.broadcast(t, slots[d], xy[slots][d], pay[d], slots, xy[slots]) for r in radios]
-        _assert_same(lbs[0], lbs[1], f"step {k} links")
-        links += len(lbs[0])
+        if per_sender:
+            bts = [r.beacon_times(slots, t_prev, t) for r in radios]
+            assert np.array_equal(bts[0][0], bts[1][0]) and np.array_equal(bts[0][1], bts[1][1])
+            idx, times = bts[0]
+            rank = np.zeros(len(idx), np.int64)
+            calls = []
+            seen = np.zeros(len(slots), np.int64)
+            for q, i in enumerate(idx.tolist()):  # round of each beacon: how many of its slot came before
+                rank[q] = seen[i]
+                seen[i] += 1
+            for j in range(int(rank.max()) + 1 if len(rank) else 0):
+                sel, st = idx[rank == j], times[rank == j]
+                o = np.argsort(sel)  # senders in slot order (the compiled link culls), times in any order
+                calls.append((st[o], sel[o]))
+        else:
+            due = [r.beacon_due(slots, t_prev, t) for r in radios]
+            assert np.array_equal(due[0], due[1])
+            calls = [(t, np.flatnonzero(due[0]))]
+        for send_t, sel in calls:
+            lbs = [r.broadcast(send_t, slots[sel], xy[slots][sel], pay[sel], slots, xy[slots]) for r in radios]
+            _assert_same(lbs[0], lbs[1], f"step {k} links")
+            links += len(lbs[0])
         if k % rx_every == 0:
-            rxs = [r.receive(t + 0.5, slots) for r in radios]
+            rxs = [r.receive(t if per_sender else t + 0.5, slots) for r in radios]
             _assert_same(rxs[0], rxs[1], f"step {k} receive")
             received += len(rxs[0])
         assert radios[0].in_flight_count == radios[1].in_flight_count
@@ -94,3 +113,20 @@ def test_kernels_equal_numpy_on_the_grid_cull_path_with_crowded_cells():
     receiver (the kernel sorts them differently than for a few neighbours)."""
     links, _ = _drive("measured", n=300, steps=3, seed=5, spread=45.0, dt_choices=[100.0])
     assert links > 3 * 300 * 200
+
+
+def test_kernels_equal_numpy_with_per_sender_send_times_from_beacon_times():
+    """Steps from 20 ms to 1 s: each beacon at its own time, up to 10 calls per step, churn."""
+    _drive("measured", n=30, steps=60, seed=6, spread=40.0, dt_choices=[20.0, 100.0, 350.0, 1000.0],
+           churn=True, per_sender=True)
+
+
+def test_kernels_equal_numpy_with_per_sender_send_times_when_messages_overtake():
+    params = radio_dict(latency_ms=40.0, jitter_ms=30.0, loss=0.2, noise=NOISE,
+                        burst={"mean_burst_length": 2.5, "loss_multiplier": 3.0, "max_loss_cap": 0.7})
+    _drive(params, n=8, steps=120, seed=7, spread=20.0, dt_choices=[3.0, 20.0, 90.0], rx_every=5,
+           domain_randomization=False, beacon_hz=100.0, shuffle=True, per_sender=True)
+
+
+def test_kernels_equal_numpy_with_per_sender_send_times_on_the_grid_cull_path():
+    _drive("measured", n=300, steps=4, seed=8, spread=1500.0, dt_choices=[100.0, 300.0], per_sender=True)
