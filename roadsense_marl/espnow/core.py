@@ -105,7 +105,12 @@ def sample_episode_params(rng: np.random.Generator, params: RadioParams, enabled
 
 
 def draw_beacon_phases(rng: np.random.Generator, capacity: int, beacon_hz: float) -> np.ndarray:
-    """Per-slot beacon phase in [0, period) ms: ``rng.random(capacity) * 1000 / beacon_hz``."""
+    """Per-slot beacon phase in [0, period) ms: ``rng.random(capacity) * 1000 / beacon_hz``.
+
+    :class:`~roadsense_marl.espnow.Radio` passes a generator of their own, seeded by one
+    ``integers(0, 2**63)`` draw of the radio's generator after domain randomisation, so the
+    radio's stream does not depend on the capacity and slot i's phase is the same for any capacity.
+    """
     return rng.random(capacity) * (1000.0 / beacon_hz)
 
 

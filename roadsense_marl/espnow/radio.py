@@ -185,7 +185,10 @@ class Radio:
         if seed is not None or self._rng is None:
             self._rng = radio_generator(seed)
         self.params = sample_episode_params(self._rng, self.nominal_params, self.domain_randomization)
-        self._phases = draw_beacon_phases(self._rng, self.capacity, self.beacon_hz)
+        # Phases come from a child generator seeded by one draw: the main stream does not depend on
+        # the capacity, and slot i's phase is the same for any capacity > i.
+        phase_rng = radio_generator(int(self._rng.integers(0, 2**63)))
+        self._phases = draw_beacon_phases(phase_rng, self.capacity, self.beacon_hz)
         self._stds = noise_stds(self.params, self.payload_fields)
         self._model = _k.model_array(self.params)
         self._bin_lo, self._bin_rate = self.params.bin_table() if self.params.uses_bins else (_EMPTY, _EMPTY)

@@ -310,3 +310,14 @@ def test_the_hazard_vehicles_action_is_ignored_from_the_onset_step_on():
         assert acted_by_step[20][others].all()
     finally:
         core.close()
+
+
+def test_the_number_of_slots_does_not_change_the_episode():
+    traces = []
+    for max_vehicles in (None, 9):
+        env = parallel_env(scenario="convoy_6", max_steps=80, max_vehicles=max_vehicles, hazard={"step_window": [30, 30]})
+        try:
+            traces.append(run_episode(env, 3))
+        finally:
+            env.close()
+    assert_traces_equal(traces[0], traces[1])

@@ -55,7 +55,8 @@ class ReferenceRadio:
     def reset(self, seed) -> None:
         self.rng = radio_generator(seed)
         self.params = sample_episode_params(self.rng, self.nominal, self.dr)
-        self.phases = draw_beacon_phases(self.rng, self.capacity, self.beacon_hz)
+        # the phases' own generator, seeded by one draw of the main one (the Radio's documented order)
+        self.phases = draw_beacon_phases(radio_generator(int(self.rng.integers(0, 2**63))), self.capacity, self.beacon_hz)
         self.heap: list = []
         self.seq = 0
         self.tables: dict[int, dict[int, tuple]] = {}
