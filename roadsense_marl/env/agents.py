@@ -4,7 +4,8 @@ Every SUMO vehicle is an agent from the step SUMO inserts it until it collides, 
 vanishes; an agent that ended is never revived. The array core works on *slots*
 ``0 .. n_slots-1``: a joining vehicle takes the lowest free slot (vehicles joining in the
 same step in ``possible_agents`` order); a slot freed in step ``t`` is reusable from step
-``t + 1``, so in one step a slot either ends or joins, never both. The number of slots is
+``t + 1``, so in one step a slot never both ends one agent and takes another (a vehicle can
+join in the step that reaches ``max_steps`` and be truncated at once). The number of slots is
 bounded by the most vehicles present at once (``max_vehicles``), never by ``possible_agents``.
 
 The mapping from SUMO's vehicle ids to rows is recomputed only in steps where SUMO reports a

@@ -149,8 +149,9 @@ class _CopyRunner:
         self._return += reward
         self._length += occupied
         if core.episode_over:
-            # every agent still in a slot ends with the episode (the core flags it truncated)
-            ended = ended | (occupied & ~core.joined)
+            # every agent still in a slot ends with the episode (the core flags it truncated); a
+            # vehicle that joined in this very step never acted: its slot ends padding, no episode
+            ended = (ended | occupied) & ~core.joined
             for k in b.keys:
                 b.terminal_obs[k][:] = core.obs[k]
             timelimit = ended & ~terminated

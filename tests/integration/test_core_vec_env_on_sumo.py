@@ -135,3 +135,22 @@ def test_two_libsumo_workers_step_in_their_own_processes_and_a_killed_one_is_nam
     finally:
         venv.close()
     assert not any(w.process.is_alive() for w in venv._workers)
+
+
+def test_a_vehicle_joining_in_the_last_step_is_no_episode():
+    import numpy as np
+
+    from roadsense_marl.env.core import ConvoyCore
+    from roadsense_marl.training.core_vec_env import CoreVecEnv
+
+    kw = dict(scenario="highway", scenario_kwargs={"n_vehicles": 6, "depart_interval_s": 3.0, "n_initial": 2},
+              vtype_randomization=False, max_steps=30)  # the third vehicle joins in step 30
+    venv = CoreVecEnv([lambda: ConvoyCore(**kw)], seed=0)
+    try:
+        venv.reset()
+        for _ in range(30):
+            _, _, dones, infos = venv.step(np.zeros(venv.num_envs))
+        episodes = [inf["episode"] for inf in infos if "episode" in inf]
+        assert dones.all() and len(episodes) == 2 and all(e["l"] == 30 for e in episodes)
+    finally:
+        venv.close()
