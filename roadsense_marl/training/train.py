@@ -38,6 +38,13 @@ DEFAULT_CONFIG = "marl_ppo"
 
 def load_train_config(path: str | Path | None = None) -> dict[str, Any]:
     """Read a training YAML (a path, or a name in ``configs/train/``) and check its keys."""
+    data, source = read_train_yaml(path)
+    return check_train_config(data, source=source)
+
+
+def read_train_yaml(path: str | Path | None = None) -> tuple[dict[str, Any], str]:
+    """``(raw mapping, file path)`` of a training YAML, not yet checked (command-line values may
+    still complete it). FileNotFoundError / ValueError name the file."""
     import yaml
 
     if path is None:
@@ -53,7 +60,9 @@ def load_train_config(path: str | Path | None = None) -> dict[str, Any]:
     except yaml.YAMLError as exc:
         detail = " ".join(line.strip() for line in str(exc).splitlines())
         raise ValueError(f"training config {p} is not valid YAML: {detail}") from None
-    return check_train_config(data, source=str(p))
+    if not isinstance(data, dict):
+        raise ValueError(f"training config {p} must be a mapping of keys, got {type(data).__name__}")
+    return data, str(p)
 
 
 def check_train_config(data: Mapping[str, Any], source: str = "training config") -> dict[str, Any]:
@@ -84,9 +93,13 @@ def check_train_config(data: Mapping[str, Any], source: str = "training config")
         )
     if not isinstance(out["out"], (str, Path)) or not str(out["out"]):
         raise ValueError(f"out must be a folder path, got {out['out']!r}")
+    check_policy_config(out["policy"], source)
+    check_ppo_config(out["ppo"], source)
     total = out.get("total_timesteps")
     if isinstance(total, bool) or not isinstance(total, int) or total < 1:
-        raise ValueError(f"total_timesteps must be a whole number >= 1, got {total!r}")
+        raise ValueError(
+            f"total_timesteps must be a whole number >= 1, got {total!r} (in {source}; or give --total-timesteps)"
+        )
     if isinstance(out["seed"], bool) or not isinstance(out["seed"], int):
         raise ValueError(f"seed must be a whole number, got {out['seed']!r}")
     threads = out["torch_threads"]
@@ -95,8 +108,6 @@ def check_train_config(data: Mapping[str, Any], source: str = "training config")
     every = out["checkpoint_every"]
     if isinstance(every, bool) or not isinstance(every, int) or every < 0:
         raise ValueError(f"checkpoint_every must be a whole number >= 0, got {every!r}")
-    check_policy_config(out["policy"], source)
-    check_ppo_config(out["ppo"], source)
     return out
 
 
@@ -477,8 +488,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> dict[str, Any]:
-    """The training config after applying the command-line overrides."""
-    cfg = load_train_config(args.config or DEFAULT_CONFIG)
+    """The training config after applying the command-line overrides (checked once, with them)."""
+    cfg, source = read_train_yaml(args.config or DEFAULT_CONFIG)
+    for section in ("env", "vec_env"):
+        if cfg.get(section) is None:
+            cfg[section] = {}
+        elif not isinstance(cfg[section], dict):
+            raise ValueError(f"{section!r} in {source} must be a mapping, got {cfg[section]!r}")
     if args.total_timesteps is not None:
         cfg["total_timesteps"] = args.total_timesteps
     if args.seed is not None:
@@ -493,7 +509,7 @@ def config_from_args(args: argparse.Namespace) -> dict[str, Any]:
         cfg["vec_env"]["num_envs"] = args.num_envs
     if args.num_cpus is not None:
         cfg["vec_env"]["num_cpus"] = args.num_cpus
-    return check_train_config(cfg)
+    return check_train_config(cfg, source=source)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -393,3 +393,14 @@ def test_a_checkpoint_zip_is_evaluated_on_the_env_config_it_records(finished_run
     m = evaluate(finished_run / "checkpoints" / "model_192_steps.zip", episodes=1, seed=3, out=tmp_path / "e",
                  baselines=False, plots=False, env_kwargs={"max_steps": 30}, verbose=False)
     assert m["env_config"]["max_peers"] == 4 and m["env_config"]["scenario"] == "convoy_3"  # not the defaults (8, convoy_6)
+
+
+def test_a_config_file_completed_on_the_command_line_is_checked_with_those_values(tmp_path, capsys):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("ppo:\n  learning_rat: 0.001\n")
+    err = _one_line_error(capsys, "train", "--config", str(cfg), "--total-timesteps", "64", "--out", str(tmp_path / "r"))
+    assert "unknown ppo key 'learning_rat'" in err and str(cfg) in err and "learning_rate" in err
+    cfg.write_text("seed: 1\n")
+    err = _one_line_error(capsys, "train", "--config", str(cfg), "--out", str(tmp_path / "r"))
+    assert "total_timesteps must be a whole number >= 1, got None" in err and "--total-timesteps" in err
+    assert not (tmp_path / "r").exists()
