@@ -184,6 +184,12 @@ def run(args: argparse.Namespace) -> int:
     """Record; user mistakes raise ValueError/FileNotFoundError before SUMO starts (printed as one line)."""
     if Path(args.out).suffix.lower() not in VIDEO_FORMATS:
         raise ValueError(f"--out must end in {' or '.join(VIDEO_FORMATS)}, got {args.out!r}")
+    from roadsense_marl.training.runs import check_writable_dir
+
+    out = Path(args.out)
+    if out.is_dir():
+        raise ValueError(f"--out {args.out!r} is a folder; give a file name ending in {' or '.join(VIDEO_FORMATS)}")
+    check_writable_dir(out.parent, what=f"--out {args.out!r}: its folder")  # before any episode runs
     if args.model is not None and args.policy in ("no-v2v", "rule-v2v"):
         raise ValueError(f"--policy {args.policy} runs without a model; drop MODEL {args.model!r} or use --policy model")
     policy = args.policy or ("model" if args.model is not None else None)

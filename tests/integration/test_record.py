@@ -133,3 +133,15 @@ def test_mp4_with_odd_frame_size_is_padded(tmp_path):
     out = write_video(frames, tmp_path / "odd.mp4", fps=5)
     decoded = _decode(out)
     assert len(decoded) == 5 and decoded[0].shape == (32, 42, 3)
+
+
+def test_an_out_path_that_cannot_be_written_is_refused_before_any_episode(tmp_path, capsys):
+    from roadsense_marl.cli import main
+
+    blocker = tmp_path / "afile"
+    blocker.write_text("x")
+    (tmp_path / "folder.gif").mkdir()
+    for out, needle in ((blocker / "x.gif", "is a file, not a folder"), (tmp_path / "folder.gif", "is a folder")):
+        assert main(["record", "--policy", "rule-v2v", "--max-steps", "5", "--out", str(out)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and needle in err[0], err
