@@ -241,6 +241,8 @@ def run_rllib(cfg: dict[str, Any], env_cfg: Any, out: Path, *, start: tuple[Path
     Everything is validated and the algorithm built before the folder is changed. Ctrl-C saves a
     checkpoint, progress and run state and raises :class:`~roadsense_marl.training.train.TrainingInterrupted`.
     """
+    config = check_rllib_config(cfg, env_cfg)  # first: names the missing extra before anything else
+
     import ray
     import torch
     import yaml
@@ -249,7 +251,6 @@ def run_rllib(cfg: dict[str, Any], env_cfg: Any, out: Path, *, start: tuple[Path
     from roadsense_marl.training.runs import CONFIG_FILE, atomic_write_text, clear_run_folder, env_contract, write_state
     from roadsense_marl.training.train import TrainingInterrupted, _plain
 
-    config = check_rllib_config(cfg, env_cfg)
     _, ray_init = rllib_settings(cfg)
     contract = env_contract(env_cfg)
     record = {"contract": contract, "env": _plain(env_cfg.to_dict()), "policy": _plain(cfg["policy"]), "engine": "rllib"}

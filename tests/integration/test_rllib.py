@@ -263,3 +263,58 @@ def test_ppo_trains_on_convoy_6(local_ray):
         _finite_losses(result)
     finally:
         algo.stop()
+
+
+# ---- roadsense-marl train --engine rllib / evaluate / --resume ----------------------------------
+
+
+def test_train_engine_rllib_writes_a_run_folder_that_evaluate_and_resume_use(local_ray, tmp_path, capsys):
+    import csv
+    import json
+
+    import yaml
+
+    from roadsense_marl.cli import main as cli_main
+    from roadsense_marl.training.rllib_train import latest_checkpoint, read_checkpoint_record
+
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump({
+        "total_timesteps": 800, "seed": 3, "checkpoint_every": 400,
+        "env": {"scenario": "convoy_3", "max_steps": 60}, "vec_env": {"num_envs": 1},
+        "policy": {"log_std_init": -2.0}, "ppo": {"n_steps": 120, "batch_size": 120, "n_epochs": 1},
+    }))
+    run = tmp_path / "run"
+    assert cli_main(["train", "--engine", "rllib", "--config", str(config), "--out", str(run), "--no-progress"]) == 0
+    state = json.loads((run / "run.json").read_text())
+    assert state["status"] == "finished" and state["engine"] == "rllib" and state["final_num_timesteps"] >= 800
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    assert saved["engine"] == "rllib" and saved["contract"]["env_id"]
+    assert read_checkpoint_record(run / "final_checkpoint")["contract"] == saved["contract"]
+    assert list((run / "tb" / "rllib").glob("events.out.tfevents.*"))
+    with (run / "progress.csv").open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    steps = [int(r["time/total_timesteps"]) for r in rows]
+    assert steps == sorted(steps) and steps[-1] == state["final_num_timesteps"]
+    assert all(math.isfinite(float(r["train/loss"])) for r in rows)
+    assert latest_checkpoint(run)[0].name == "final_checkpoint"
+    assert any(p.name.startswith("rllib_") for p in (run / "checkpoints").iterdir())
+
+    # evaluate reads the run folder: its env config, the shared module from final_checkpoint
+    out = tmp_path / "eval"
+    assert cli_main(["evaluate", str(run), "--episodes", "1", "--no-plots", "--no-baselines", "--out", str(out),
+                     "--no-progress"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["scenario"] == "convoy_3" and metrics["model"].endswith("final_checkpoint")
+
+    # an existing run is changed only on request; --resume carries the step count and the iterations on
+    capsys.readouterr()
+    assert cli_main(["train", "--engine", "rllib", "--config", str(config), "--out", str(run), "--no-progress"]) == 2
+    assert "already holds a training run" in capsys.readouterr().err
+    total = state["final_num_timesteps"] + 200
+    assert cli_main(["train", "--resume", str(run), "--total-timesteps", str(total), "--no-progress"]) == 0
+    with (run / "progress.csv").open(newline="") as f:
+        more = list(csv.DictReader(f))
+    assert [r["time/total_timesteps"] for r in more[:len(rows)]] == [r["time/total_timesteps"] for r in rows]
+    assert int(more[-1]["time/total_timesteps"]) >= total
+    assert [int(r["time/iterations"]) for r in more] == list(range(1, len(more) + 1))
+    assert json.loads((run / "run.json").read_text())["resumed_at"] == state["final_num_timesteps"]
