@@ -542,13 +542,21 @@ def rllib_training_rate(num_env_runners: int = 2, n: int = 10, iterations: int =
             learner_s += float(result["timers"]["learner_update_timer"])
         wall = time.perf_counter() - wall0
         cpu = process_tree_cpu_s() - cpu0
+        runners = result["env_runners"]
+        # RLlib's own per-env-step timers in the env runners (moving means, seconds): where a step goes
+        per_step_ms = {
+            "env_step": 1e3 * float(runners["env_step_timer"]),
+            "env_to_module_connectors": 1e3 * float(runners["env_to_module_connector"]["connector_pipeline_timer"]),
+            "module_inference": 1e3 * float(runners["rlmodule_inference_timer"]),
+            "module_to_env_connectors": 1e3 * float(runners["module_to_env_connector"]["connector_pipeline_timer"]),
+        }
     finally:
         if algo is not None:
             algo.stop()
         ray.shutdown()
         torch.set_num_threads(threads)
     return {"num_env_runners": num_env_runners, "agent_steps": done, "cpu_s": cpu, "wall_s": wall,
-            "learner_update_wall_s": learner_s, "agent_steps_per_cpu_s": done / cpu, "agent_steps_per_wall_s": done / wall,
+            "learner_update_wall_s": learner_s, "per_env_step_ms": per_step_ms, "agent_steps_per_cpu_s": done / cpu, "agent_steps_per_wall_s": done / wall,
             "cpu_per_wall": cpu / wall, "torch_threads": 1, "batch_env_steps": batch_env_steps,
             "minibatch_size": minibatch_size, "num_epochs": num_epochs}
 

@@ -298,6 +298,7 @@ def test_rllib_training_throughput_with_two_env_runners(results):
             ("RLlib PPO agent-steps/wall-s, 2 env runners, N=10", r["agent_steps_per_wall_s"], "agent-steps/s", "", ""),
             ("RLlib CPU-seconds per wall-second", r["cpu_per_wall"], "cores", "", ""),
             ("RLlib learner update share of wall time", r["learner_update_wall_s"] / r["wall_s"], "ratio", "", "")]
+    rows += [(f"RLlib env runner per env step (10 agents): {k}", v, "ms", "", "") for k, v in r["per_env_step_ms"].items()]
     sb3 = results.cases.get("5 training")
     if sb3 is not None:
         two = sb3["figures"]["2"]
