@@ -114,6 +114,8 @@ class RoadSenseMultiAgentEnv(MultiAgentEnv):
         non-finite action (nothing changes), RuntimeError after the episode ended.
         """
         core = self.core
+        if core.episode_over:
+            core.step(None)  # raises: the episode ended (or the env was restored from a pickle); reset() first
         acts = np.zeros(core.n_slots)
         if action_dict:
             slot_of, live = core.slots.slot_of, core.live
@@ -124,10 +126,21 @@ class RoadSenseMultiAgentEnv(MultiAgentEnv):
                 raise ValueError(f"action for agent {bad[0]!r}, which is {kind}; live agents: {self.agents[:8]}"
                                  f"{' ...' if len(self.agents) > 8 else ''}")
             try:
-                values = np.array([np.asarray(action_dict[a], dtype=np.float64).reshape(-1)[0] for a in names])
-            except (TypeError, ValueError, IndexError) as exc:
-                raise ValueError(f"actions must be one real number per agent (shape (1,)): {exc}") from None
-            acts[[slot_of[a] for a in names]] = values
+                values = np.asarray([action_dict[a] for a in names], dtype=np.float64).reshape(len(names), -1)
+                ok = values.shape[1] == 1
+            except (TypeError, ValueError):
+                ok = False
+            if not ok:
+                for a in names:  # find and name the offending agent
+                    value = action_dict[a]
+                    if isinstance(value, (str, bytes)) or np.size(value) != 1:
+                        break
+                    try:
+                        float(np.asarray(value, dtype=np.float64).reshape(-1)[0])
+                    except (TypeError, ValueError):
+                        break
+                raise ValueError(f"action for agent {a!r} must be one real number (shape (1,)), got {value!r}")
+            acts[[slot_of[a] for a in names]] = values[:, 0]
         before = core.live.copy()
         core.step(acts)
         out_slots = np.flatnonzero(before | core.joined)

@@ -164,6 +164,10 @@ def test_actions_for_vehicles_that_are_not_live_name_the_vehicle():
             env.step({"nope": np.zeros(1)})
         with pytest.raises(ValueError, match="H000"):
             env.step({"H000": np.array([np.nan])})
+        with pytest.raises(ValueError, match=r"agent 'H001' must be one real number \(shape \(1,\)\), got 'fast'"):
+            env.step({"H000": np.zeros(1), "H001": "fast"})
+        with pytest.raises(ValueError, match=r"agent 'H002' must be one real number"):
+            env.step({"H000": np.zeros(1), "H002": np.zeros(2)})
         assert env.core.num_steps == 0
     finally:
         env.close()
