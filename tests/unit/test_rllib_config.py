@@ -57,3 +57,16 @@ def test_engine_rllib_without_ray_is_one_line_naming_the_extra(tmp_path, capsys)
     err = capsys.readouterr().err
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert "roadsense-marl[rllib]" in err and not (tmp_path / "run").exists()
+
+
+def test_export_names_an_rllib_run_instead_of_missing_zips(tmp_path):
+    import yaml
+
+    from roadsense_marl.training.runs import export_policy
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text(yaml.safe_dump({"engine": "rllib", "total_timesteps": 10}))
+    with pytest.raises(ValueError, match="is an RLlib run: export reads SB3 models only"):
+        export_policy(run, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
