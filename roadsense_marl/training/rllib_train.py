@@ -170,6 +170,24 @@ def save_checkpoint(algo: Any, path: Path, record: Mapping[str, Any], steps: int
     return path
 
 
+@contextlib.contextmanager
+def quiet_ray_logs(quiet: bool = True):
+    """Ray's Python loggers at ERROR inside the block (RLlib logs deprecation notices about its own
+    internals at WARNING on every build and load); restored after."""
+    import logging
+
+    loggers = [logging.getLogger(name) for name in ("ray", "ray.rllib")]  # RLlib sets its own level
+    before = [lg.level for lg in loggers]
+    if quiet:
+        for lg in loggers:
+            lg.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, before):
+            lg.setLevel(level)
+
+
 def load_module(checkpoint: str | Path) -> Any:
     """The shared Deep Sets RLModule of an RLlib Algorithm checkpoint (on the CPU, for inference).
 
@@ -186,7 +204,8 @@ def load_module(checkpoint: str | Path) -> Any:
     p = Path(checkpoint) / "learner_group" / "learner" / "rl_module" / SHARED_POLICY
     if not p.is_dir():
         raise ValueError(f"{str(checkpoint)!r} holds no module {SHARED_POLICY!r} (expected {p})")
-    module = RLModule.from_checkpoint(str(p))
+    with quiet_ray_logs():
+        module = RLModule.from_checkpoint(str(p))
     module.eval()
     return module
 
@@ -241,7 +260,8 @@ def run_rllib(cfg: dict[str, Any], env_cfg: Any, out: Path, *, start: tuple[Path
     Everything is validated and the algorithm built before the folder is changed. Ctrl-C saves a
     checkpoint, progress and run state and raises :class:`~roadsense_marl.training.train.TrainingInterrupted`.
     """
-    config = check_rllib_config(cfg, env_cfg)  # first: names the missing extra before anything else
+    with quiet_ray_logs(not verbose):
+        config = check_rllib_config(cfg, env_cfg)  # first: names the missing extra before anything else
 
     import ray
     import torch
@@ -259,6 +279,8 @@ def run_rllib(cfg: dict[str, Any], env_cfg: Any, out: Path, *, start: tuple[Path
     torch.set_num_threads(cfg["torch_threads"])
     started_ray = False
     algo = None
+    quiet = quiet_ray_logs(not verbose)
+    quiet.__enter__()
     try:
         if not ray.is_initialized():
             if ray_init.get("address"):
@@ -342,4 +364,5 @@ def run_rllib(cfg: dict[str, Any], env_cfg: Any, out: Path, *, start: tuple[Path
                 ray.shutdown()
         finally:
             torch.set_num_threads(threads)
+            quiet.__exit__(None, None, None)
     return out
