@@ -322,3 +322,39 @@ def test_train_engine_rllib_writes_a_run_folder_that_evaluate_and_resume_use(loc
     assert int(more[-1]["time/total_timesteps"]) >= total
     assert [int(r["time/iterations"]) for r in more] == list(range(1, len(more) + 1))
     assert json.loads((run / "run.json").read_text())["resumed_at"] == state["final_num_timesteps"]
+
+
+def test_ctrl_c_during_rllib_training_saves_a_checkpoint_that_resume_continues(local_ray, tmp_path, monkeypatch):
+    """Fault injection: the second training iteration is interrupted as Ctrl-C would interrupt it."""
+    import json
+
+    from ray.rllib.algorithms.ppo import PPO
+
+    from roadsense_marl.training.rllib_train import latest_checkpoint
+    from roadsense_marl.training.train import TrainingInterrupted, resume, train
+
+    calls = {"n": 0}
+    original = PPO.train
+
+    def train_then_ctrl_c(self):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return original(self)
+
+    monkeypatch.setattr(PPO, "train", train_then_ctrl_c)
+    run = tmp_path / "run"
+    cfg = {"engine": "rllib", "total_timesteps": 600, "seed": 1, "out": str(run),
+           "env": {"scenario": "convoy_3", "max_steps": 60}, "ppo": {"n_steps": 100, "batch_size": 100, "n_epochs": 1}}
+    with pytest.raises(TrainingInterrupted, match=r"checkpoint at \d+ steps saved to .*--resume"):
+        train(cfg)
+    state = json.loads((run / "run.json").read_text())
+    path, steps = latest_checkpoint(run)
+    assert state["status"] == "interrupted" and state["num_timesteps"] == steps > 0
+    assert path.name == f"rllib_{steps}_steps" and (path / "roadsense_contract.json").is_file()
+    assert (run / "progress.csv").read_text().count("\n") == 2  # header + the iteration that finished
+
+    monkeypatch.setattr(PPO, "train", original)
+    resume(run)
+    state = json.loads((run / "run.json").read_text())
+    assert state["status"] == "finished" and state["resumed_at"] == steps and state["final_num_timesteps"] >= 600
