@@ -509,6 +509,61 @@ def training_rate(make_vec_env: Callable[..., Any], num_cpus: int, n: int = 10, 
             "n_epochs": n_epochs, "vec_env": type(getattr(venv, "unwrapped", venv)).__name__}
 
 
+def rllib_training_rate(num_env_runners: int = 2, n: int = 10, iterations: int = 3, batch_env_steps: int = 512,
+                        minibatch_size: int = 256, num_epochs: int = 4, **extra: Any) -> dict[str, float]:
+    """Shared-policy PPO with Ray RLlib (:func:`roadsense_marl.rllib.ppo_config`, Deep Sets RLModule,
+    updates included) on highway with ``n`` vehicles, ``num_env_runners`` env-runner processes
+    (one libsumo simulation each) and the learner in this process: ``iterations`` training
+    iterations after a warm-up iteration, on a local ``ray.init(num_cpus=2)``.
+
+    Rates are agent-steps (RLlib's module steps sampled, one per vehicle and step) per CPU-second
+    of every process of the run (Ray's own daemons included: they are descendants of this
+    process) and per wall-second. ``batch_env_steps`` env-steps per iteration (x ``n`` agent-steps)
+    match SB3's rollout of :func:`training_rate` (256 steps x 2 copies).
+    """
+    import ray
+    import torch
+
+    from roadsense_marl.rllib import SHARED_POLICY, ppo_config
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    algo = None
+    try:
+        algo = ppo_config({"scenario": "highway", "scenario_kwargs": highway_kwargs(n), "backend": "libsumo",
+                           "max_steps": 300, **extra},
+                          num_env_runners=num_env_runners, train_batch_size_per_learner=batch_env_steps,
+                          minibatch_size=minibatch_size, num_epochs=num_epochs, seed=0).build_algo()
+        algo.train()  # warm-up: env runners, SUMO start, torch, first update
+        done = 0
+        learner_s = 0.0
+        cpu0, wall0 = process_tree_cpu_s(), time.perf_counter()
+        for _ in range(iterations):
+            result = algo.train()
+            done += int(result["env_runners"]["num_module_steps_sampled"][SHARED_POLICY])
+            learner_s += float(result["timers"]["learner_update_timer"])
+        wall = time.perf_counter() - wall0
+        cpu = process_tree_cpu_s() - cpu0
+        runners = result["env_runners"]
+        # RLlib's own per-env-step timers in the env runners (moving means, seconds): where a step goes
+        per_step_ms = {
+            "env_step": 1e3 * float(runners["env_step_timer"]),
+            "env_to_module_connectors": 1e3 * float(runners["env_to_module_connector"]["connector_pipeline_timer"]),
+            "module_inference": 1e3 * float(runners["rlmodule_inference_timer"]),
+            "module_to_env_connectors": 1e3 * float(runners["module_to_env_connector"]["connector_pipeline_timer"]),
+        }
+    finally:
+        if algo is not None:
+            algo.stop()
+        ray.shutdown()
+        torch.set_num_threads(threads)
+    return {"num_env_runners": num_env_runners, "agent_steps": done, "cpu_s": cpu, "wall_s": wall,
+            "learner_update_wall_s": learner_s, "per_env_step_ms": per_step_ms, "agent_steps_per_cpu_s": done / cpu, "agent_steps_per_wall_s": done / wall,
+            "cpu_per_wall": cpu / wall, "torch_threads": 1, "batch_env_steps": batch_env_steps,
+            "minibatch_size": minibatch_size, "num_epochs": num_epochs}
+
+
 # --------------------------------------------------------------------------- results files
 
 
@@ -536,7 +591,7 @@ def machine() -> dict[str, Any]:
 #: Every case of the suite; older results under any other name (a case renamed or removed)
 #: are dropped when a results file is merged.
 CASES = ("1 raw SUMO", "2 env vs raw SUMO", "2b env on traci", "3 radio", "4 reset", "5 training",
-         "6 memory", "7 learning quality")
+         "5b training rllib", "6 memory", "7 learning quality")
 
 
 def target_status(ok: bool) -> str:
@@ -654,6 +709,8 @@ README_ROWS: tuple[tuple[str, str, tuple[tuple[str, str], ...]], ...] = (
      (("PPO agent-steps/CPU-s, num_cpus=1", "num_cpus=1"), ("PPO agent-steps/CPU-s, num_cpus=2", "num_cpus=2"))),
     ("same, per wall-second (shared machine)", "5 training",
      (("PPO agent-steps/wall-s, num_cpus=1", "num_cpus=1"), ("PPO agent-steps/wall-s, num_cpus=2", "num_cpus=2"))),
+    ("shared-policy PPO with Ray RLlib, N=10, 2 env runners (per CPU-s of all processes; per wall-s)", "5b training rllib",
+     (("RLlib PPO agent-steps/CPU-s, 2 env runners", "CPU-s"), ("RLlib PPO agent-steps/wall-s, 2 env runners", "wall-s"))),
     ("memory, 1,000 → 10,000 env steps", "6 memory", (("RSS growth", "growth"),)),
 )
 

@@ -284,6 +284,32 @@ def test_training_throughput_with_one_and_two_workers(results):
     assert share >= TRAIN_OVER_ENV_MIN, f"training runs at only {share:.3f} of the bare env's agent-steps per CPU-s"
 
 
+# ---- case 5b -----------------------------------------------------------------------------------
+
+
+def test_rllib_training_throughput_with_two_env_runners(results):
+    """RLlib PPO (the same Deep Sets network as an RLModule, updates included), N=10 highway, 2 env
+    runners, beside SB3's figures of case 5 (measured in the same run when both ran)."""
+    pytest.importorskip("ray.rllib", reason="RLlib benchmark needs roadsense-marl[rllib] (make test-rllib's venv)")
+    from harness import rllib_training_rate
+
+    r = rllib_training_rate(num_env_runners=2, n=10, hazard=HAZARD_EARLY)
+    rows = [("RLlib PPO agent-steps/CPU-s, 2 env runners, N=10", r["agent_steps_per_cpu_s"], "agent-steps/CPU-s", "", ""),
+            ("RLlib PPO agent-steps/wall-s, 2 env runners, N=10", r["agent_steps_per_wall_s"], "agent-steps/s", "", ""),
+            ("RLlib CPU-seconds per wall-second", r["cpu_per_wall"], "cores", "", ""),
+            ("RLlib learner update share of wall time", r["learner_update_wall_s"] / r["wall_s"], "ratio", "", "")]
+    rows += [(f"RLlib env runner per env step (10 agents): {k}", v, "ms", "", "") for k, v in r["per_env_step_ms"].items()]
+    sb3 = results.cases.get("5 training")
+    if sb3 is not None:
+        two = sb3["figures"]["2"]
+        rows.append(("RLlib / SB3 (num_cpus=2) agent-steps per CPU-s", r["agent_steps_per_cpu_s"] / two["agent_steps_per_cpu_s"],
+                     "x", "", ""))
+        rows.append(("RLlib / SB3 (num_cpus=2) agent-steps per wall-s",
+                     r["agent_steps_per_wall_s"] / two["agent_steps_per_wall_s"], "x", "", ""))
+    results.record("5b training rllib", r, rows)
+    assert r["agent_steps"] > 0
+
+
 # ---- case 6 ------------------------------------------------------------------------------------
 
 

@@ -124,6 +124,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"roadsense-marl {args.command}: interrupted" + (f": {detail}" if detail else ""), file=sys.stderr)
         return 130
     except Exception as exc:  # noqa: BLE001 - the command line never ends in a traceback
+        if isinstance(exc.__cause__, KeyboardInterrupt):
+            # Ctrl-C landing inside a compiled (numba) call surfaces as SystemError("... returned a
+            # result with an exception set") caused by the KeyboardInterrupt: it is still Ctrl-C.
+            print(f"roadsense-marl {args.command}: interrupted", file=sys.stderr)
+            return 130
         if show_tb:
             traceback.print_exc()
         kind = "" if isinstance(exc, RunFailure) else f"{type(exc).__name__}: "

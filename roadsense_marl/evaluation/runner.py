@@ -177,9 +177,27 @@ def resolve_model(model: str | Path) -> tuple[Path, dict[str, Any] | None, Path 
 
     from roadsense_marl.pretrained import resolve_pretrained
 
+    from roadsense_marl.training.rllib_train import FINAL_CHECKPOINT, is_rllib_checkpoint, read_checkpoint_record
+
     p = Path(resolve_pretrained(model))
     if is_exported_policy(p):
         return p, read_exported_config(p).get("env"), None
+    if is_rllib_checkpoint(p):
+        return p, (read_checkpoint_record(p) or {}).get("env"), None
+    if p.is_dir() and (p / "config.yaml").is_file() and read_run_config(p).get("engine") == "rllib":
+        ckpt = p / FINAL_CHECKPOINT
+        if not is_rllib_checkpoint(ckpt):
+            from roadsense_marl.training.rllib_train import latest_checkpoint
+
+            latest = latest_checkpoint(p)
+            hint = (f"; its latest checkpoint is {latest[0]} (evaluate that folder), or continue the run with: "
+                    f"roadsense-marl train --resume {p}") if latest else ""
+            raise FileNotFoundError(f"RLlib training run folder {str(p)!r} has no {FINAL_CHECKPOINT}{hint}")
+        env_cfg = read_run_config(p).get("env")
+        if env_cfg is not None and not isinstance(env_cfg, dict):
+            raise ValueError(f"{p / 'config.yaml'}: key 'env' must be a mapping of env config keys")
+        progress = p / "progress.csv"
+        return ckpt, env_cfg, progress if progress.is_file() else None
     if p.is_dir():
         zip_path = p / "final_model.zip"
         if not zip_path.is_file():
@@ -220,9 +238,20 @@ def model_contract(model: str | Path) -> tuple[dict[str, Any] | None, str]:
         check_contract, is_exported_policy, read_exported_config, read_model_record, read_run_config,
     )
 
+    from roadsense_marl.training.rllib_train import FINAL_CHECKPOINT, is_rllib_checkpoint, read_checkpoint_record
+
     p = Path(model)
     if is_exported_policy(p):
         return read_exported_config(p)["contract"], f"exported policy {str(p)!r}"
+    if is_rllib_checkpoint(p):
+        return (read_checkpoint_record(p) or {}).get("contract"), f"RLlib checkpoint {str(p)!r}"
+    if p.is_dir() and is_rllib_checkpoint(p / FINAL_CHECKPOINT):
+        record = read_checkpoint_record(p / FINAL_CHECKPOINT)
+        cfg_contract = read_run_config(p).get("contract") if (p / "config.yaml").is_file() else None
+        if record is not None and cfg_contract is not None:
+            check_contract(record["contract"], cfg_contract, what=f"{str(p / FINAL_CHECKPOINT)!r}", recorded_as="model",
+                           current_as="config.yaml beside it")
+        return (cfg_contract if cfg_contract is not None else (record or {}).get("contract")), f"run {str(p)!r}"
     if p.is_dir():
         zip_path = p / "final_model.zip"
         record = read_model_record(zip_path)
@@ -263,9 +292,26 @@ def load_model_policy(path: Path, env: Any) -> Policy:
 
     from roadsense_marl.training.runs import is_exported_policy, load_exported_policy
 
+    from roadsense_marl.training.rllib_train import is_rllib_checkpoint
+
     if is_exported_policy(path):
         a0 = env.possible_agents[0]
         return model_policy(load_exported_policy(path, env.observation_space(a0), env.action_space(a0)))
+    if is_rllib_checkpoint(path):
+        from roadsense_marl.training.rllib_train import load_module
+
+        module = load_module(path)
+        a0 = env.possible_agents[0]
+        want_obs, want_act = env.observation_space(a0), env.action_space(a0)
+        got = getattr(module.observation_space, "spaces", None)
+        if got is None or any(k not in got or got[k].shape != want_obs.spaces[k].shape for k in want_obs.spaces):
+            raise ValueError(f"RLlib checkpoint {str(path)!r} expects observations {module.observation_space}, "
+                             f"the env gives {want_obs} (max_peers must match training)")
+        if module.action_space.shape != want_act.shape:
+            raise ValueError(f"RLlib checkpoint {str(path)!r} has action space {module.action_space}, the env has {want_act}")
+        from roadsense_marl.rllib import module_policy
+
+        return module_policy(module)
     try:
         model = PPO.load(str(path), device="cpu")
     except Exception as exc:  # a zip that is not an SB3 PPO save

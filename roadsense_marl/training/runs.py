@@ -467,6 +467,9 @@ def export_policy(source: str | Path, out: str | Path, *, overwrite: bool = Fals
     policy_cfg: dict[str, Any] = {}
     if src.is_dir():
         cfg = read_run_config(src)
+        if cfg.get("engine") == "rllib":
+            raise ValueError(f"{str(src)!r} is an RLlib run: export reads SB3 models only; evaluate and record read "
+                             "RLlib runs and checkpoints directly")
         found = (src / FINAL_MODEL, None) if (src / FINAL_MODEL).is_file() else latest_model(src)
         if not found:
             raise FileNotFoundError(f"run folder {str(src)!r} holds no model (no {FINAL_MODEL}, no checkpoints)")

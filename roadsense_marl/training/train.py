@@ -29,7 +29,8 @@ from typing import Any, Mapping
 
 from roadsense_marl.paths import config_path
 
-TRAIN_KEYS = ("total_timesteps", "seed", "out", "checkpoint_every", "torch_threads", "env", "vec_env", "policy", "ppo")
+TRAIN_KEYS = ("total_timesteps", "seed", "out", "checkpoint_every", "torch_threads", "engine", "env", "vec_env", "policy",
+              "ppo", "rllib")
 #: Written into a run's config.yaml by training; accepted (and recomputed) when such a file is reused as a config.
 RECORD_KEYS = ("contract",)
 VEC_ENV_KEYS = ("num_envs", "num_cpus", "via")
@@ -80,10 +81,15 @@ def check_train_config(data: Mapping[str, Any], source: str = "training config")
         )
     out = {
         "env": {}, "vec_env": {}, "policy": {}, "ppo": {},
-        "checkpoint_every": 0, "seed": 0, "out": "runs/marl_ppo", "torch_threads": 1,
+        "checkpoint_every": 0, "seed": 0, "out": "runs/marl_ppo", "torch_threads": 1, "engine": "sb3",
     }
     out.update(copy.deepcopy(dict(data)))
-    for section in ("env", "vec_env", "policy", "ppo"):
+    if out["engine"] not in ("sb3", "rllib"):
+        raise ValueError(f"engine in {source} must be 'sb3' or 'rllib', got {out['engine']!r}")
+    out.setdefault("rllib", {})
+    if out["rllib"] is None:
+        out["rllib"] = {}
+    for section in ("env", "vec_env", "policy", "ppo", "rllib"):
         if not isinstance(out[section], Mapping):
             raise ValueError(f"{section!r} in {source} must be a mapping, got {out[section]!r}")
     bad_vec = sorted(set(out["vec_env"]) - set(VEC_ENV_KEYS), key=str)
@@ -229,6 +235,10 @@ def train(
 
     cfg, env_cfg, policy_kwargs = resolve_config(config)
     out = check_new_run_folder(cfg["out"], overwrite=overwrite)
+    if cfg["engine"] == "rllib":
+        from roadsense_marl.training.rllib_train import run_rllib
+
+        return run_rllib(cfg, env_cfg, out, start=None, overwrite=overwrite, progress_bar=progress_bar, verbose=verbose)
     return _run(cfg, env_cfg, policy_kwargs, out, start=None, overwrite=overwrite, progress_bar=progress_bar, verbose=verbose)
 
 
@@ -258,11 +268,18 @@ def resume(run: str | Path, *, total_timesteps: int | None = None, progress_bar:
     if recorded is None:
         raise RunFolderError(f"{run / 'config.yaml'} records no env contract; it was not written by this version")
     check_contract(recorded, current, what=f"run {str(run)!r}", recorded_as="run", current_as="this version")
-    found = latest_model(run)
+    rllib = cfg["engine"] == "rllib"
+    if rllib:
+        from roadsense_marl.training.rllib_train import latest_checkpoint, read_checkpoint_record
+
+        found = latest_checkpoint(run)
+    else:
+        found = latest_model(run)
     if found is None:
-        raise RunFolderError(f"run {str(run)!r} has no model to resume from (no checkpoints, no final_model.zip)")
+        raise RunFolderError(f"run {str(run)!r} has no model to resume from (no checkpoints, no "
+                             f"{'final_checkpoint' if rllib else 'final_model.zip'})")
     path, steps = found
-    record = read_model_record(path)
+    record = read_checkpoint_record(path) if rllib else read_model_record(path)
     if record is not None:
         check_contract(record["contract"], recorded, what=f"{str(path)!r}", recorded_as="model", current_as="config.yaml")
     if steps >= cfg["total_timesteps"]:
@@ -270,6 +287,10 @@ def resume(run: str | Path, *, total_timesteps: int | None = None, progress_bar:
             f"run {str(run)!r} is already at {steps} steps (total_timesteps {cfg['total_timesteps']}); "
             f"give --total-timesteps above {steps} to train further"
         )
+    if rllib:
+        from roadsense_marl.training.rllib_train import run_rllib
+
+        return run_rllib(cfg, env_cfg, run, start=(path, steps), overwrite=False, progress_bar=progress_bar, verbose=verbose)
     return _run(cfg, env_cfg, policy_kwargs, run, start=(path, steps), overwrite=False,
                 progress_bar=progress_bar, verbose=verbose)
 
@@ -470,6 +491,8 @@ def _plain(x: Any) -> Any:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", default=None, help="training YAML: a path or a name in configs/train/ (default: marl_ppo)")
+    parser.add_argument("--engine", choices=["sb3", "rllib"], help="training engine (default from the config: sb3); "
+                        "rllib: Ray RLlib multi-agent PPO with the same config (needs roadsense-marl[rllib])")
     parser.add_argument("--total-timesteps", type=int, help="agent-steps to train for (samples over every vehicle slot); "
                         "with --resume: the run's new total")
     parser.add_argument("--scenario", help="scenario name or .sumocfg path (see: roadsense-marl scenarios)")
@@ -497,6 +520,8 @@ def config_from_args(args: argparse.Namespace) -> dict[str, Any]:
             raise ValueError(f"{section!r} in {source} must be a mapping, got {cfg[section]!r}")
     if args.total_timesteps is not None:
         cfg["total_timesteps"] = args.total_timesteps
+    if args.engine is not None:
+        cfg["engine"] = args.engine
     if args.seed is not None:
         cfg["seed"] = args.seed
     if args.out is not None:
@@ -514,7 +539,7 @@ def config_from_args(args: argparse.Namespace) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     if args.resume is not None:
-        fixed = [f"--{k.replace('_', '-')}" for k in ("config", "scenario", "num_envs", "num_cpus", "backend", "seed", "out")
+        fixed = [f"--{k.replace('_', '-')}" for k in ("config", "engine", "scenario", "num_envs", "num_cpus", "backend", "seed", "out")
                  if getattr(args, k) is not None]
         if fixed:
             raise ValueError(f"--resume continues the run with its own config.yaml; drop {', '.join(fixed)} "
@@ -524,6 +549,9 @@ def run(args: argparse.Namespace) -> int:
     else:
         out = train(config_from_args(args), progress_bar=not args.no_progress, verbose=args.verbose,
                     overwrite=args.overwrite)
-    print(f"trained model: {out / 'final_model.zip'}")
+    from roadsense_marl.training.runs import read_state
+
+    final = read_state(out).get("latest_model") or "final_model.zip"
+    print(f"trained model: {out / final}")
     print(f"run folder:    {out}  (evaluate with: roadsense-marl evaluate {out})")
     return 0

@@ -108,6 +108,7 @@ class FixedSlotParallelEnv(ParallelEnv):
         self.render_mode = getattr(env, "render_mode", None)
         self._padding = {agent: zero_observation(env.observation_space(agent)) for agent in self.possible_agents}
         self.agents: list = []
+        self._closed = False
 
     def observation_space(self, agent: Any) -> gym.Space:
         return self.env.observation_space(agent)
@@ -120,6 +121,7 @@ class FixedSlotParallelEnv(ParallelEnv):
 
     def reset(self, seed: int | None = None, options: dict | None = None) -> tuple[dict, dict]:
         obs, infos = self.env.reset(seed=seed, options=options)
+        self._closed = False
         self.agents = list(self.possible_agents)
         out_obs, out_infos = {}, {}
         for agent in self.possible_agents:
@@ -167,6 +169,15 @@ class FixedSlotParallelEnv(ParallelEnv):
         return self.env.render()
 
     def close(self) -> None:
+        """Close the inner env once (until the next reset).
+
+        SuperSuit's vector envs never set gymnasium's ``closed`` flag, so gymnasium >= 1.2's
+        ``VectorEnv.__del__`` closes them again at garbage collection (measured with 1.2.2: three
+        closes per env); the inner env sees one.
+        """
+        if self._closed:
+            return
+        self._closed = True
         self.env.close()
 
     def state(self) -> np.ndarray:

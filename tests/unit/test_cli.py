@@ -38,3 +38,15 @@ def test_plain_text_unwraps_rest_markup():
     doc = "``roadsense-marl bench``: run :func:`~a.b.c` on ``x``.\n\nSecond paragraph."
     assert plain_text(doc) == "run a.b.c on x."
     assert not re.search(r"[`:]func", plain_text(doc))
+
+
+def test_ctrl_c_inside_a_compiled_call_is_still_an_interrupt(monkeypatch, capsys):
+    """SIGINT during a numba call surfaces as SystemError caused by KeyboardInterrupt (seen under load in CI)."""
+    import roadsense_marl.cli as cli
+
+    def interrupted_in_numba(args):
+        raise SystemError("CPUDispatcher(<function f>) returned a result with an exception set") from KeyboardInterrupt()
+
+    monkeypatch.setattr(cli, "run", interrupted_in_numba)
+    assert cli.main(["scenarios"]) == 130
+    assert capsys.readouterr().err.strip().splitlines() == ["roadsense-marl scenarios: interrupted"]
