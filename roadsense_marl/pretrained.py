@@ -5,8 +5,8 @@ inside the package (:data:`SHIPPED_DIR`: ``policy.pt``, tensors read with
 ``torch.load(weights_only=True)``, plus ``policy.json`` with the env contract it was trained
 under). Evaluation checks that contract against the env's (id/version, features, action mode,
 ...) like any exported policy, so a policy trained under an older contract is never used
-silently. No policy is shipped until one is trained under the settled contract: then
-``shipped_policy_dir`` says how to make one.
+silently. An install without the folder (or one whose policy was removed) gets a one-line error
+from ``shipped_policy_dir`` saying how to make one (:data:`RETRAIN_COMMAND`).
 """
 
 from __future__ import annotations

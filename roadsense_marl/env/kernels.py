@@ -50,11 +50,14 @@ def resolve_backend(backend: str) -> bool:
 def observe(
     x, y, speed, accel, heading, prev_signal, rx_row, rx_sender, payload, age_ms,
     max_peers, cone_deg, offset_scale, speed_scale, heading_scale, accel_scale, age_scale,
-    braking_threshold, decay, ego, peers, mask, sender, signal, n_visible,
+    braking_threshold, decay, ego_col, peer_col, ego, peers, mask, sender, signal, n_visible,
 ):  # pragma: no cover - compiled
     """Fill ``ego`` f32[n,6], ``peers`` f32[n,K,6], ``mask`` f32[n,K], ``sender`` i64[n,K] (-1 pad),
     ``signal`` f64[n], ``n_visible`` i64[n]; ``cone_deg < 0`` keeps every sender. Outputs must be
-    zeroed (``sender`` filled with -1) by the caller."""
+    zeroed (``sender`` filled with -1) by the caller. ``ego_col`` / ``peer_col`` (int64[6]) give the
+    column of each computed value, in the order speed, accel, visible_peers, min_peer_accel,
+    braking_signal, max_closing_speed / forward, left, rel_speed, rel_heading, accel, age: the
+    feature table in :mod:`roadsense_marl.env.observations` owns the layout."""
     n = speed.shape[0]
     k = rx_row.shape[0]
     # messages grouped by row (counting sort; keeps the given order inside a row)
@@ -108,12 +111,12 @@ def observe(
             ps = payload[i, 2]
             pa = payload[i, 4]
             d = payload[i, 3] - heading[r]
-            peers[r, rank, 0] = fwd[i] / offset_scale
-            peers[r, rank, 1] = left[i] / offset_scale
-            peers[r, rank, 2] = (ps - speed[r]) / speed_scale
-            peers[r, rank, 3] = ((d + 180.0) % 360.0 - 180.0) / heading_scale
-            peers[r, rank, 4] = pa / accel_scale
-            peers[r, rank, 5] = age_ms[i] / age_scale
+            peers[r, rank, peer_col[0]] = fwd[i] / offset_scale
+            peers[r, rank, peer_col[1]] = left[i] / offset_scale
+            peers[r, rank, peer_col[2]] = (ps - speed[r]) / speed_scale
+            peers[r, rank, peer_col[3]] = ((d + 180.0) % 360.0 - 180.0) / heading_scale
+            peers[r, rank, peer_col[4]] = pa / accel_scale
+            peers[r, rank, peer_col[5]] = age_ms[i] / age_scale
             mask[r, rank] = 1.0
             sender[r, rank] = rx_sender[i]
             if pa < min_acc:
@@ -124,12 +127,12 @@ def observe(
                 braking_now = True
         n_visible[r] = sel
         signal[r] = 1.0 if braking_now else prev_signal[r] * decay
-        ego[r, 0] = speed[r] / speed_scale
-        ego[r, 1] = accel[r] / accel_scale
-        ego[r, 2] = sel / max_peers
-        ego[r, 3] = min_acc / accel_scale
-        ego[r, 4] = signal[r]
-        ego[r, 5] = closing / speed_scale
+        ego[r, ego_col[0]] = speed[r] / speed_scale
+        ego[r, ego_col[1]] = accel[r] / accel_scale
+        ego[r, ego_col[2]] = sel / max_peers
+        ego[r, ego_col[3]] = min_acc / accel_scale
+        ego[r, ego_col[4]] = signal[r]
+        ego[r, ego_col[5]] = closing / speed_scale
 
 
 @_njit

@@ -79,6 +79,13 @@ EGO_INDEX: dict[str, int] = {f.name: i for i, f in enumerate(EGO_TABLE)}
 PEER_INDEX: dict[str, int] = {f.name: i for i, f in enumerate(PEER_TABLE)}
 
 
+#: Where the compiled kernel writes each value it computes (its fixed order -> the table's columns).
+_KERNEL_EGO_COL = np.array([EGO_INDEX[k] for k in (
+    "speed", "accel", "visible_peers", "min_peer_accel", "braking_signal", "max_closing_speed")], dtype=np.int64)
+_KERNEL_PEER_COL = np.array([PEER_INDEX[k] for k in (
+    "forward", "left", "rel_speed", "rel_heading", "accel", "age")], dtype=np.int64)
+
+
 def _table(kind: str) -> tuple[tuple[Feature, ...], dict[str, int]]:
     if kind == "ego":
         return EGO_TABLE, EGO_INDEX
@@ -349,7 +356,7 @@ class DeepSetObservation(ObservationFunction):
             s.x, s.y, s.speed, s.accel, s.heading_deg, self.braking_signal[slots], view.row_of_slot[rx.receiver],
             rx.sender, np.ascontiguousarray(rx.payload, dtype=np.float64), rx.age_ms, k, cone, OFFSET_SCALE,
             SPEED_SCALE, HEADING_SCALE, ACCEL_SCALE, AGE_SCALE_MS, BRAKING_ACCEL_THRESHOLD, BRAKING_SIGNAL_DECAY,
-            ego, peers, mask, sender, signal, n_visible,
+            _KERNEL_EGO_COL, _KERNEL_PEER_COL, ego, peers, mask, sender, signal, n_visible,
         )
         self.braking_signal[slots] = signal
         return (

@@ -133,9 +133,9 @@ class SingleEgoEnv(gym.Env):
         info = step_infos(core, [self.ego_id], np.array([slot]))[self.ego_id]
         terminated = bool(core.terminated[slot])
         truncated = bool(core.truncated[slot])
-        if not terminated and not truncated and (self._ego_steps >= self.max_steps or core.episode_over):
-            truncated = True
-            info["reason"] = "max_steps" if self._ego_steps >= self.max_steps else "no_vehicles"
+        if not terminated and not truncated and self._ego_steps >= self.max_steps:
+            truncated = True  # the ego's own max_steps (the core runs longer, see __init__)
+            info["reason"] = "max_steps"
             info["TimeLimit.truncated"] = True
         self._done = terminated or truncated
         return obs, float(core.reward[slot]), terminated, truncated, info

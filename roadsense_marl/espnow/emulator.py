@@ -203,14 +203,19 @@ class ESPNOWEmulator:
 
     def sync_and_get_messages(self, current_time_ms: float, receiver_id: str = "ego") -> dict[str, ReceivedMessage]:
         """Deliver everything that has arrived by ``current_time_ms`` and return a copy of the
-        receiver's buffer: vehicle id -> latest (non-stale) ``ReceivedMessage``.
+        receiver's buffer: vehicle id -> latest (non-stale) ``ReceivedMessage``. A message's age is
+        ``current_time_ms - message.timestamp_ms`` (the sensor sample's time, which may precede its
+        transmission); it is stale, and left out, at ``staleness_threshold_ms`` or more.
 
         Raises ``ValueError`` for a non-finite time or an unknown explicit ``receiver_id``."""
         now = self._check_time("current_time_ms", current_time_ms)
         rx = self.radio.receive(now, [self._receiver_slot(receiver_id)])
         out: dict[str, ReceivedMessage] = {}
+        stale_ms = self.radio.params.staleness_threshold_ms
         for i in range(len(rx)):
             orig = self._messages[int(rx.message_id[i])]
+            if current_time_ms - orig.timestamp_ms >= stale_ms:
+                continue  # age is by the message's own timestamp, so staleness is too
             p = rx.payload[i]
             lat = orig.lat + p[1] / METRES_PER_DEG_LAT
             cos_lat = max(math.cos(math.radians(orig.lat)), 1e-9)

@@ -82,6 +82,10 @@ def run(args: argparse.Namespace) -> int:
     radio = args.radio
     if radio is not None and radio not in ("measured", "ideal", "degraded", "defaults") and not Path(radio).is_file():
         raise FileNotFoundError(f"radio parameter file not found: {radio!r} (or use measured, ideal, degraded)")
+    if radio is not None and Path(radio).is_file():
+        from roadsense_marl.espnow import load_params
+
+        load_params(radio)  # a bad parameter file is refused before any folder or episode
 
     from roadsense_marl.evaluation.runner import evaluate
 

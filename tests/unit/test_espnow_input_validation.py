@@ -114,3 +114,17 @@ def test_implicit_receiver_and_known_vehicles_still_work_and_add_receivers_resto
     emu2 = _emu(add_receivers=True)
     emu2.transmit(_msg(0.0), (10.0, 0.0), (0.0, 0.0), 0.0, receiver_id="R1")
     assert list(emu2.sync_and_get_messages(10.0, receiver_id="R1")) == ["V002"]
+
+
+def test_original_api_age_and_staleness_use_the_same_clock():
+    from roadsense_marl.espnow import ESPNOWEmulator, V2VMessage
+
+    emu = ESPNOWEmulator(params={"domain_randomization": {"enabled": False}, "packet_loss": {"base_rate": 0.0},
+                                 "latency": {"base_ms": 5.0, "jitter_std_ms": 0.0}}, seed=0)
+    kw = dict(lat=32.0, lon=34.0, speed=10.0, heading=90.0, accel_x=0.0, accel_y=0.0, accel_z=9.8,
+              gyro_x=0.0, gyro_y=0.0, gyro_z=0.0)
+    emu.transmit(V2VMessage(vehicle_id="V002", timestamp_ms=0, **kw), (0.0, 0.0), (10.0, 0.0), current_time_ms=1000.0)
+    assert emu.sync_and_get_messages(1100.0) == {}, "a sample taken at 0 ms is 1100 ms old at 1100 ms: stale"
+    emu.transmit(V2VMessage(vehicle_id="V002", timestamp_ms=1150, **kw), (0.0, 0.0), (10.0, 0.0), current_time_ms=1200.0)
+    got = emu.sync_and_get_messages(1300.0)
+    assert got["V002"].age_ms == 150.0
