@@ -14,14 +14,9 @@ from typing import Any, Sequence
 import numpy as np
 
 from roadsense_marl.sim.backends import BACKENDS, LibsumoBackend, TraciBackend, describe_exit
-from roadsense_marl.sim.scenario import (
-    Scenario,
-    ScenarioVariation,
-    resolve_scenario,
-    sumo_binary,
-    sumo_env,
-    write_episode_routes,
-)
+from roadsense_marl.sim.install import sumo_binary, sumo_env
+from roadsense_marl.sim.registry import Scenario, resolve_scenario
+from roadsense_marl.sim.variation import ScenarioVariation, write_episode_routes
 from roadsense_marl.sim.states import SumoError, VehicleStates, check_extra_fields
 
 __all__ = ["SumoSimulation"]

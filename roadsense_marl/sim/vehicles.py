@@ -1,0 +1,226 @@
+"""The vehicle set of a scenario, asked from SUMO itself rather than parsed by hand.
+
+PettingZoo needs every agent id before the first step; SUMO is the only authority on which
+ids a ``.sumocfg`` produces (``<vehicle>``, ``<trip>``, ``<flow>`` with ``number`` / ``period``
+/ ``vehsPerHour`` / ``probability``, route and vType distributions, vehicles in
+``additional-files``, several route files, SUMO's rounding of flow counts). So the real
+``sumo`` binary runs the scenario once, headless, from its begin time to the end of the
+*horizon* (``begin + horizon_s``), with the options the env itself sets, and reports:
+
+* every vehicle it inserted (``simulation.getDepartedIDList`` each step), in order of desired
+  departure time (actual departure minus ``vehicle.getDepartDelay``; ties: insertion order);
+* every vehicle whose departure time has come but that still waits for space
+  (``simulation.getPendingVehicles`` at the horizon): another seed may insert it;
+* for ``probability`` flows, whose count is random, the sound upper bound: SUMO inserts at
+  most one vehicle of such a flow per step, so ids ``flow.0 .. flow.(n-1)`` with ``n`` the
+  number of steps of the flow inside the horizon (capped by the flow's ``number``).
+
+Vehicles departing after the horizon are not in the set, so a flow running to 90,000 s costs
+only what it inserts within the episode. The answer is cached in the library's cache folder,
+keyed by the files' paths and modification times, horizon, step length and SUMO version.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import math
+import os
+import socket
+import subprocess
+import tempfile
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from roadsense_marl.sim.install import cache_root, sumo_binary, sumo_env, sumo_version
+
+__all__ = ["VehicleSet", "sumo_vehicle_set", "ENV_SUMO_OPTIONS"]
+
+_CACHE_VERSION = 2
+
+#: Options the env always runs SUMO with (they win over the ``.sumocfg``); the vehicle set is
+#: asked under the same ones so it matches the real run.
+ENV_SUMO_OPTIONS: tuple[tuple[str, str], ...] = (
+    ("--collision.action", "remove"),
+    ("--collision.check-junctions", "true"),
+    ("--collision.mingap-factor", "0"),
+    ("--time-to-teleport", "-1"),
+)
+
+
+@dataclass(frozen=True)
+class VehicleSet:
+    """What SUMO says a scenario produces within a horizon.
+
+    :param vehicle_ids: every id SUMO can insert from ``begin_s`` to ``begin_s + horizon_s``:
+        inserted ones by desired departure time (ties: insertion order), then pending ones, then the rest of the
+        ``probability`` flows' upper bound.
+    :param begin_s: the scenario's begin time in seconds as SUMO read it (``15:0:0`` -> 54000).
+    :param horizon_s: the horizon in seconds after ``begin_s`` the set covers.
+    :param inserted: how many of them SUMO inserted in the asking run (seed 0).
+    """
+
+    vehicle_ids: tuple[str, ...]
+    begin_s: float
+    horizon_s: float
+    inserted: int
+
+
+def sumo_vehicle_set(sumocfg: Path, files: Sequence[Path], horizon_s: float, step_length: float,
+                     probability_files: Sequence[Path] = ()) -> VehicleSet:
+    """Ask SUMO which vehicles ``sumocfg`` produces within ``horizon_s`` seconds of its begin.
+
+    :param sumocfg: the ``.sumocfg`` (absolute path).
+    :param files: every file SUMO reads for it (net, routes, additional), for the cache key.
+    :param horizon_s: seconds after the scenario's begin (> 0).
+    :param step_length: the step length (s) the env runs at (rounding of flows depends on it).
+    :param probability_files: route/additional files whose ``probability`` flows get the upper bound.
+    :raises ValueError: SUMO cannot run the scenario (its own message quoted).
+    """
+    if not (math.isfinite(horizon_s) and horizon_s > 0):
+        raise ValueError(f"horizon_s must be a positive number of seconds, got {horizon_s!r}")
+    stamp = [(str(p), p.stat().st_mtime_ns) for p in (Path(sumocfg), *map(Path, files)) if Path(p).exists()]
+    key_text = json.dumps([_CACHE_VERSION, sumo_version(), stamp, repr(float(horizon_s)), repr(float(step_length))])
+    key = hashlib.sha256(key_text.encode()).hexdigest()[:20]
+    cache = cache_root() / "vehicle-sets" / f"{key}.json"
+    if cache.is_file():
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+            data = json.loads(cache.read_text())
+            return VehicleSet(tuple(data["vehicle_ids"]), float(data["begin_s"]), float(data["horizon_s"]),
+                              int(data["inserted"]))
+    begin, inserted, pending = _run_sumo(Path(sumocfg), horizon_s, step_length)
+    ids = dict.fromkeys([*inserted, *pending])
+    for path in probability_files:
+        for vid in _probability_flow_bound(path, begin, begin + horizon_s, step_length):
+            ids.setdefault(vid)
+    result = VehicleSet(tuple(ids), begin, float(horizon_s), len(inserted))
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkstemp(dir=cache.parent, suffix=".tmp")[1])
+    tmp.write_text(json.dumps({"vehicle_ids": list(result.vehicle_ids), "begin_s": begin,
+                               "horizon_s": result.horizon_s, "inserted": result.inserted}))
+    os.replace(tmp, cache)
+    return result
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _run_sumo(sumocfg: Path, horizon_s: float, step_length: float) -> tuple[float, list[str], tuple[str, ...]]:
+    """Run the real ``sumo`` under TraCI to the horizon; (begin, inserted ids, pending ids)."""
+    import traci  # noqa: PLC0415
+
+    with tempfile.TemporaryDirectory(prefix="roadsense-vehset-") as tmp:
+        log = Path(tmp) / "errors.log"
+        args = [str(sumo_binary("sumo")), "-c", str(sumocfg), "--step-length", repr(float(step_length)),
+                "--seed", "0", "--no-step-log", "true", "--no-warnings", "true",
+                "--duration-log.disable", "true", "--error-log", str(log)]
+        for opt, value in ENV_SUMO_OPTIONS:
+            args += [opt, value]
+        proc = None
+        conn = None
+        label = f"roadsense-vehset-{os.getpid()}-{id(log)}"
+        try:
+            for _attempt in range(3):
+                port = _free_port()
+                proc = subprocess.Popen([*args, "--remote-port", str(port)], env=sumo_env(),
+                                        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.DEVNULL)
+                try:
+                    with contextlib.redirect_stdout(io.StringIO()):
+                        conn = traci.connect(port, numRetries=6000, proc=proc, waitBetweenRetries=0.01,
+                                             label=label)
+                    break
+                except (traci.TraCIException, traci.FatalTraCIError):
+                    said = _what_sumo_said(proc, log)
+                    if "address" in said.lower() and "use" in said.lower():
+                        continue
+                    raise ValueError(f"SUMO cannot load {sumocfg}: {said}") from None
+            if conn is None:
+                raise ValueError(f"SUMO could not get a free port to run {sumocfg}")
+            inserted: list[str] = []
+            intended: list[float] = []  # desired departure times: actual minus the insertion delay
+            try:
+                begin = float(conn.simulation.getTime())
+                end = begin + float(horizon_s)
+                while conn.simulation.getTime() < end - 1e-9:
+                    conn.simulationStep()
+                    now = conn.simulation.getTime()
+                    for vid in conn.simulation.getDepartedIDList():
+                        intended.append(now - conn.vehicle.getDepartDelay(vid))
+                        inserted.append(vid)
+                pending = tuple(conn.simulation.getPendingVehicles())
+            except (traci.TraCIException, traci.FatalTraCIError):
+                raise ValueError(f"SUMO failed while running {sumocfg}: {_what_sumo_said(proc, log)}") from None
+            order = sorted(range(len(inserted)), key=lambda k: (round(intended[k], 6), k))
+            return begin, [inserted[k] for k in order], pending
+        finally:
+            if conn is not None:
+                with contextlib.suppress(Exception):
+                    conn.close(wait=False)
+                with contextlib.suppress(Exception):
+                    traci.connection._connections.pop(label, None)
+            if proc is not None and proc.poll() is None:
+                try:
+                    proc.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(timeout=5)
+
+
+def _what_sumo_said(proc: subprocess.Popen[bytes], log: Path) -> str:
+    """SUMO's own error lines (last 5), or how its process ended."""
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=5)
+    lines = log.read_text(errors="replace").strip().splitlines() if log.exists() else []
+    if lines:
+        return " ".join(lines[-5:])
+    code = proc.returncode
+    if code is not None and code < 0:
+        return f"SUMO crashed (signal {-code}) without a message; check the network and route files"
+    return f"SUMO exited with code {code} without a message"
+
+
+def _sumo_time(text: str | None, default: float) -> float:
+    """A SUMO time value: seconds, or ``h:m:s`` / ``d:h:m:s``."""
+    if text is None:
+        return default
+    parts = [float(p) for p in str(text).split(":")]
+    value = 0.0
+    for p, unit in zip(reversed(parts), (1.0, 60.0, 3600.0, 86400.0)):
+        value += p * unit
+    return value
+
+
+def _probability_flow_bound(path: Path, begin: float, end: float, step_length: float) -> list[str]:
+    """Upper bound on the ids of ``probability`` flows in ``path`` (one per step at most)."""
+    try:
+        root = ET.parse(path).getroot()
+    except (ET.ParseError, OSError):
+        return []  # SUMO loaded it; a file this parser cannot read simply adds no bound
+    ids: list[str] = []
+    for el in root.iter("flow"):
+        if "probability" not in el.attrib or "id" not in el.attrib:
+            continue
+        try:
+            f_begin = max(_sumo_time(el.attrib.get("begin"), begin), begin)
+            f_end = min(_sumo_time(el.attrib.get("end"), math.inf), end)
+            number = int(el.attrib["number"]) if "number" in el.attrib else None
+        except ValueError:
+            continue
+        if f_end < f_begin:
+            continue
+        n = int(math.floor((f_end - f_begin) / step_length + 1e-9)) + 1
+        if number is not None:
+            n = min(n, number)
+        ids.extend(f"{el.attrib['id']}.{k}" for k in range(n))
+    return ids
