@@ -210,8 +210,6 @@ def load_scenario(sumocfg: Path, name: str | None = None, ego_id: str | None = N
         raise ScenarioError(f"{sumocfg}: step_length must be a positive number of seconds, got {step_length!r}")
     if horizon_s is None:
         horizon = DEFAULT_HORIZON_S
-        if end_s > begin_s:
-            horizon = min(horizon, end_s - begin_s)
     else:
         try:
             horizon = float(horizon_s)
@@ -219,6 +217,8 @@ def load_scenario(sumocfg: Path, name: str | None = None, ego_id: str | None = N
             horizon = math.nan
         if not (math.isfinite(horizon) and horizon > 0):
             raise ScenarioError(f"{sumocfg}: horizon_s must be a positive number of seconds, got {horizon_s!r}")
+    if end_s > begin_s:  # SUMO stops at the config's end: nothing departs after it
+        horizon = min(horizon, end_s - begin_s)
 
     vtypes: list[str] = []
     defined: set[str] = set()

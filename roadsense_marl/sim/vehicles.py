@@ -24,19 +24,17 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import io
 import json
 import math
 import os
-import socket
-import subprocess
 import tempfile
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from roadsense_marl.sim.install import cache_root, sumo_binary, sumo_env, sumo_version
+from roadsense_marl.sim.install import cache_root, sumo_version
+from roadsense_marl.sim.probe import sumo_session
 
 __all__ = ["VehicleSet", "sumo_vehicle_set", "ENV_SUMO_OPTIONS"]
 
@@ -79,7 +77,7 @@ def sumo_vehicle_set(sumocfg: Path, files: Sequence[Path], horizon_s: float, ste
     :param horizon_s: seconds after the scenario's begin (> 0).
     :param step_length: the step length (s) the env runs at (rounding of flows depends on it).
     :param probability_files: route/additional files whose ``probability`` flows get the upper bound.
-    :raises ValueError: SUMO cannot run the scenario (its own message quoted).
+    :raises SumoProbeError: (a ValueError) SUMO cannot run the scenario (its own message quoted).
     """
     if not (math.isfinite(horizon_s) and horizon_s > 0):
         raise ValueError(f"horizon_s must be a positive number of seconds, got {horizon_s!r}")
@@ -106,88 +104,26 @@ def sumo_vehicle_set(sumocfg: Path, files: Sequence[Path], horizon_s: float, ste
     return result
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _run_sumo(sumocfg: Path, horizon_s: float, step_length: float) -> tuple[float, list[str], tuple[str, ...]]:
     """Run the real ``sumo`` under TraCI to the horizon; (begin, inserted ids, pending ids)."""
-    import traci  # noqa: PLC0415
-
-    with tempfile.TemporaryDirectory(prefix="roadsense-vehset-") as tmp:
-        log = Path(tmp) / "errors.log"
-        args = [str(sumo_binary("sumo")), "-c", str(sumocfg), "--step-length", repr(float(step_length)),
-                "--seed", "0", "--no-step-log", "true", "--no-warnings", "true",
-                "--duration-log.disable", "true", "--error-log", str(log)]
-        for opt, value in ENV_SUMO_OPTIONS:
-            args += [opt, value]
-        proc = None
-        conn = None
-        label = f"roadsense-vehset-{os.getpid()}-{id(log)}"
-        try:
-            for _attempt in range(3):
-                port = _free_port()
-                proc = subprocess.Popen([*args, "--remote-port", str(port)], env=sumo_env(),
-                                        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.DEVNULL)
-                try:
-                    with contextlib.redirect_stdout(io.StringIO()):
-                        conn = traci.connect(port, numRetries=6000, proc=proc, waitBetweenRetries=0.01,
-                                             label=label)
-                    break
-                except (traci.TraCIException, traci.FatalTraCIError):
-                    said = _what_sumo_said(proc, log)
-                    if "address" in said.lower() and "use" in said.lower():
-                        continue
-                    raise ValueError(f"SUMO cannot load {sumocfg}: {said}") from None
-            if conn is None:
-                raise ValueError(f"SUMO could not get a free port to run {sumocfg}")
-            inserted: list[str] = []
-            intended: list[float] = []  # desired departure times: actual minus the insertion delay
-            try:
-                begin = float(conn.simulation.getTime())
-                end = begin + float(horizon_s)
-                while conn.simulation.getTime() < end - 1e-9:
-                    conn.simulationStep()
-                    now = conn.simulation.getTime()
-                    for vid in conn.simulation.getDepartedIDList():
-                        intended.append(now - conn.vehicle.getDepartDelay(vid))
-                        inserted.append(vid)
-                pending = tuple(conn.simulation.getPendingVehicles())
-            except (traci.TraCIException, traci.FatalTraCIError):
-                raise ValueError(f"SUMO failed while running {sumocfg}: {_what_sumo_said(proc, log)}") from None
-            order = sorted(range(len(inserted)), key=lambda k: (round(intended[k], 6), k))
-            return begin, [inserted[k] for k in order], pending
-        finally:
-            if conn is not None:
-                with contextlib.suppress(Exception):
-                    conn.close(wait=False)
-                with contextlib.suppress(Exception):
-                    traci.connection._connections.pop(label, None)
-            if proc is not None and proc.poll() is None:
-                try:
-                    proc.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(timeout=5)
-
-
-def _what_sumo_said(proc: subprocess.Popen[bytes], log: Path) -> str:
-    """SUMO's own error lines (last 5), or how its process ended."""
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=5)
-    lines = log.read_text(errors="replace").strip().splitlines() if log.exists() else []
-    if lines:
-        return " ".join(lines[-5:])
-    code = proc.returncode
-    if code is not None and code < 0:
-        return f"SUMO crashed (signal {-code}) without a message; check the network and route files"
-    return f"SUMO exited with code {code} without a message"
+    args = ["-c", str(sumocfg), "--step-length", repr(float(step_length)), "--seed", "0",
+            "--no-step-log", "true", "--no-warnings", "true", "--duration-log.disable", "true"]
+    for opt, value in ENV_SUMO_OPTIONS:
+        args += [opt, value]
+    inserted: list[str] = []
+    intended: list[float] = []  # desired departure times: actual minus the insertion delay
+    with sumo_session(args, str(sumocfg)) as conn:
+        begin = float(conn.simulation.getTime())
+        end = begin + float(horizon_s)
+        while conn.simulation.getTime() < end - 1e-9:
+            conn.simulationStep()
+            now = conn.simulation.getTime()
+            for vid in conn.simulation.getDepartedIDList():
+                intended.append(now - conn.vehicle.getDepartDelay(vid))
+                inserted.append(vid)
+        pending = tuple(conn.simulation.getPendingVehicles())
+    order = sorted(range(len(inserted)), key=lambda k: (round(intended[k], 6), k))
+    return begin, [inserted[k] for k in order], pending
 
 
 def _sumo_time(text: str | None, default: float) -> float:
