@@ -32,13 +32,16 @@ def _free_port() -> int:
 
 
 def what_sumo_said(proc: subprocess.Popen[bytes], log: Path) -> str:
-    """SUMO's own error lines (last 5, from ``--error-log``), or how its process ended."""
+    """SUMO's own error lines (last 5, from ``--error-log``, else its stderr), or how it ended."""
     try:
         proc.wait(timeout=30)
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait(timeout=5)
     lines = log.read_text(errors="replace").strip().splitlines() if log.exists() else []
+    stderr = log.with_name("stderr.txt")
+    if not lines and stderr.exists():
+        lines = [ln for ln in stderr.read_text(errors="replace").strip().splitlines() if ln.startswith("Error")]
     if lines:
         return " ".join(lines[-5:])
     code = proc.returncode
@@ -60,15 +63,16 @@ def sumo_session(args: Sequence[str], what: str) -> Iterator[Any]:
     with tempfile.TemporaryDirectory(prefix="roadsense-probe-") as tmp:
         log = Path(tmp) / "errors.log"
         cmd = [str(sumo_binary("sumo")), *args, "--error-log", str(log)]
+        stderr_path = Path(tmp) / "stderr.txt"  # errors before the log opens (a bad option) go here
         proc: subprocess.Popen[bytes] | None = None
         conn = None
         label = f"roadsense-probe-{os.getpid()}-{next(_labels)}"
         try:
             for _attempt in range(3):  # a port can be taken between choosing and binding it
                 port = _free_port()
-                proc = subprocess.Popen([*cmd, "--remote-port", str(port)], env=sumo_env(),
-                                        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.DEVNULL)
+                with open(stderr_path, "ab") as err:
+                    proc = subprocess.Popen([*cmd, "--remote-port", str(port)], env=sumo_env(),
+                                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
                 try:
                     with contextlib.redirect_stdout(io.StringIO()):  # traci prints each retry
                         conn = traci.connect(port, numRetries=6000, proc=proc, waitBetweenRetries=0.01,

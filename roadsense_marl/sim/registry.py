@@ -9,6 +9,7 @@ Shipped: ``convoy_3``, ``convoy_6`` (folders under the package's scenarios dir) 
 
 from __future__ import annotations
 
+import gzip
 import inspect
 import math
 import os
@@ -245,6 +246,11 @@ def load_scenario(sumocfg: Path, name: str | None = None, ego_id: str | None = N
     except ValueError as exc:
         raise ScenarioError(str(exc)) from None
     vehicle_ids = vset.vehicle_ids
+    if not vehicle_ids:
+        raise ScenarioError(
+            f"{sumocfg}: SUMO inserts no vehicle within {horizon:g} s of the begin time (persons and "
+            "containers are not agents); give a larger horizon_s or a scenario with vehicles"
+        )
     if ego_id is not None and ego_id not in vehicle_ids:
         raise ScenarioError(f"{sumocfg}: ego vehicle {ego_id!r} is not among the vehicles SUMO inserts")
     if uses_default_type and "DEFAULT_VEHTYPE" not in defined:
@@ -267,10 +273,18 @@ def load_scenario(sumocfg: Path, name: str | None = None, ego_id: str | None = N
     )
 
 
+def parse_sumo_xml(path: Path) -> ET.ElementTree:
+    """Parse a SUMO XML file, gzip-compressed ones (``.gz``, as SUMO reads them) included."""
+    if Path(path).suffix == ".gz":
+        with gzip.open(path, "rb") as fh:
+            return ET.parse(fh)
+    return ET.parse(path)
+
+
 def _parse_xml(path: Path, what: str) -> ET.Element:
     try:
-        return ET.parse(path).getroot()
-    except ET.ParseError as exc:
+        return parse_sumo_xml(path).getroot()
+    except (ET.ParseError, OSError, EOFError) as exc:
         raise ScenarioError(
             f"{what} {str(path)!r} is not valid XML: {exc}; available scenarios: {', '.join(list_scenarios())}"
         ) from None

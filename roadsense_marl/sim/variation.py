@@ -16,7 +16,7 @@ from typing import Mapping
 
 import numpy as np
 
-from roadsense_marl.sim.registry import Scenario
+from roadsense_marl.sim.registry import Scenario, parse_sumo_xml
 
 __all__ = ["VTYPE_RANGES", "ScenarioVariation", "sample_variation", "write_episode_routes"]
 
@@ -99,12 +99,14 @@ def write_episode_routes(scenario: Scenario, variation: ScenarioVariation, out_d
         raise ValueError(
             f"variation drops {sorted(bad)}, which cannot be dropped (ego or not individually defined)"
         )
-    # DEFAULT_VEHTYPE is in vtype_ids only when no file defines it (see load_scenario):
-    # then it is redefined once, first thing in the first route file, before any use.
-    pending_default = "DEFAULT_VEHTYPE" in dict(variation.vtype_attrs)
+    trees = [parse_sumo_xml(rf) for rf in scenario.route_files]
+    # DEFAULT_VEHTYPE is in vtype_ids either because a route file defines it (perturbed there,
+    # like any vType) or because no file does and some vehicle uses it: only then is it
+    # defined, once, first thing in the first route file, before any use.
+    defined = {el.attrib.get("id") for tree in trees for el in tree.getroot().iter("vType")}
+    pending_default = "DEFAULT_VEHTYPE" in dict(variation.vtype_attrs) and "DEFAULT_VEHTYPE" not in defined
     out: list[Path] = []
-    for k, rf in enumerate(scenario.route_files):
-        tree = ET.parse(rf)
+    for k, (rf, tree) in enumerate(zip(scenario.route_files, trees)):
         root = tree.getroot()
         for el in root.iter("vType"):  # members of a vTypeDistribution too
             for attr, value in variation.attrs_for(el.attrib.get("id", "")).items():
@@ -113,14 +115,14 @@ def write_episode_routes(scenario: Scenario, variation: ScenarioVariation, out_d
             if el.tag in ("vehicle", "trip") and el.attrib.get("id") in dropped:
                 root.remove(el)
         if pending_default and k == 0:
-            # Redefining SUMO's default type once, before any vehicle uses it, is allowed.
             el = ET.Element("vType", {"id": "DEFAULT_VEHTYPE"})
             for attr, value in variation.attrs_for("DEFAULT_VEHTYPE").items():
                 el.set(attr, _fmt(value))
             el.tail = "\n"
             root.insert(0, el)
             pending_default = False
-        path = Path(out_dir) / f"episode_{k}_{rf.name}"
+        name = rf.name[:-3] if rf.suffix == ".gz" else rf.name  # written uncompressed
+        path = Path(out_dir) / f"episode_{k}_{name}"
         # Absolute route references would survive a copy; relative ones are resolved by SUMO
         # against the file's folder, so only files without includes are supported (none here).
         tree.write(path, encoding="UTF-8", xml_declaration=True)

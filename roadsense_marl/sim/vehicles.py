@@ -11,9 +11,11 @@ ids a ``.sumocfg`` produces (``<vehicle>``, ``<trip>``, ``<flow>`` with ``number
   departure time (actual departure minus ``vehicle.getDepartDelay``; ties: insertion order);
 * every vehicle whose departure time has come but that still waits for space
   (``simulation.getPendingVehicles`` at the horizon): another seed may insert it;
-* for ``probability`` flows, whose count is random, the sound upper bound: SUMO inserts at
-  most one vehicle of such a flow per step, so ids ``flow.0 .. flow.(n-1)`` with ``n`` the
-  number of steps of the flow inside the horizon (capped by the flow's ``number``).
+* for random flows, whose count depends on the seed, an upper bound: SUMO inserts at most one
+  vehicle of a ``probability`` flow per step, so ids ``flow.0 .. flow.(n-1)`` with ``n`` the
+  flow's steps inside the horizon; a Poisson flow (``period="exp(rate)"``) has no hard
+  maximum, so ``n`` is the count its Poisson distribution exceeds with probability below
+  :data:`POISSON_TAIL` (1e-12); both capped by the flow's ``number``.
 
 Vehicles departing after the horizon are not in the set, so a flow running to 90,000 s costs
 only what it inserts within the episode. The answer is cached in the library's cache folder,
@@ -38,7 +40,7 @@ from roadsense_marl.sim.probe import sumo_session
 
 __all__ = ["VehicleSet", "sumo_vehicle_set", "ENV_SUMO_OPTIONS"]
 
-_CACHE_VERSION = 2
+_CACHE_VERSION = 3
 
 #: Options the env always runs SUMO with (they win over the ``.sumocfg``); the vehicle set is
 #: asked under the same ones so it matches the real run.
@@ -93,7 +95,7 @@ def sumo_vehicle_set(sumocfg: Path, files: Sequence[Path], horizon_s: float, ste
     begin, inserted, pending = _run_sumo(Path(sumocfg), horizon_s, step_length)
     ids = dict.fromkeys([*inserted, *pending])
     for path in probability_files:
-        for vid in _probability_flow_bound(path, begin, begin + horizon_s, step_length):
+        for vid in _random_flow_bound(path, begin, begin + horizon_s, step_length):
             ids.setdefault(vid)
     result = VehicleSet(tuple(ids), begin, float(horizon_s), len(inserted))
     cache.parent.mkdir(parents=True, exist_ok=True)
@@ -137,25 +139,53 @@ def _sumo_time(text: str | None, default: float) -> float:
     return value
 
 
-def _probability_flow_bound(path: Path, begin: float, end: float, step_length: float) -> list[str]:
-    """Upper bound on the ids of ``probability`` flows in ``path`` (one per step at most)."""
+#: Poisson flows (``period="exp(rate)"``) have no hard maximum; their bound is the count a
+#: Poisson(rate x window) draw exceeds with probability below this (per flow and episode).
+POISSON_TAIL = 1e-12
+
+
+def _poisson_quantile(mean: float, tail: float = POISSON_TAIL) -> int:
+    """Smallest n with P(N > n) < tail for N ~ Poisson(mean)."""
+    if mean <= 0:
+        return 0
+    log_pmf = -mean  # log P(N = 0)
+    cdf, n = math.exp(log_pmf), 0
+    while 1.0 - cdf >= tail and n < 10 * mean + 1000:
+        n += 1
+        log_pmf += math.log(mean) - math.log(n)
+        cdf += math.exp(log_pmf)
+    return n
+
+
+def _random_flow_bound(path: Path, begin: float, end: float, step_length: float) -> list[str]:
+    """Upper bound on the ids of random flows in ``path``: a ``probability`` flow inserts at
+    most one vehicle per step; a Poisson flow (``period="exp(rate)"``) at most the
+    :data:`POISSON_TAIL` quantile of its count. Both are capped by the flow's ``number``."""
+    from roadsense_marl.sim.registry import parse_sumo_xml  # noqa: PLC0415 - registry imports this module
+
     try:
-        root = ET.parse(path).getroot()
-    except (ET.ParseError, OSError):
+        root = parse_sumo_xml(path).getroot()
+    except (ET.ParseError, OSError, EOFError):
         return []  # SUMO loaded it; a file this parser cannot read simply adds no bound
     ids: list[str] = []
     for el in root.iter("flow"):
-        if "probability" not in el.attrib or "id" not in el.attrib:
+        period = el.attrib.get("period", "").strip()
+        poisson = period.startswith("exp(") and period.endswith(")")
+        if ("probability" not in el.attrib and not poisson) or "id" not in el.attrib:
             continue
         try:
             f_begin = max(_sumo_time(el.attrib.get("begin"), begin), begin)
             f_end = min(_sumo_time(el.attrib.get("end"), math.inf), end)
             number = int(el.attrib["number"]) if "number" in el.attrib else None
+            rate = float(period[4:-1]) if poisson else 0.0
         except ValueError:
             continue
         if f_end < f_begin:
             continue
-        n = int(math.floor((f_end - f_begin) / step_length + 1e-9)) + 1
+        if poisson:
+            n = _poisson_quantile(rate * (f_end - f_begin + step_length))
+        else:
+            n = int(math.floor((f_end - f_begin) / step_length + 1e-9)) + 1
         if number is not None:
             n = min(n, number)
         ids.extend(f"{el.attrib['id']}.{k}" for k in range(n))
