@@ -68,7 +68,8 @@ class Scenario:
     :param route_files: absolute paths of the route files named by the config.
     :param vtype_ids: ids of the vTypes the variation perturbs: every ``<vType>`` in the route
         files, members of ``<vTypeDistribution>`` included, plus ``DEFAULT_VEHTYPE`` when some
-        vehicle uses no explicit type and no file defines that id.
+        route-file vehicle uses no explicit type, no file defines that id and no vehicle of an
+        additional file (loaded first) already uses SUMO's built-in one.
     :param droppable_ids: vehicles that variation may drop (``<vehicle>``/``<trip>`` in the
         route files, within the horizon, not the ego).
     :param params: generator parameters (``highway``), empty otherwise.
@@ -224,15 +225,18 @@ def load_scenario(sumocfg: Path, name: str | None = None, ego_id: str | None = N
     vtypes: list[str] = []
     defined: set[str] = set()
     individual: list[str] = []
-    uses_default_type = False
+    uses_default_type = default_type_fixed = False
     trees = {}
     for rf in (*route_files, *additional_files):
         trees[rf] = _parse_xml(rf, "SUMO route file" if rf in route_files else "SUMO additional file")
         for el in trees[rf].iter():
             if el.tag in ("vType", "vTypeDistribution") and "id" in el.attrib:
                 defined.add(el.attrib["id"])
-            if el.tag in _VEHICLE_TAGS:
-                uses_default_type |= "type" not in el.attrib
+            if el.tag in _VEHICLE_TAGS and "type" not in el.attrib:
+                if rf in route_files:
+                    uses_default_type = True
+                else:  # additional files load first: their vehicles fix SUMO's default type
+                    default_type_fixed = True
     for rf in route_files:
         for el in trees[rf].iter("vType"):
             if "id" in el.attrib:
@@ -253,7 +257,7 @@ def load_scenario(sumocfg: Path, name: str | None = None, ego_id: str | None = N
         )
     if ego_id is not None and ego_id not in vehicle_ids:
         raise ScenarioError(f"{sumocfg}: ego vehicle {ego_id!r} is not among the vehicles SUMO inserts")
-    if uses_default_type and "DEFAULT_VEHTYPE" not in defined:
+    if uses_default_type and not default_type_fixed and "DEFAULT_VEHTYPE" not in defined:
         vtypes.append("DEFAULT_VEHTYPE")
     known = set(vehicle_ids)
     return Scenario(

@@ -40,7 +40,7 @@ from roadsense_marl.sim.probe import sumo_session
 
 __all__ = ["VehicleSet", "sumo_vehicle_set", "ENV_SUMO_OPTIONS"]
 
-_CACHE_VERSION = 3
+_CACHE_VERSION = 4
 
 #: Options the env always runs SUMO with (they win over the ``.sumocfg``); the vehicle set is
 #: asked under the same ones so it matches the real run.
@@ -117,7 +117,9 @@ def _run_sumo(sumocfg: Path, horizon_s: float, step_length: float) -> tuple[floa
     with sumo_session(args, str(sumocfg)) as conn:
         begin = float(conn.simulation.getTime())
         end = begin + float(horizon_s)
-        while conn.simulation.getTime() < end - 1e-9:
+        # A vehicle departing at t is reported by the step that ends at t + step: run through the
+        # step after the horizon so a departure exactly at the horizon counts (inclusive).
+        while conn.simulation.getTime() < end + 0.5 * step_length:
             conn.simulationStep()
             now = conn.simulation.getTime()
             for vid in conn.simulation.getDepartedIDList():
