@@ -3,6 +3,7 @@ resolve or fail clearly, variation is seeded, within range and a pure function o
 
 from __future__ import annotations
 
+import os
 import xml.etree.ElementTree as ET
 
 import numpy as np
@@ -237,3 +238,24 @@ def test_highway_files_are_deterministic_and_cached(tmp_path):
 def test_invalid_highway_parameters_are_named(bad, match, tmp_path):
     with pytest.raises(ScenarioError, match=match):
         resolve_scenario("highway", cache_dir=tmp_path, **bad)
+
+
+@pytest.mark.parametrize("bad", [0, -5, float("nan"), "soon"])
+def test_invalid_horizon_is_named(bad):
+    with pytest.raises(ScenarioError, match=r"horizon_s must be a positive number of seconds, got"):
+        resolve_scenario("convoy_3", horizon_s=bad)
+
+
+def test_vehicle_set_is_cached_per_file_version(tmp_path, monkeypatch):
+    monkeypatch.setenv("ROADSENSE_MARL_CACHE", str(tmp_path / "cache"))
+    resolve_scenario("convoy_6")  # _custom takes its network: one cached set
+    first = _custom(tmp_path, '<routes><route id="r" edges="road"/>'
+                    '<flow id="f" route="r" begin="0" end="4" period="2"/></routes>')
+    cached = list((tmp_path / "cache" / "vehicle-sets").glob("*.json"))
+    assert first.vehicle_ids == ("f.0", "f.1") and len(cached) == 2  # departures 0 and 2: SUMO ends a flow before its end
+    (tmp_path / "f.rou.xml").write_text('<routes><route id="r" edges="road"/>'
+                                        '<flow id="g" route="r" begin="0" end="4" period="2"/></routes>')
+    os.utime(tmp_path / "f.rou.xml", ns=(1, 1))  # a new version even within the clock's resolution
+    again = resolve_scenario(tmp_path / "f.sumocfg")
+    assert again.vehicle_ids[0] == "g.0"
+    assert len(list((tmp_path / "cache" / "vehicle-sets").glob("*.json"))) == 3
