@@ -50,7 +50,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """``scenarios`` takes no options."""
     parser.epilog = (
         "Columns: scenario name, vehicles it inserts, the single-ego view's default ego vehicle, and its .sumocfg. "
-        "A .sumocfg path works wherever a scenario name does."
+        "A .sumocfg path works wherever a scenario name does: any scenario plain `sumo` runs "
+        "(see the notes printed below the table)."
     )
 
 
@@ -67,7 +68,25 @@ def run(args: argparse.Namespace) -> int:
     for name, n, ego, cfg in rows:
         print(f"{name:<{width}}  {n:>8}  {ego:<4}  {cfg}")
     print("highway takes parameters: parallel_env(scenario='highway', scenario_kwargs={'n_vehicles': 200, ...})")
+    print(BRING_YOUR_OWN)
     return 0
+
+
+#: How to run your own SUMO scenario, printed by ``roadsense-marl scenarios``.
+BRING_YOUR_OWN = """
+Your own scenario: give the path of any .sumocfg that plain `sumo` runs, wherever a name goes:
+  roadsense-marl evaluate --policy rule-v2v --scenario path/to/my.sumocfg
+  parallel_env(scenario="path/to/my.sumocfg", scenario_kwargs={"horizon_s": 120}, max_vehicles=64)
+- Agents: every vehicle SUMO inserts within horizon_s seconds of the config's begin (default 300,
+  capped by its end). SUMO itself is asked once (cached per file version): vehicles, trips, flows
+  (number/period/vehsPerHour; probability and exp() flows get an upper bound), distributions,
+  vehicles in additional files, several route files. Persons are not agents.
+- max_vehicles: slots for the most vehicles present at once (default: one per possible agent).
+- The env sets collision detection (--collision.action remove, junctions, mingap-factor 0),
+  --time-to-teleport -1, the step length and the seed; these win over the .sumocfg, and another
+  value for them in sumo_args is an error naming both. Every other option of the .sumocfg is kept.
+- step_length: the config's (0.1 s if unset), or set step_length=...
+- Per-episode vType randomisation perturbs every vType of the route files (distribution members too)."""
 
 
 def plain_text(doc: str) -> str:

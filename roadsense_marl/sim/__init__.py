@@ -9,22 +9,21 @@ Knows SUMO only, nothing of RL or the radio. See ``docs/architecture.md`` for th
     sim.close()
 """
 
-from roadsense_marl.sim.scenario import (
-    VTYPE_RANGES,
+from roadsense_marl.sim.highway import highway_scenario
+from roadsense_marl.sim.registry import (
+    DEFAULT_HORIZON_S,
     Scenario,
     ScenarioError,
-    ScenarioVariation,
-    highway_scenario,
     list_scenarios,
     load_scenario,
     resolve_scenario,
-    sample_variation,
-    write_episode_routes,
 )
+from roadsense_marl.sim.variation import VTYPE_RANGES, ScenarioVariation, sample_variation, write_episode_routes
 from roadsense_marl.sim.simulation import SumoSimulation
 from roadsense_marl.sim.states import OPTIONAL_FIELDS, LibsumoInUseError, SumoError, VehicleStates
 
 __all__ = [
+    "DEFAULT_HORIZON_S",
     "OPTIONAL_FIELDS",
     "VTYPE_RANGES",
     "LibsumoInUseError",

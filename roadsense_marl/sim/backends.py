@@ -18,6 +18,7 @@ length and minGap once per vehicle); lane index and lane position only when aske
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import io
 import itertools
@@ -44,7 +45,7 @@ from roadsense_marl.sim.states import (
     leader_columns,
 )
 
-__all__ = ["BACKENDS", "LibsumoBackend", "TraciBackend", "libsumo_getters", "libsumo_owner_alive"]
+__all__ = ["BACKENDS", "LibsumoBackend", "SumoBackend", "TraciBackend", "libsumo_getters", "libsumo_owner_alive"]
 
 BACKENDS = ("libsumo", "traci")
 
@@ -64,21 +65,75 @@ def _order_key(rank: Mapping[str, int]) -> Callable[[str], tuple[int, str]]:
     return lambda vid: (rank.get(vid, big), vid)
 
 
-class _Backend:
-    """What both backends share: vehicle ordering, cached per-vehicle constants, the error log."""
+class SumoBackend(abc.ABC):
+    """The interface both backends implement, and what they share (vehicle ordering, cached
+    per-vehicle constants, the error log). Used by :class:`~roadsense_marl.sim.SumoSimulation`
+    only; one backend drives one SUMO simulation at a time.
 
+    :param vehicle_order: vehicle ids in the order states list them (the scenario's
+        ``vehicle_ids``); unknown ids sort after them, by id.
+    :param error_log: file SUMO writes its errors to (``--error-log``), quoted in errors.
+    :param extra_fields: optional per-vehicle values to read each step (``OPTIONAL_FIELDS``).
+    """
+
+    #: ``"libsumo"`` or ``"traci"``.
     name = ""
 
     def __init__(self, vehicle_order: Sequence[str], error_log: Path, extra_fields: Sequence[str] = ()) -> None:
         self._key = _order_key({vid: i for i, vid in enumerate(vehicle_order)})
         self.error_log = Path(error_log)
+        #: True between a successful :meth:`start` and :meth:`close`.
         self.started = False
         self.extra_fields = check_extra_fields(extra_fields)
         self._min_gap: dict[str, float] = {}
         self._length: dict[str, float] = {}
 
+    @abc.abstractmethod
+    def start(self, args: Sequence[str]) -> None:
+        """Start SUMO with ``args`` (full SUMO arguments without the binary name). Raises
+        :class:`LibsumoInUseError` (libsumo already running here) or :class:`SumoError`."""
+
+    @abc.abstractmethod
+    def load(self, args: Sequence[str]) -> None:
+        """Reload the running SUMO with new ``args`` (a new episode: seed, route files)."""
+
+    @abc.abstractmethod
+    def read(self) -> VehicleStates:
+        """Every vehicle's state now, without stepping (right after :meth:`start`/:meth:`load`)."""
+
+    @abc.abstractmethod
+    def step(self) -> VehicleStates:
+        """Advance SUMO one step; every vehicle's state after it, with this step's departed,
+        arrived and collided ids."""
+
+    @property
+    @abc.abstractmethod
+    def raw(self) -> Any:
+        """The ``libsumo`` module or the TraCI connection (same API), while running."""
+
+    @abc.abstractmethod
+    def set_speed(self, vid: str, speed: float) -> None:
+        """Hold ``vid`` at ``speed`` m/s from the next step (-1: back to its car-following model)."""
+
+    @abc.abstractmethod
+    def slow_down(self, vid: str, speed: float, duration_s: float) -> None:
+        """Change ``vid``'s speed linearly to ``speed`` m/s over ``duration_s`` seconds."""
+
+    @abc.abstractmethod
+    def set_speed_mode(self, vid: str, mode: int) -> None:
+        """Set SUMO's speed-mode bit field of ``vid`` (0..255)."""
+
+    @abc.abstractmethod
+    def command_errors(self) -> tuple[type[BaseException], ...]:
+        """Exception types a command on a vehicle that just left raises (caught by the caller)."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Stop SUMO; idempotent."""
+
     @property
     def pid(self) -> int | None:
+        """The SUMO process id (traci), ``None`` for libsumo or when not running."""
         return None
 
     def sumo_messages(self, limit: int = 20) -> str:
@@ -104,7 +159,7 @@ class _Backend:
 # --------------------------------------------------------------------------- libsumo
 
 
-class LibsumoBackend(_Backend):
+class LibsumoBackend(SumoBackend):
     """SUMO in this process through libsumo (only one per process)."""
 
     name = "libsumo"
@@ -303,7 +358,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-class TraciBackend(_Backend):
+class TraciBackend(SumoBackend):
     """The real SUMO binary in a subprocess, driven through one labelled TraCI connection."""
 
     name = "traci"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import os
 import shutil
-import subprocess
 import tempfile
 import weakref
 from pathlib import Path
@@ -13,15 +12,11 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from roadsense_marl.sim.backends import BACKENDS, LibsumoBackend, TraciBackend, describe_exit
-from roadsense_marl.sim.scenario import (
-    Scenario,
-    ScenarioVariation,
-    resolve_scenario,
-    sumo_binary,
-    sumo_env,
-    write_episode_routes,
-)
+from roadsense_marl.sim.backends import BACKENDS, LibsumoBackend, TraciBackend
+from roadsense_marl.sim.install import sumo_binary, sumo_env
+from roadsense_marl.sim.probe import SumoProbeError, sumo_session
+from roadsense_marl.sim.registry import Scenario, resolve_scenario
+from roadsense_marl.sim.variation import ScenarioVariation, write_episode_routes
 from roadsense_marl.sim.states import SumoError, VehicleStates, check_extra_fields
 
 __all__ = ["SumoSimulation"]
@@ -35,13 +30,15 @@ _PREFLIGHT_OK: set[tuple[Any, ...]] = set()
 
 
 def preflight(scenario: Scenario, args: Sequence[str], sumo_args: Sequence[str]) -> None:
-    """Load the scenario once with the real ``sumo`` binary, zero steps, before libsumo does.
+    """Run the scenario for one step with the real ``sumo`` binary in a subprocess, under
+    exactly the options the libsumo run gets (``args``), before libsumo loads it.
 
     SUMO 1.28 segfaults on some broken networks; inside libsumo that would kill this Python
     process, so libsumo only ever loads files the binary has loaded once (per process and
     file version, ~70 ms). Raises :class:`SumoError` with SUMO's own message.
     """
-    files = [p for p in (scenario.sumocfg, scenario.net_file, *scenario.route_files) if p is not None]
+    files = [p for p in (scenario.sumocfg, scenario.net_file, *scenario.route_files, *scenario.additional_files)
+             if p is not None]
     try:
         stamp = tuple((str(p), p.stat().st_mtime_ns) for p in files)
     except OSError as exc:
@@ -49,20 +46,65 @@ def preflight(scenario: Scenario, args: Sequence[str], sumo_args: Sequence[str])
     key = (stamp, tuple(sumo_args))
     if key in _PREFLIGHT_OK:
         return
-    end = [] if {"--end", "-e"} & set(sumo_args) else ["--end", repr(scenario.begin_s)]
-    cmd = [str(sumo_binary("sumo")), *args, *end]
+    # The run's own options, not an --end at the begin time: SUMO refuses that for files a real
+    # run accepts (a flow without end that begins later: "ends before its begin time"; an
+    # <edgeData> output: "End before or at begin for meandata dump"). One step under TraCI.
+    run_args = list(args)
+    if "--error-log" in run_args:  # the probe keeps its own log
+        k = run_args.index("--error-log")
+        del run_args[k:k + 2]
     try:
-        proc = subprocess.run(cmd, env=sumo_env(), stdin=subprocess.DEVNULL, capture_output=True,
-                              text=True, timeout=300)
-    except subprocess.TimeoutExpired:
-        raise SumoError(f"SUMO took over 300 s to load {scenario.sumocfg}") from None
-    if proc.returncode != 0:
-        said = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-20:])
-        raise SumoError(
-            f"SUMO cannot load scenario {scenario.name!r} ({scenario.sumocfg}): "
-            f"{said or describe_exit(proc.returncode)}"
-        )
+        with sumo_session(run_args, f"scenario {scenario.name!r} ({scenario.sumocfg})") as conn:
+            conn.simulationStep()
+    except SumoProbeError as exc:
+        raise SumoError(str(exc)) from None
     _PREFLIGHT_OK.add(key)
+
+
+#: Options the env sets itself, why, and the parameter to use instead. They win over the
+#: ``.sumocfg`` (SUMO: the command line overrides the config file); in ``sumo_args`` a
+#: different value is an error naming both.
+ENV_OWNED_OPTIONS: dict[str, str] = {
+    "--step-length": "the step length: pass step_length",
+    "--seed": "the episode seed: pass it to reset()",
+    "--collision.action": "pass collision_action",
+    "--collision.check-junctions": "collisions on junctions must count",
+    "--collision.mingap-factor": "only real contact is a collision",
+    "--time-to-teleport": "stuck vehicles stay: a stopped car is a state the agents handle",
+    "--configuration-file": "the scenario: pass its .sumocfg as the scenario",
+    "--route-files": "per-episode route files are written from the scenario's",
+    "--remote-port": "the backend chooses the port",
+}
+_OPTION_ALIASES = {"-c": "--configuration-file", "-r": "--route-files"}
+
+
+def _check_user_options(sumo_args: tuple[str, ...], step_length: float, collision_action: str) -> None:
+    """ValueError naming a ``sumo_args`` option that conflicts with one the env sets."""
+    env_values = {"--step-length": repr(step_length), "--collision.action": collision_action,
+                  "--collision.check-junctions": "true", "--collision.mingap-factor": "0",
+                  "--time-to-teleport": "-1"}
+    for k, arg in enumerate(sumo_args):
+        name, _, inline = arg.partition("=")
+        name = _OPTION_ALIASES.get(name, name)
+        if name not in ENV_OWNED_OPTIONS:
+            continue
+        value = inline or (sumo_args[k + 1] if k + 1 < len(sumo_args) else "")
+        mine = env_values.get(name)
+        if mine is not None and _same_value(value, mine):
+            continue
+        why = ENV_OWNED_OPTIONS[name]
+        ours = f"{name} {mine}" if mine is not None else name
+        raise ValueError(
+            f"sumo_args option {arg}{'' if inline else ' ' + value} conflicts with the env's {ours} ({why}); "
+            "remove it from sumo_args"
+        )
+
+
+def _same_value(a: str, b: str) -> bool:
+    try:
+        return float(a) == float(b)
+    except ValueError:
+        return a.strip().lower() == b.strip().lower()
 
 
 class _Runtime:
@@ -136,6 +178,7 @@ class SumoSimulation:
             raise ValueError(f"collision_action {collision_action!r} is not one of {COLLISION_ACTIONS}")
         if isinstance(sumo_args, str) or not all(isinstance(a, str) for a in sumo_args):
             raise TypeError(f"sumo_args must be a sequence of strings, got {sumo_args!r}")
+        _check_user_options(tuple(sumo_args), step, collision_action)
         self.extra_fields = check_extra_fields(extra_fields)
         self.backend = backend
         self.step_length = step

@@ -29,6 +29,14 @@ def test_every_help_text_is_plain_and_about_its_command(command):
     assert len(description.split()) >= 4, description
 
 
+def test_scenarios_explains_how_to_use_your_own_sumocfg(capsys):
+    from roadsense_marl.cli import run
+
+    assert run(build_parser("scenarios").parse_args(["scenarios"])) == 0
+    out = capsys.readouterr().out
+    assert "--scenario path/to/my.sumocfg" in out and "horizon_s" in out and "max_vehicles" in out
+
+
 def test_scenarios_help_explains_its_columns():
     text = build_parser("scenarios")._subparsers._group_actions[0].choices["scenarios"].format_help()
     assert "list the scenarios" in text and "ego" in text and ".sumocfg" in text

@@ -3,6 +3,7 @@ resolve or fail clearly, variation is seeded, within range and a pure function o
 
 from __future__ import annotations
 
+import os
 import xml.etree.ElementTree as ET
 
 import numpy as np
@@ -93,37 +94,51 @@ def test_sumocfg_pointing_at_a_missing_route_file_names_it(tmp_path):
 
 
 def test_parameters_for_an_unparameterised_scenario_are_refused():
-    with pytest.raises(ScenarioError, match="takes no parameters"):
+    with pytest.raises(ScenarioError, match=r"takes no parameter\(s\) \['n_vehicles'\]; valid: horizon_s, step_length"):
         resolve_scenario("convoy_6", n_vehicles=3)
 
 
-def test_flows_are_expanded_in_departure_order(tmp_path):
+def _custom(tmp_path, routes, name="f", extra_input="", time="", **kwargs):
     sc = resolve_scenario("convoy_6")
-    (tmp_path / "f.rou.xml").write_text(
-        '<routes><route id="r" edges="road"/>'
-        '<vehicle id="solo" route="r" depart="3"/>'
-        '<flow id="f" route="r" begin="0" end="10" period="2"/>'
-        '<flow id="g" route="r" begin="1" number="2" end="5"/></routes>')
-    cfg = tmp_path / "f.sumocfg"
+    (tmp_path / f"{name}.rou.xml").write_text(routes)
+    cfg = tmp_path / f"{name}.sumocfg"
     cfg.write_text(f'<configuration><input><net-file value="{sc.net_file}"/>'
-                   '<route-files value="f.rou.xml"/></input></configuration>')
-    custom = resolve_scenario(cfg)
-    # f: 0,2,4,6,8; g: 1,3; solo: 3 (earlier in the file than g, so first at t=3)
+                   f'<route-files value="{name}.rou.xml"/>{extra_input}</input><time>{time}</time></configuration>')
+    return resolve_scenario(cfg, **kwargs)
+
+
+def test_flows_are_expanded_in_sumo_insertion_order(tmp_path):
+    custom = _custom(tmp_path, '<routes><route id="r" edges="road"/>'
+                     '<flow id="f" route="r" begin="0" end="10" period="2"/>'
+                     '<flow id="g" route="r" begin="1" number="2" end="5"/>'
+                     '<vehicle id="solo" route="r" depart="3"/></routes>')
+    # f: 0,2,4,6,8; g: 1,3; solo: 3 (SUMO inserts individual vehicles before flow ones at a tie)
     assert custom.vehicle_ids == ("f.0", "g.0", "f.1", "solo", "g.1", "f.2", "f.3", "f.4")
     assert custom.droppable_ids == ("solo",)
     assert custom.vtype_ids == ("DEFAULT_VEHTYPE",)
     assert custom.name == "f" and custom.ego_id is None
 
 
-def test_random_flow_is_refused_with_reason(tmp_path):
+def test_unsorted_route_file_gives_what_sumo_inserts(tmp_path):
+    # SUMO ignores definitions that depart before one already read ("should be sorted by
+    # departure time, ignoring 'f'"); the env has the same vehicles as plain sumo.
+    custom = _custom(tmp_path, '<routes><route id="r" edges="road"/>'
+                     '<vehicle id="solo" route="r" depart="3"/>'
+                     '<flow id="f" route="r" begin="0" end="10" period="2"/></routes>')
+    assert custom.vehicle_ids == ("solo",)
+
+
+def test_probability_flow_gets_one_id_per_step_as_its_upper_bound(tmp_path):
+    # SUMO inserts at most one vehicle of a probability flow per step, so p.0 .. p.(n-1) with n
+    # the flow's steps within the horizon bounds every seed's draw; SUMO's own draw is inside.
     sc = resolve_scenario("convoy_6")
     (tmp_path / "p.rou.xml").write_text(
         '<routes><route id="r" edges="road"/><flow id="p" route="r" begin="0" end="10" probability="0.1"/></routes>')
     cfg = tmp_path / "p.sumocfg"
     cfg.write_text(f'<configuration><input><net-file value="{sc.net_file}"/>'
-                   '<route-files value="p.rou.xml"/></input></configuration>')
-    with pytest.raises(ScenarioError, match="flow 'p' is random"):
-        resolve_scenario(cfg)
+                   '<route-files value="p.rou.xml"/></input><time><step-length value="0.5"/></time></configuration>')
+    custom = resolve_scenario(cfg)
+    assert set(custom.vehicle_ids) == {f"p.{k}" for k in range(21)}  # steps 0, 0.5, ..., 10
 
 
 def test_variation_is_deterministic_per_seed_and_within_ranges():
@@ -223,3 +238,24 @@ def test_highway_files_are_deterministic_and_cached(tmp_path):
 def test_invalid_highway_parameters_are_named(bad, match, tmp_path):
     with pytest.raises(ScenarioError, match=match):
         resolve_scenario("highway", cache_dir=tmp_path, **bad)
+
+
+@pytest.mark.parametrize("bad", [0, -5, float("nan"), "soon"])
+def test_invalid_horizon_is_named(bad):
+    with pytest.raises(ScenarioError, match=r"horizon_s must be a positive number of seconds, got"):
+        resolve_scenario("convoy_3", horizon_s=bad)
+
+
+def test_vehicle_set_is_cached_per_file_version(tmp_path, monkeypatch):
+    monkeypatch.setenv("ROADSENSE_MARL_CACHE", str(tmp_path / "cache"))
+    resolve_scenario("convoy_6")  # _custom takes its network: one cached set
+    first = _custom(tmp_path, '<routes><route id="r" edges="road"/>'
+                    '<flow id="f" route="r" begin="0" end="4" period="2"/></routes>')
+    cached = list((tmp_path / "cache" / "vehicle-sets").glob("*.json"))
+    assert first.vehicle_ids == ("f.0", "f.1") and len(cached) == 2  # departures 0 and 2: SUMO ends a flow before its end
+    (tmp_path / "f.rou.xml").write_text('<routes><route id="r" edges="road"/>'
+                                        '<flow id="g" route="r" begin="0" end="4" period="2"/></routes>')
+    os.utime(tmp_path / "f.rou.xml", ns=(1, 1))  # a new version even within the clock's resolution
+    again = resolve_scenario(tmp_path / "f.sumocfg")
+    assert again.vehicle_ids[0] == "g.0"
+    assert len(list((tmp_path / "cache" / "vehicle-sets").glob("*.json"))) == 3
