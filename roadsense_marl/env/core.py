@@ -34,7 +34,10 @@ from roadsense_marl.env.hazards import HazardRuntime, draw_hazard_plan
 from roadsense_marl.env.observations import DeepSetObservation, ObservationFunction
 from roadsense_marl.env.rewards import ConvoyReward, RewardFunction
 
-MAX_WARMUP_STEPS = 10_000  # SUMO steps reset() waits for the first vehicle
+#: Seconds of SUMO time reset() waits for the first vehicle (the scenario's vehicle set covers this
+#: allowance plus ``max_steps``, see :func:`roadsense_marl.sim.registry.load_scenario`).
+MAX_WARMUP_S = 300.0
+MAX_WARMUP_STEPS = 10_000  # an upper bound in steps, whatever the step length (single-ego view)
 #: Why an agent ended (``info["reason"]`` in every view): index of :attr:`StepRecord.end_reason`.
 END_REASONS = ("collision", "max_steps", "arrived")
 
@@ -208,7 +211,13 @@ class ConvoyCore:
             raise ValueError(f"observation_fn must be an ObservationFunction, got {type(observation_fn).__name__}")
         if reward_fn is not None and not isinstance(reward_fn, RewardFunction):
             raise ValueError(f"reward_fn must be a RewardFunction, got {type(reward_fn).__name__}")
-        self.scenario = resolve_scenario(cfg.scenario, **cfg.scenario_kwargs)
+        scenario_kwargs = dict(cfg.scenario_kwargs)
+        if cfg.scenario != "highway" and "horizon_s" not in scenario_kwargs:
+            # possible_agents: every vehicle that can depart in the warm-up allowance + this episode
+            scenario_kwargs.setdefault("episode_steps", cfg.max_steps)
+            if cfg.step_length is not None:
+                scenario_kwargs.setdefault("step_length", cfg.step_length)
+        self.scenario = resolve_scenario(cfg.scenario, **scenario_kwargs)
         self.step_length = float(cfg.step_length or self.scenario.default_step_length)
         self.possible_agents: tuple[str, ...] = tuple(self.scenario.vehicle_ids)
         self.n_slots = int(cfg.max_vehicles or len(self.possible_agents))
@@ -487,13 +496,19 @@ class ConvoyCore:
 
     def _start_episode(self, sumo_seed: int, variation):
         """Load the episode in SUMO and run it until the first vehicle is inserted."""
+        import math
+
         states = self.sim.reset(seed=sumo_seed, variation=variation)
-        for _ in range(MAX_WARMUP_STEPS):
+        limit = min(MAX_WARMUP_STEPS, math.ceil(MAX_WARMUP_S / self.step_length - 1e-9))
+        for _ in range(limit):
             if states.ids:
                 return states
             states = self.sim.step()
         dropped = f" ({len(variation.dropped)} vehicles dropped by drop_peer_prob)" if variation and variation.dropped else ""
-        raise RuntimeError(f"scenario {self.scenario.name!r} inserted no vehicle within {MAX_WARMUP_STEPS} steps{dropped}")
+        raise RuntimeError(
+            f"scenario {self.scenario.name!r} inserted no vehicle within {MAX_WARMUP_S:g} s ({limit} steps) of its "
+            f"begin{dropped}"
+        )
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()

@@ -106,7 +106,7 @@ def list_scenarios() -> list[str]:
     return sorted(set(shipped) | set(_GENERATED))
 
 
-_FILE_KWARGS = ("horizon_s", "step_length")
+_FILE_KWARGS = ("horizon_s", "step_length", "episode_steps")
 
 
 def resolve_scenario(name_or_path: str | os.PathLike[str] | Scenario, **kwargs: Any) -> Scenario:
@@ -116,7 +116,8 @@ def resolve_scenario(name_or_path: str | os.PathLike[str] | Scenario, **kwargs: 
 
     Shipped names and paths take ``horizon_s`` (seconds after the begin time within which
     departing vehicles are possible agents; default :data:`DEFAULT_HORIZON_S` capped by the
-    config's ``end``) and ``step_length`` (seconds; default the config's). Raises
+    config's ``end``), ``step_length`` (seconds; default the config's) and ``episode_steps`` (see
+    :func:`load_scenario`; the env passes its ``max_steps``). Raises
     :class:`ScenarioError` naming the bad name, path or keyword and what is valid.
     """
     if isinstance(name_or_path, Scenario):
@@ -168,12 +169,15 @@ def _file_list(value: str | None, cfg_dir: Path) -> tuple[Path, ...]:
 
 def load_scenario(sumocfg: Path, name: str | None = None, ego_id: str | None = None,
                   params: Mapping[str, Any] | None = None, horizon_s: float | None = None,
-                  step_length: float | None = None) -> Scenario:
+                  step_length: float | None = None, episode_steps: int | None = None) -> Scenario:
     """Read a ``.sumocfg`` into a :class:`Scenario`, asking SUMO for its vehicle set (cached).
 
     :param horizon_s: seconds after the begin time; ``None``: :data:`DEFAULT_HORIZON_S`,
         capped by the config's ``end``.
     :param step_length: seconds per step for the vehicle set; ``None``: the config's (0.1 if unset).
+    :param episode_steps: an env episode's ``max_steps``: with ``horizon_s`` unset the horizon is
+        the warm-up allowance :data:`DEFAULT_HORIZON_S` plus ``episode_steps`` steps (the env's
+        reset waits at most that allowance for the first vehicle).
     :raises ScenarioError: a missing or invalid file, a bad number, or SUMO refusing the scenario.
     """
     sumocfg = Path(sumocfg).resolve()
@@ -212,6 +216,10 @@ def load_scenario(sumocfg: Path, name: str | None = None, ego_id: str | None = N
         raise ScenarioError(f"{sumocfg}: step_length must be a positive number of seconds, got {step_length!r}")
     if horizon_s is None:
         horizon = DEFAULT_HORIZON_S
+        if episode_steps is not None:
+            if isinstance(episode_steps, bool) or not isinstance(episode_steps, int) or episode_steps < 1:
+                raise ScenarioError(f"{sumocfg}: episode_steps must be a whole number >= 1, got {episode_steps!r}")
+            horizon += episode_steps * step_length
     else:
         try:
             horizon = float(horizon_s)
