@@ -23,3 +23,15 @@ def radio_dict(latency_ms: float = 50.0, jitter_ms: float = 0.0, loss: float = 0
     }
     d.update(copy.deepcopy(extra))
     return d
+
+
+def assert_rx_equal(got, want) -> None:
+    """A Radio.receive batch equals the per-link reference's receive list, message for message."""
+    import numpy as np
+
+    assert len(got) == len(want)
+    if want:
+        r, s, noisy, ts, age, arr = map(np.array, zip(*want))
+        assert np.array_equal(got.receiver, r) and np.array_equal(got.sender, s)
+        assert np.allclose(got.payload, noisy) and np.array_equal(got.timestamp_ms, ts)
+        assert np.allclose(got.age_ms, age) and np.allclose(got.received_at_ms, arr)

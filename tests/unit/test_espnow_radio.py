@@ -22,7 +22,7 @@ from roadsense_marl.espnow import (
 )
 from roadsense_marl.espnow.emulator import METRES_PER_DEG_LAT
 
-from espnow_helpers import radio_dict
+from espnow_helpers import assert_rx_equal, radio_dict
 from reference_radio import ReferenceRadio
 
 Z = 4.5  # tolerance in standard errors for the statistical tests (false alarm ~1e-5 per check)
@@ -539,14 +539,7 @@ def _compare(radio: Radio, ref: ReferenceRadio, steps, forget_at=()):
             assert np.array_equal(lb.delivered, ok)
             assert np.allclose(lb.distance_m, d) and np.allclose(lb.latency_ms, lat, equal_nan=True)
         now = t + 3.0
-        got = radio.receive(now, rx_slots)
-        want = ref.receive(now, rx_slots)
-        assert len(got) == len(want)
-        if want:
-            r, s, noisy, ts, age, arr = map(np.array, zip(*want))
-            assert np.array_equal(got.receiver, r) and np.array_equal(got.sender, s)
-            assert np.allclose(got.payload, noisy) and np.array_equal(got.timestamp_ms, ts)
-            assert np.allclose(got.age_ms, age) and np.allclose(got.received_at_ms, arr)
+        assert_rx_equal(radio.receive(now, rx_slots), ref.receive(now, rx_slots))
         if k in forget_at:
             gone = [k % len(xy), (3 * k) % len(xy)]
             radio.forget(gone)

@@ -10,7 +10,7 @@ import pytest
 
 from roadsense_marl.espnow import Radio
 
-from espnow_helpers import radio_dict
+from espnow_helpers import assert_rx_equal, radio_dict
 from reference_radio import ReferenceRadio
 
 BACKENDS = ["numpy", "numba"]
@@ -21,15 +21,6 @@ def _payload(xy: np.ndarray, slots: np.ndarray) -> np.ndarray:
     """x, y, speed, heading, accel = the sender's slot (a payload in the wrong row differs from the reference)."""
     n = len(xy)
     return np.c_[xy, np.full(n, 12.0), np.full(n, 355.0), slots.astype(float)]
-
-
-def _assert_rx_equal(got, want) -> None:
-    assert len(got) == len(want)
-    if want:
-        r, s, noisy, ts, age, arr = map(np.array, zip(*want))
-        assert np.array_equal(got.receiver, r) and np.array_equal(got.sender, s)
-        assert np.allclose(got.payload, noisy) and np.array_equal(got.timestamp_ms, ts)
-        assert np.allclose(got.age_ms, age) and np.allclose(got.received_at_ms, arr)
 
 
 def _calls(idx: np.ndarray, t: np.ndarray):
@@ -76,7 +67,7 @@ def _run_schedule(radio: Radio, ref: ReferenceRadio, seed: int, n: int, steps: i
             links += len(lb)
         rx_slots = np.sort(rng.choice(n, size=int(rng.integers(1, n + 1)), replace=False))
         got = radio.receive(t_now, rx_slots)
-        _assert_rx_equal(got, ref.receive(t_now, rx_slots))
+        assert_rx_equal(got, ref.receive(t_now, rx_slots))
         received += len(got)
         if k % 11 == 10:
             gone = [k % n]
