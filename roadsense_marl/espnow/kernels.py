@@ -28,7 +28,7 @@ except ImportError:  # pragma: no cover - exercised only in environments without
     numba = None
     AVAILABLE = False
 
-__all__ = ["AVAILABLE", "MODEL_FIELDS", "deliver", "dense_links", "grid_links", "model_array", "noisy_frames", "resolve_enqueue",
+__all__ = ["AVAILABLE", "MODEL_FIELDS", "channel_access", "channel_cbr", "channel_collisions", "deliver", "dense_links", "grid_links", "model_array", "noisy_frames", "resolve_enqueue",
            "select_rows"]
 
 
@@ -232,14 +232,18 @@ def model_array(params) -> np.ndarray:
 @_jit
 def resolve_enqueue(  # pragma: no cover - compiled
     dist, lid, raw, z_latency, model, bin_lo, bin_rate, burst, t, t_sender, si, frame0,
-    p_lid, p_arr, p_frame, m,
+    p_lid, p_arr, p_frame, m, blocked, defer,
 ):
     """Loss, burst and latency of every link (as ``core.resolve_links``, the uniforms split from
     ``raw`` as ``core.LinkDraws`` does; scalars in ``model``, see
     :data:`MODEL_FIELDS`), burst state written back, and the delivered copies that can still
     become visible appended to the in-flight arrays at ``m`` (capacity reserved by the caller),
     each pointing at its sender's frame ``frame0 + si``, arriving at send time + latency: the send
-    time is ``t_sender[si]`` when ``t_sender`` is non-empty (one time per sender), else ``t``. Returns ``(delivered, latency_ms (NaN if lost), m, earliest arrival appended)``.
+    time is ``t_sender[si]`` when ``t_sender`` is non-empty (one time per sender), else ``t``.
+    The shared channel (both empty when it is off): ``blocked`` ``(n,)`` links lost to the channel
+    (lost whatever the link model draws; the burst state follows the link model's draw), ``defer``
+    ``(S,)`` each sender's channel-access delay (ms), added to the latency of its copies.
+    Returns ``(delivered, latency_ms (NaN if lost), m, earliest arrival appended)``.
     """
     uses_bins = model[0] != 0.0
     base, t1, t2, rate2, rate3 = model[1], model[2], model[3], model[4], model[5]
@@ -251,6 +255,8 @@ def resolve_enqueue(  # pragma: no cover - compiled
     nb = bin_lo.shape[0]
     first = np.inf
     per_sender = t_sender.shape[0] > 0
+    has_block = blocked.shape[0] > 0
+    has_defer = defer.shape[0] > 0
     for k in range(n):
         d = dist[k]
         if uses_bins:
@@ -275,10 +281,14 @@ def resolve_enqueue(  # pragma: no cover - compiled
         burst[row] = lost
         lat = lat_base + lat_factor * d + jitter * z_latency[k]
         lat = max(lat, 1.0)
+        if has_block and blocked[k]:
+            lost = True
         delivered[k] = not lost
         if lost:
             latency[k] = np.nan
             continue
+        if has_defer:
+            lat = lat + defer[si[k]]
         latency[k] = lat
         if not lat < staleness:  # stale on arrival: can never become visible
             continue
@@ -363,3 +373,257 @@ def select_rows(now, staleness, req, l_recv, l_send, t_has, t_ts, t_arr, t_frame
             mid[k] = f_mid[fr]
             k += 1
     return recv, send, pay, ts, age, arr, mid
+
+
+# ---- the shared channel (NumPy reference: roadsense_marl.espnow.channel) --------------------------
+
+@_jit
+def _heap_less(hk, hs, a, b):  # pragma: no cover - compiled
+    return hk[a] < hk[b] or (hk[a] == hk[b] and hs[a] < hs[b])
+
+
+@_jit
+def _heap_push(hk, hs, hi, size, key, slot, idx):  # pragma: no cover - compiled
+    hk[size], hs[size], hi[size] = key, slot, idx
+    c = size
+    while c > 0:
+        par = (c - 1) // 2
+        if _heap_less(hk, hs, c, par):
+            hk[c], hk[par] = hk[par], hk[c]
+            hs[c], hs[par] = hs[par], hs[c]
+            hi[c], hi[par] = hi[par], hi[c]
+            c = par
+        else:
+            break
+    return size + 1
+
+
+@_jit
+def _heap_pop(hk, hs, hi, size):  # pragma: no cover - compiled
+    key, slot, idx = hk[0], hs[0], hi[0]
+    size -= 1
+    hk[0], hs[0], hi[0] = hk[size], hs[size], hi[size]
+    c = 0
+    while True:
+        a, b, m = 2 * c + 1, 2 * c + 2, c
+        if a < size and _heap_less(hk, hs, a, m):
+            m = a
+        if b < size and _heap_less(hk, hs, b, m):
+            m = b
+        if m == c:
+            break
+        hk[c], hk[m] = hk[m], hk[c]
+        hs[c], hs[m] = hs[m], hs[c]
+        hi[c], hi[m] = hi[m], hi[c]
+        c = m
+    return key, slot, idx, size
+
+
+@_jit
+def channel_access(t_acc, sx, sy, s_slot, backoff, f_start, f_end, f_x, f_y, f_slot,  # pragma: no cover - compiled
+                   air, cs, slot, difs, max_delay):
+    """Compiled twin of :func:`roadsense_marl.espnow.channel.access_reference` (same arguments, the
+    constants spelled out): start time of each frame (NaN: dropped). Neighbours are found in a strip
+    ``|dx| < cs`` of x-sorted frames (store and this call), so far-away senders cost nothing."""
+    s = t_acc.shape[0]
+    p = f_start.shape[0]
+    cs2 = cs * cs
+    g = p + s
+    gx = np.empty(g)
+    gs = np.empty(g, np.int64)
+    for q in range(p):
+        gx[q] = f_x[q]
+    for i in range(s):
+        gx[p + i] = sx[i]
+    xo = np.argsort(gx, kind="mergesort")
+    xs = gx[xo]
+    st = np.empty(g)
+    en = np.empty(g)
+    gy = np.empty(g)
+    for q in range(p):
+        st[q], en[q], gy[q], gs[q] = f_start[q], f_end[q], f_y[q], f_slot[q]
+    for i in range(s):
+        st[p + i], en[p + i], gy[p + i], gs[p + i] = np.nan, np.nan, sy[i], s_slot[i]
+    own_order = np.argsort(f_slot, kind="mergesort")
+    own_keys = f_slot[own_order]
+    start = np.full(s, np.nan)
+    rem = backoff.astype(np.int64).copy()
+    deferred = np.zeros(s, np.bool_)
+    cd = np.zeros(s)
+    hk = np.empty(s)
+    hs = np.empty(s, np.int64)
+    hi = np.empty(s, np.int64)
+    size = 0
+    for i in range(s):
+        size = _heap_push(hk, hs, hi, size, t_acc[i], s_slot[i], i)
+    while size > 0:
+        cand, sl, i, size = _heap_pop(hk, hs, hi, size)
+        x0, y0 = sx[i], sy[i]
+        a = np.searchsorted(xs, x0 - cs)
+        b = np.searchsorted(xs, x0 + cs, side="right")
+        busy_end = -np.inf
+        first = np.inf
+        for q in range(a, b):
+            j = xo[q]
+            if j == p + i:
+                continue
+            if j < p:
+                dx, dy = gx[j] - x0, gy[j] - y0
+                heard = dx * dx + dy * dy < cs2 or gs[j] == sl
+            else:
+                dx, dy = gx[j] - x0, gy[j] - y0
+                heard = dx * dx + dy * dy < cs2
+            if heard and st[j] + slot <= cand and cand < en[j] + difs:
+                busy_end = max(busy_end, en[j] + difs)
+                first = min(first, st[j])
+        # the sender's own stored frames sent from outside the strip (it moved far): heard too
+        u = np.searchsorted(own_keys, sl)
+        while u < p and own_keys[u] == sl:
+            j = own_order[u]
+            u += 1
+            if x0 - cs <= gx[j] <= x0 + cs:
+                continue  # in the strip: seen above
+            if st[j] + slot <= cand and cand < en[j] + difs:
+                busy_end = max(busy_end, en[j] + difs)
+                first = min(first, st[j])
+        if busy_end == -np.inf:
+            start[i] = cand
+            st[p + i] = cand
+            en[p + i] = cand + air
+            continue
+        if deferred[i]:
+            elapsed = math.floor((first + slot - cd[i]) / slot)
+            rem[i] = max(0, rem[i] - max(0, elapsed))
+        deferred[i] = True
+        cd[i] = busy_end
+        nxt = busy_end + float(rem[i]) * slot
+        if nxt - t_acc[i] > max_delay:
+            continue
+        size = _heap_push(hk, hs, hi, size, nxt, sl, i)
+    return start
+
+
+@_jit
+def channel_collisions(start, sx, sy, s_slot, f_start, f_end, f_x, f_y, f_slot, si, r_slot, pos,  # pragma: no cover
+                       air, cs):
+    """Compiled twin of :func:`roadsense_marl.espnow.channel.collisions_reference`: per link, lost
+    to the channel. Overlapping frames are found by a search in start-sorted frames (every frame
+    lasts ``air``), then tested against each receiver of the frame."""
+    s = start.shape[0]
+    p = f_start.shape[0]
+    g = p + s
+    cs2 = cs * cs
+    gst = np.empty(g)
+    gen = np.empty(g)
+    for q in range(p):
+        gst[q], gen[q] = f_start[q], f_end[q]
+    for i in range(s):
+        gst[p + i] = start[i]
+        gen[p + i] = start[i] + air
+    key = np.empty(g)
+    for q in range(g):
+        key[q] = np.inf if math.isnan(gst[q]) else gst[q]
+    to = np.argsort(key, kind="mergesort")
+    ks = key[to]
+    # overlapping frames of each call frame, CSR
+    cnt = np.zeros(s + 1, np.int64)
+    lo_i = np.empty(s, np.int64)
+    hi_i = np.empty(s, np.int64)
+    for i in range(s):
+        if math.isnan(start[i]):
+            lo_i[i] = 0
+            hi_i[i] = 0
+            continue
+        lo_i[i] = np.searchsorted(ks, start[i] - 2.0 * air)
+        hi_i[i] = np.searchsorted(ks, gen[p + i])
+        c = 0
+        for q in range(lo_i[i], hi_i[i]):
+            j = to[q]
+            if j != p + i and gst[j] < gen[p + i] and start[i] < gen[j]:
+                c += 1
+        cnt[i + 1] = cnt[i] + c
+    ov = np.empty(cnt[s], np.int64)
+    for i in range(s):
+        c = cnt[i]
+        for q in range(lo_i[i], hi_i[i]):
+            j = to[q]
+            if j != p + i and gst[j] < gen[p + i] and start[i] < gen[j]:
+                ov[c] = j
+                c += 1
+    n = si.shape[0]
+    out = np.zeros(n, np.bool_)
+    for k in range(n):
+        i = si[k]
+        if math.isnan(start[i]):
+            out[k] = True
+            continue
+        r = r_slot[k]
+        rx, ry = pos[r, 0], pos[r, 1]
+        for q in range(cnt[i], cnt[i + 1]):
+            j = ov[q]
+            if j < p:
+                hx, hy, hsl = f_x[j], f_y[j], f_slot[j]
+            else:
+                hx, hy, hsl = sx[j - p], sy[j - p], s_slot[j - p]
+            dx, dy = hx - rx, hy - ry
+            if dx * dx + dy * dy < cs2 or hsl == r:
+                out[k] = True
+                break
+    return out
+
+
+@_jit
+def channel_cbr(now, window, r_slots, pos, f_start, f_end, f_x, f_y, f_slot, cs):  # pragma: no cover - compiled
+    """Compiled twin of :func:`roadsense_marl.espnow.channel.cbr_reference`: frames in the window
+    sorted by x, each receiver searches its ``|dx| < cs`` strip, sums its hits in store order."""
+    lo = now - window
+    nf = f_start.shape[0]
+    cs2 = cs * cs
+    idx = np.empty(nf, np.int64)
+    ovl = np.empty(nf)
+    m = 0
+    for j in range(nf):
+        o = min(f_end[j], now) - max(f_start[j], lo)
+        if o > 0.0:
+            idx[m] = j
+            ovl[m] = o
+            m += 1
+    xk = np.empty(m)
+    for q in range(m):
+        xk[q] = f_x[idx[q]]
+    xo = np.argsort(xk, kind="mergesort")
+    xs = xk[xo]
+    sk = np.empty(m, np.int64)
+    for q in range(m):
+        sk[q] = f_slot[idx[q]]
+    own_order = np.argsort(sk, kind="mergesort")
+    own_keys = sk[own_order]
+    r = r_slots.shape[0]
+    out = np.zeros(r)
+    hits = np.empty(m, np.int64)
+    for a in range(r):
+        sl = r_slots[a]
+        rx, ry = pos[sl, 0], pos[sl, 1]
+        lo_q = np.searchsorted(xs, rx - cs)
+        hi_q = np.searchsorted(xs, rx + cs, side="right")
+        h = 0
+        for q in range(lo_q, hi_q):
+            k = xo[q]
+            j = idx[k]
+            dx, dy = f_x[j] - rx, f_y[j] - ry
+            if dx * dx + dy * dy < cs2 or f_slot[j] == sl:
+                hits[h] = k
+                h += 1
+        u = np.searchsorted(own_keys, sl)  # own frames sent from outside the strip (it moved far)
+        while u < m and own_keys[u] == sl:
+            k = own_order[u]
+            u += 1
+            if not (rx - cs <= xk[k] <= rx + cs):
+                hits[h] = k
+                h += 1
+        busy = 0.0
+        hs = np.sort(hits[:h])
+        for q in range(h):
+            busy += ovl[hs[q]]
+        out[a] = min(busy / window, 1.0)
+    return out

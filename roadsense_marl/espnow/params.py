@@ -16,6 +16,9 @@ the top level or inside a section::
     observation.staleness_threshold_ms
     domain_randomization.{enabled, latency_range_ms, loss_rate_range,
                           jitter_std_range_ms, gps_noise_range_m}
+    channel.{enabled, payload_bytes, frame_overhead_bytes, phy_rate_mbps, preamble_us,
+             carrier_sense_range_m, slot_us, difs_us, cw_min, max_access_delay_ms, cbr_window_ms}
+             (or ``channel: "off"`` / ``"on"`` / false / true; see :data:`CHANNEL_SOURCES`)
     _metadata.distance_bins: {"0_20m": {"count": 7581, "loss_rate": 0.058}, ..., "100m_plus": {...}}
 
 Every problem raises ``ValueError`` naming the key and the bad value (a missing file raises
@@ -38,6 +41,7 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "CHANNEL_SOURCES",
     "DEFAULTS",
     "GPS_STD_WARN_M",
     "METADATA_KEYS",
@@ -77,13 +81,50 @@ DEFAULTS: dict[str, Any] = {
         "jitter_std_range_ms": [0.52, 2.09],
         "gps_noise_range_m": [0.5, 4.438],
     },
+    # The shared channel (:mod:`roadsense_marl.espnow.channel`): off in the built-in defaults so that
+    # ``Radio()`` is the calibrated link model alone; on in configs/espnow/measured.json and degraded.json.
+    "channel": {
+        "enabled": False,
+        "payload_bytes": 90,
+        "frame_overhead_bytes": 43,
+        "phy_rate_mbps": 1.0,
+        "preamble_us": 192.0,
+        "carrier_sense_range_m": 300.0,
+        "slot_us": 20.0,
+        "difs_us": 50.0,
+        "cw_min": 31,
+        "max_access_delay_ms": 100.0,
+        "cbr_window_ms": 100.0,
+    },
+}
+
+#: Where each ``channel`` default comes from (also in the README's radio section).
+CHANNEL_SOURCES: dict[str, str] = {
+    "payload_bytes": "the original firmware's packed V2V state message (90 B)",
+    "frame_overhead_bytes": "ESP-NOW vendor-specific action frame (Espressif ESP-NOW user guide, frame format): "
+                            "24 B MAC header + 1 B category + 3 B OUI + 4 B random value + 7 B vendor element "
+                            "header (element id, length, OUI, type, version) + 4 B FCS = 43 B",
+    "phy_rate_mbps": "ESP-NOW default PHY rate, 1 Mbps (802.11b DSSS)",
+    "preamble_us": "802.11b long PLCP preamble 144 us + PLCP header 48 us (IEEE Std 802.11-2016, clause 16 DSSS)",
+    "carrier_sense_range_m": "two-ray ground path loss, 1.5 m antennas, 20 dBm ESP32 output, -82 dBm CCA "
+                             "preamble-detect threshold of 802.11b gives ~530 m; minus a 10 dB margin for car "
+                             "bodies and roadside clutter gives ~300 m (the 50 m measured limit is where the "
+                             "recording had no data, not the radio's reach)",
+    "slot_us": "802.11b DSSS aSlotTime 20 us (IEEE Std 802.11-2016, DSSS PHY characteristics)",
+    "difs_us": "DIFS = aSIFSTime 10 us + 2 x aSlotTime = 50 us (IEEE Std 802.11-2016, 10.3.2.3)",
+    "cw_min": "802.11b DSSS aCWmin 31; broadcast frames are never acknowledged, so the window never doubles",
+    "max_access_delay_ms": "one beacon period at 10 Hz: a beacon still waiting for the channel when the next "
+                           "is due is replaced by it (as the ETSI DCC gatekeeper does, ETSI TS 102 687)",
+    "cbr_window_ms": "channel busy ratio measured over 100 ms, as ETSI TS 102 687 (DCC) specifies",
 }
 
 #: A GPS noise above this many metres is almost surely a degree/metre mix-up (the earlier
 #: project shipped 33-48 km); loading such a value warns loudly.
 GPS_STD_WARN_M = 100.0
 
-_SECTIONS = ("latency", "packet_loss", "burst_loss", "sensor_noise", "observation", "domain_randomization")
+_SECTIONS = ("latency", "packet_loss", "burst_loss", "sensor_noise", "observation", "domain_randomization", "channel")
+#: Word forms ``channel`` may take instead of a mapping.
+_CHANNEL_WORDS = {"off": False, "on": True}
 #: Free-text keys allowed anywhere (besides keys starting with ``_``); never read as parameters.
 METADATA_KEYS = frozenset({"description", "descriptions", "comment", "comments", "note", "notes", "source", "units"})
 _BIN_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*_\s*(\d+(?:\.\d+)?)\s*m\s*$")
@@ -140,6 +181,18 @@ class RadioParams:
     dr_jitter_std_range_ms: tuple[float, float]
     dr_gps_noise_range_m: tuple[float, float]
     distance_bins: tuple[DistanceBin, ...] = ()
+    # the shared channel (see DEFAULTS["channel"] and CHANNEL_SOURCES); off: the link model alone
+    channel_enabled: bool = False
+    channel_payload_bytes: int = 90
+    channel_frame_overhead_bytes: int = 43
+    channel_phy_rate_mbps: float = 1.0
+    channel_preamble_us: float = 192.0
+    channel_carrier_sense_range_m: float = 300.0
+    channel_slot_us: float = 20.0
+    channel_difs_us: float = 50.0
+    channel_cw_min: int = 31
+    channel_max_access_delay_ms: float = 100.0
+    channel_cbr_window_ms: float = 100.0
     source: str = field(default="<defaults>", compare=False)
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
@@ -161,6 +214,13 @@ class RadioParams:
         if self.uses_bins:
             return max(b.hi_m for b in self.distance_bins if b.populated)
         return math.inf
+
+    @property
+    def airtime_ms(self) -> float:
+        """Time one frame occupies the air (ms): PHY preamble + (payload + frame overhead) x 8 bits /
+        PHY rate. ESP-NOW defaults: 192 us + 133 B x 8 / 1 Mbps = 1.256 ms."""
+        bits = 8.0 * (self.channel_payload_bytes + self.channel_frame_overhead_bytes)
+        return (self.channel_preamble_us + bits / self.channel_phy_rate_mbps) / 1000.0
 
     def bin_table(self) -> tuple[np.ndarray, np.ndarray]:
         """(lower edges, loss rates) of the populated bins, sorted, for ``searchsorted`` lookup.
@@ -201,6 +261,13 @@ class RadioParams:
                                   "loss_rate_range": list(self.dr_loss_rate_range),
                                   "jitter_std_range_ms": list(self.dr_jitter_std_range_ms),
                                   "gps_noise_range_m": list(self.dr_gps_noise_range_m)},
+            channel={"enabled": self.channel_enabled, "payload_bytes": self.channel_payload_bytes,
+                     "frame_overhead_bytes": self.channel_frame_overhead_bytes,
+                     "phy_rate_mbps": self.channel_phy_rate_mbps, "preamble_us": self.channel_preamble_us,
+                     "carrier_sense_range_m": self.channel_carrier_sense_range_m,
+                     "slot_us": self.channel_slot_us, "difs_us": self.channel_difs_us,
+                     "cw_min": self.channel_cw_min, "max_access_delay_ms": self.channel_max_access_delay_ms,
+                     "cbr_window_ms": self.channel_cbr_window_ms},
         )
         meta = dict(out.get("_metadata") or {})
         if self.distance_bins:
@@ -328,6 +395,30 @@ def _range(sec: Mapping[str, Any], key: str, where: str, *, lo: float, hi: float
     return a, b
 
 
+def _int(sec: Mapping[str, Any], sname: str, key: str, where: str, lo: int) -> int:
+    value = sec.get(key)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value) or value < lo:
+        raise _bad(where, f"{sname}.{key}", value, f"an integer >= {lo}")
+    return int(value)
+
+
+def _channel(ch: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """The ``channel`` section as RadioParams fields (errors name ``channel.<key>``)."""
+    return {
+        "channel_enabled": _flag(ch, "channel", "enabled", where),
+        "channel_payload_bytes": _int(ch, "channel", "payload_bytes", where, 0),
+        "channel_frame_overhead_bytes": _int(ch, "channel", "frame_overhead_bytes", where, 0),
+        "channel_phy_rate_mbps": _num(ch, "channel", "phy_rate_mbps", where, lo=0.0, lo_open=True),
+        "channel_preamble_us": _num(ch, "channel", "preamble_us", where),
+        "channel_carrier_sense_range_m": _num(ch, "channel", "carrier_sense_range_m", where, lo=0.0, lo_open=True),
+        "channel_slot_us": _num(ch, "channel", "slot_us", where, lo=0.0, lo_open=True),
+        "channel_difs_us": _num(ch, "channel", "difs_us", where),
+        "channel_cw_min": _int(ch, "channel", "cw_min", where, 0),
+        "channel_max_access_delay_ms": _num(ch, "channel", "max_access_delay_ms", where, lo=0.0, lo_open=True),
+        "channel_cbr_window_ms": _num(ch, "channel", "cbr_window_ms", where, lo=0.0, lo_open=True),
+    }
+
+
 def _bins(meta: Any, where: str) -> tuple[DistanceBin, ...]:
     if meta is None:
         return ()
@@ -406,6 +497,13 @@ def _check_keys(d: Mapping[str, Any], where: str) -> None:
 
 def _build(d: dict[str, Any], where: str) -> RadioParams:
     """Validate a merged parameter dict and build RadioParams (errors name key and value)."""
+    ch_raw = d.get("channel")
+    if isinstance(ch_raw, bool) or (isinstance(ch_raw, str) and ch_raw.lower() in _CHANNEL_WORDS):
+        on = ch_raw if isinstance(ch_raw, bool) else _CHANNEL_WORDS[ch_raw.lower()]
+        d = {**d, "channel": {**DEFAULTS["channel"], "enabled": on}}
+    elif not isinstance(ch_raw, Mapping):
+        raise _bad(where, "channel", ch_raw, '"off", "on", true, false or a mapping of channel keys '
+                   f"({', '.join(DEFAULTS['channel'])})")
     _check_keys(d, where)
     lat = _section(d, "latency", where)
     pl = _section(d, "packet_loss", where)
@@ -433,6 +531,16 @@ def _build(d: dict[str, Any], where: str) -> RadioParams:
     if not isinstance(enabled, bool):
         raise _bad(where, "domain_randomization.enabled", enabled, "true or false")
     raw = {k: v for k, v in d.items() if k not in _SECTIONS}
+    ch = _channel(_section(d, "channel", where), where)
+    if ch["channel_enabled"]:
+        reach = max_range if max_range is not None else (
+            max((b.hi_m for b in _bins(d.get("_metadata"), where) if b.populated), default=math.inf))
+        cs = ch["channel_carrier_sense_range_m"]
+        if not reach <= cs:
+            raise _bad(where, "channel.enabled", True,
+                       f"false unless the radio range is finite and <= channel.carrier_sense_range_m = {cs} m "
+                       f"(a frame a receiver decodes is a frame it hears); the range here is {reach} m: set "
+                       "packet_loss.max_range_m, or channel: \"off\"")
     return RadioParams(
         latency_base_ms=_num(lat, "latency", "base_ms", where),
         latency_distance_factor=_num(lat, "latency", "distance_factor", where),
@@ -460,6 +568,7 @@ def _build(d: dict[str, Any], where: str) -> RadioParams:
         dr_jitter_std_range_ms=_range(dr, "jitter_std_range_ms", where, lo=0.0),
         dr_gps_noise_range_m=_range(dr, "gps_noise_range_m", where, lo=0.0),
         distance_bins=_bins(d.get("_metadata"), where),
+        **ch,
         source=where,
         raw=raw,
     )

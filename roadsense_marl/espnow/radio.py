@@ -30,12 +30,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
 
+from roadsense_marl.espnow import channel as _ch
 from roadsense_marl.espnow import kernels as _k
 from roadsense_marl.espnow.core import (
     _DENSE_PAIRS_MAX,
@@ -63,7 +64,10 @@ SeedLike = int | np.random.SeedSequence | None
 class LinkBatch:
     """The transmissions of one broadcast, in canonical (receiver, sender) order.
 
-    ``latency_ms`` is NaN for lost packets.
+    ``latency_ms`` is NaN for lost packets (with the shared channel on it includes the sender's
+    channel-access delay). ``collided`` bool ``(n,)``: lost to the shared channel (another heard
+    frame overlapped it at this receiver, or the frame was dropped waiting for the channel); all
+    False when the channel model is off (:mod:`roadsense_marl.espnow.channel`).
     """
 
     sender: np.ndarray
@@ -71,6 +75,7 @@ class LinkBatch:
     distance_m: np.ndarray
     delivered: np.ndarray
     latency_ms: np.ndarray
+    collided: np.ndarray = field(default_factory=lambda: np.empty(0, bool))
 
     def __len__(self) -> int:
         return len(self.sender)
@@ -142,6 +147,11 @@ class Radio:
     :param backend: ``"numba"`` (compiled kernels, :mod:`roadsense_marl.espnow.kernels`),
         ``"numpy"`` (the vectorised reference) or ``"auto"`` (numba when installed). Both give
         bit-identical results for the same seed and calls.
+
+    With the parameters' ``channel.enabled`` the radio also models the shared channel (airtime,
+    CSMA/CA, collisions, hidden terminals; :mod:`roadsense_marl.espnow.channel`) and exposes
+    :attr:`cbr`, float64 ``(capacity,)``: each slot's channel busy ratio (0..1) over the
+    ``channel.cbr_window_ms`` before its latest :meth:`receive` (0 with the channel off).
     """
 
     def __init__(
@@ -172,6 +182,7 @@ class Radio:
         self.backend = "numba" if backend == "numba" or (backend == "auto" and _k.AVAILABLE) else "numpy"
         self._use_kernels = self.backend == "numba"
         self._rng: np.random.Generator | None = None
+        self._chan: _ch.ChannelConsts | None = None
         self.last_links = LinkBatch(*(np.empty(0, np.int64),) * 2, np.empty(0), np.empty(0, bool), np.empty(0))
         self._clear()
 
@@ -189,9 +200,14 @@ class Radio:
         # the capacity, and slot i's phase is the same for any capacity > i.
         phase_rng = radio_generator(int(self._rng.integers(0, 2**63)))
         self._phases = draw_beacon_phases(phase_rng, self.capacity, self.beacon_hz)
+        # The channel's backoff draws come from a generator of their own, seeded by one draw of the
+        # phases' generator after the phases: the main stream (loss, latency, noise) is the same with
+        # the channel on or off, so switching it changes exactly what the channel decides.
+        self._chan_rng = radio_generator(int(phase_rng.integers(0, 2**63))) if self.params.channel_enabled else None
         self._stds = noise_stds(self.params, self.payload_fields)
         self._model = _k.model_array(self.params)
         self._bin_lo, self._bin_rate = self.params.bin_table() if self.params.uses_bins else (_EMPTY, _EMPTY)
+        self._chan = _ch.ChannelConsts(self.params) if self.params.channel_enabled else None
         self._clear()
 
     def _clear(self) -> None:
@@ -225,6 +241,16 @@ class Radio:
         self._clock = -np.inf  # latest time given to broadcast or receive
         self._last_receive = -np.inf  # latest time given to receive (per-sender send times may not be earlier)
         self._req = np.zeros(cap, bool)
+        # the shared channel: frames on (or recently on) the air, kept while they can still overlap a
+        # later frame or fall in a CBR window; latest position of every slot; CBR per slot
+        self._nc = 0
+        self._c_start = np.zeros(size)
+        self._c_end = np.zeros(size)
+        self._c_x = np.zeros(size)
+        self._c_y = np.zeros(size)
+        self._c_slot = np.zeros(size, np.int64)
+        self._pos = np.zeros((cap, 2))
+        self.cbr = np.zeros(cap)
         # reused scratch buffers (internal only; never handed out)
         self._w_si = self._w_lid = np.empty(0, np.int32)
         self._w_z = np.empty(0)
@@ -371,12 +397,72 @@ class Radio:
         self._seq += len(ss)
         self._nf = frame0 + len(ss)
         self._reserve_in_flight(self._m + n)
-        if self._use_kernels:
-            delivered, latency = self._resolve_enqueue_kernel(t, dist, lid, si, frame0, draws)
+        if self._chan is None:
+            blocked = defer = _EMPTY
+            collided = np.zeros(n, bool)
         else:
-            delivered, latency = self._resolve_enqueue_numpy(t, dist, lid, si, frame0, draws)
-        self.last_links = LinkBatch(s_slot, r_slot, dist, delivered, latency)
+            blocked, defer = self._channel(t, ss, sxy, rs, rxy, so, si, r_slot)
+            collided = blocked
+        if self._use_kernels:
+            delivered, latency = self._resolve_enqueue_kernel(t, dist, lid, si, frame0, draws, blocked, defer)
+        else:
+            delivered, latency = self._resolve_enqueue_numpy(t, dist, lid, si, frame0, draws, blocked, defer)
+        self.last_links = LinkBatch(s_slot, r_slot, dist, delivered, latency, collided)
         return self.last_links
+
+    def _channel(self, t, ss, sxy, rs, rxy, so, si, r_slot) -> tuple[np.ndarray, np.ndarray]:
+        """The shared channel for one call: backoff draws (the channel's own generator, one per
+        sender in increasing slot order), access times, CSMA/CA start times, per-link collisions; stores the
+        frames that went on the air. Returns ``(blocked (n,), defer (S,) ms)``."""
+        c = self._chan
+        s = len(ss)
+        drawn = self._chan_rng.integers(0, c.cw + 1, size=s)
+        backoff = drawn if so is None else np.empty(s, np.int64)
+        if so is not None:
+            backoff[so] = drawn
+        if isinstance(t, float):
+            # One time for all: the step's time, not the senders' access times. Each frame is put on
+            # the air at its sender's latest beacon instant <= t (where beacon_times would put it);
+            # only the overlap uses that instant, arrival stays t + access delay + latency.
+            period = 1000.0 / self.beacon_hz
+            ph = self._phases[ss]
+            t_acc = np.minimum(ph + np.floor((t - ph) / period) * period, t)
+        else:
+            t_acc = t
+        self._pos[ss] = sxy
+        self._pos[rs] = rxy
+        nc = self._nc
+        store = (self._c_start[:nc], self._c_end[:nc], self._c_x[:nc], self._c_y[:nc], self._c_slot[:nc])
+        sx, sy = np.ascontiguousarray(sxy[:, 0]), np.ascontiguousarray(sxy[:, 1])
+        if self._use_kernels:
+            start = _k.channel_access(t_acc, sx, sy, ss, backoff, *store, c.air, c.cs, c.slot, c.difs, c.max_delay)
+            blocked = _k.channel_collisions(start, sx, sy, ss, *store, np.asarray(si, np.int64), r_slot, self._pos,
+                                            c.air, c.cs)
+        else:
+            start = _ch.access_reference(t_acc, sx, sy, ss, backoff, *store, c)
+            blocked = _ch.collisions_reference(start, sx, sy, ss, *store, np.asarray(si, np.int64), r_slot,
+                                               self._pos, c)
+        on_air = ~np.isnan(start)
+        k = int(on_air.sum())
+        if nc + k > len(self._c_start):
+            size = max(2 * len(self._c_start), nc + k)
+            for name in _CHANNEL_ARRAYS:
+                a = getattr(self, name)
+                out = np.zeros(size, a.dtype)
+                out[:nc] = a[:nc]
+                setattr(self, name, out)
+        self._c_start[nc:nc + k] = start[on_air]
+        self._c_end[nc:nc + k] = start[on_air] + c.air
+        self._c_x[nc:nc + k], self._c_y[nc:nc + k] = sx[on_air], sy[on_air]
+        self._c_slot[nc:nc + k] = ss[on_air]
+        self._nc = nc + k
+        defer = np.where(on_air, start - t_acc, 0.0)
+        return blocked, defer
+
+    @property
+    def airtime_ms(self) -> float:
+        """Time one frame occupies the air (ms), from this episode's parameters."""
+        return self.params.airtime_ms
 
     def _send_times(self, t_ms: Any, ss: np.ndarray) -> tuple[float | np.ndarray, float]:
         """``(t, latest)``: a float for a scalar ``t_ms``, else the checked ``(S,)`` float64 array."""
@@ -444,11 +530,15 @@ class Radio:
             ri, si, dist, r_slot, s_slot = ri[o], si[o], dist[o], r_slot[o], s_slot[o]
         return si, dist, r_slot, s_slot, self._link_rows(r_slot, s_slot)
 
-    def _resolve_enqueue_numpy(self, t, dist, lid, si, frame0, draws):
+    def _resolve_enqueue_numpy(self, t, dist, lid, si, frame0, draws, blocked, defer):
         n = len(lid)
         rows: np.ndarray | slice = slice(0, n) if (self._sorted and n == self._n) else lid  # dense steady state
         lost, latency = resolve_links(self.params, dist, self._l_burst[rows], draws)
-        self._l_burst[rows] = lost
+        self._l_burst[rows] = lost  # bursts follow the link model (fading), not collisions
+        if len(blocked):
+            lost = lost | blocked
+        if len(defer):
+            latency = latency + defer[si]
         ok = ~lost
         keep = ok & (latency < self.params.staleness_threshold_ms)  # stale on arrival: never visible
         k = int(keep.sum())
@@ -463,11 +553,11 @@ class Radio:
             self._p_first = min(self._p_first, float(arr.min()))
         return ok, np.where(ok, latency, np.nan)
 
-    def _resolve_enqueue_kernel(self, t, dist, lid, si, frame0, draws):
+    def _resolve_enqueue_kernel(self, t, dist, lid, si, frame0, draws, blocked, defer):
         delivered, latency, self._m, first = _k.resolve_enqueue(
             dist, lid, draws.raw, draws.z_latency, self._model, self._bin_lo, self._bin_rate,
             self._l_burst, t if isinstance(t, float) else -np.inf, _EMPTY if isinstance(t, float) else t, si, frame0,
-            self._p_lid, self._p_arr, self._p_frame, self._m,
+            self._p_lid, self._p_arr, self._p_frame, self._m, _EMPTY_BOOL if len(blocked) == 0 else blocked, defer,
         )
         self._p_first = min(self._p_first, first)
         return delivered, latency
@@ -571,6 +661,8 @@ class Radio:
         rs = _slots("receiver_slots", receiver_slots, self.capacity)
         self._clock = self._last_receive = now
         self._deliver(now)
+        if self._chan is not None:
+            self._channel_receive(now, rs)
         if not self._sorted:
             self._sort_pool()
         n = self._n
@@ -590,6 +682,25 @@ class Radio:
             self._l_recv[idx].copy(), self._l_send[idx].copy(), np.take(self._f_pay, fr, axis=0), ts,
             now - ts, self._t_arr[idx].copy(), self._f_mid[fr],
         )
+
+    def _channel_receive(self, now: float, rs: np.ndarray) -> None:
+        """CBR of these receivers over ``(now - cbr_window_ms, now]``, then drop stored frames that
+        can neither overlap a later frame nor fall in a later window (later access times are
+        >= now - one beacon period, later windows start >= now - cbr_window_ms)."""
+        c, nc = self._chan, self._nc
+        store = (self._c_start[:nc], self._c_end[:nc], self._c_x[:nc], self._c_y[:nc], self._c_slot[:nc])
+        if len(rs):
+            if self._use_kernels:
+                self.cbr[rs] = _k.channel_cbr(now, c.window, rs, self._pos, *store, c.cs)
+            else:
+                self.cbr[rs] = _ch.cbr_reference(now, rs, self._pos, *store, c)
+        keep = self._c_end[:nc] + c.difs > now - max(c.window, 1000.0 / self.beacon_hz)
+        if not keep.all():
+            idx = np.flatnonzero(keep)
+            for name in _CHANNEL_ARRAYS:
+                a = getattr(self, name)
+                a[: len(idx)] = a[idx]
+            self._nc = len(idx)
 
     def _deliver(self, now: float) -> None:
         """Move in-flight messages that have arrived by ``now`` into the tables (newest sent wins)
@@ -696,6 +807,10 @@ class Radio:
         rows = gone[self._l_recv[:n]] | gone[self._l_send[:n]]
         self._t_has[:n][rows] = False
         self._l_burst[:n][rows] = False
+        # its frames stay on the air for others, but are no longer "own" frames of a new vehicle in the slot
+        owner = self._c_slot[: self._nc]
+        owner[(owner >= 0) & gone[np.maximum(owner, 0)]] = -1
+        self.cbr[s] = 0.0
         if self._m:
             hit = rows[self._p_lid[: self._m]]
             if hit.any():
@@ -720,6 +835,8 @@ class Radio:
 
 
 _EMPTY = np.empty(0)
+_EMPTY_BOOL = np.empty(0, bool)
+_CHANNEL_ARRAYS = ("_c_start", "_c_end", "_c_x", "_c_y", "_c_slot")
 _POOL_ARRAYS = ("_l_recv", "_l_send", "_l_burst", "_t_has", "_t_ts", "_t_seq", "_t_arr", "_t_frame")
 _IN_FLIGHT_ARRAYS = ("_p_lid", "_p_arr", "_p_frame")
 _FRAME_ARRAYS = ("_f_ts", "_f_seq", "_f_pay", "_f_mid")

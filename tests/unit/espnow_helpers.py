@@ -35,3 +35,13 @@ def assert_rx_equal(got, want) -> None:
         assert np.array_equal(got.receiver, r) and np.array_equal(got.sender, s)
         assert np.allclose(got.payload, noisy) and np.array_equal(got.timestamp_ms, ts)
         assert np.allclose(got.age_ms, age) and np.allclose(got.received_at_ms, arr)
+
+
+def channel_off(config: str) -> dict:
+    """A shipped radio profile with the shared channel switched off: the link model alone, which the
+    per-link reference (reference_radio.py) reproduces message for message."""
+    from roadsense_marl.espnow import load_params
+
+    d = load_params(config).to_dict()
+    d["channel"] = "off"
+    return d

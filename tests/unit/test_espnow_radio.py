@@ -22,7 +22,7 @@ from roadsense_marl.espnow import (
 )
 from roadsense_marl.espnow.emulator import METRES_PER_DEG_LAT
 
-from espnow_helpers import assert_rx_equal, radio_dict
+from espnow_helpers import assert_rx_equal, channel_off, radio_dict
 from reference_radio import ReferenceRadio
 
 Z = 4.5  # tolerance in standard errors for the statistical tests (false alarm ~1e-5 per check)
@@ -549,7 +549,9 @@ def _compare(radio: Radio, ref: ReferenceRadio, steps, forget_at=()):
 @pytest.mark.parametrize("backend", ["numpy", "numba"])
 @pytest.mark.parametrize("config", ["measured", "degraded"])
 def test_vectorised_core_equals_heapq_reference_message_for_message(config, backend):
+    """With ``channel: off`` the shipped profiles are the link model alone, message for message."""
     n, seed = 14, 11
+    config = channel_off(config)
     radio = Radio(config, capacity=n, domain_randomization=True, beacon_hz=40.0, backend=backend)
     ref = ReferenceRadio(config, capacity=n, domain_randomization=True, beacon_hz=40.0)
     radio.reset(seed)
@@ -570,8 +572,8 @@ def test_vectorised_core_equals_heapq_reference_message_for_message(config, back
 @pytest.mark.parametrize("backend", ["numpy", "numba"])
 def test_vectorised_core_equals_reference_on_the_grid_cull_path(backend):
     n = 260  # 67,600 pairs: above the dense threshold
-    radio = Radio("measured", capacity=n, backend=backend)
-    ref = ReferenceRadio("measured", capacity=n)
+    radio = Radio(channel_off("measured"), capacity=n, backend=backend)
+    ref = ReferenceRadio(channel_off("measured"), capacity=n)
     radio.reset(12)
     ref.reset(12)
     rng = np.random.default_rng(12)
