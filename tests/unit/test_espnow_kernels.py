@@ -70,6 +70,7 @@ def _drive(params, n: int, steps: int, seed: int, *, spread: float, dt_choices, 
         if k % rx_every == 0:
             rxs = [r.receive(t if per_sender else t + 0.5, slots) for r in radios]
             _assert_same(rxs[0], rxs[1], f"step {k} receive")
+            assert np.array_equal(radios[0].cbr, radios[1].cbr), f"step {k} cbr"
             received += len(rxs[0])
         assert radios[0].in_flight_count == radios[1].in_flight_count
         if churn and k % 17 == 16:  # vehicles leave; their slots come back later as new vehicles
@@ -130,3 +131,18 @@ def test_kernels_equal_numpy_with_per_sender_send_times_when_messages_overtake()
 
 def test_kernels_equal_numpy_with_per_sender_send_times_on_the_grid_cull_path():
     _drive("measured", n=300, steps=4, seed=8, spread=1500.0, dt_choices=[100.0, 300.0], per_sender=True)
+
+
+def test_kernels_equal_numpy_for_the_shared_channel_with_hidden_terminals_and_churn():
+    """Carrier sense 60 m, range 50 m, 60 vehicles over 300 m: many senders out of each other's
+    carrier-sense range (hidden terminals), saturated neighbourhoods, per-sender times, leavers."""
+    params = radio_dict(latency_ms=4.0, jitter_ms=1.0, loss=0.05, noise=NOISE, max_range_m=50.0,
+                        channel={"enabled": True, "carrier_sense_range_m": 60.0})
+    _drive(params, n=60, steps=40, seed=9, spread=300.0, dt_choices=[20.0, 100.0, 250.0], churn=True,
+           per_sender=True, beacon_hz=20.0)
+
+
+def test_kernels_equal_numpy_for_the_shared_channel_with_one_send_time_per_call():
+    params = radio_dict(latency_ms=4.0, loss=0.05, max_range_m=120.0,
+                        channel={"enabled": True, "carrier_sense_range_m": 150.0, "max_access_delay_ms": 30.0})
+    _drive(params, n=80, steps=30, seed=10, spread=200.0, dt_choices=[50.0, 100.0], shuffle=True)
