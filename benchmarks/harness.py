@@ -420,7 +420,9 @@ def radio_layout(n: int, kind: str, rng: np.random.Generator) -> np.ndarray:
 
 def radio_step_ms(n: int, kind: str, steps: int, warmup: int = 3, params: Any = "measured") -> dict[str, float]:
     """Median ms per radio step (beacon_due + broadcast + receive, 100 ms apart, every vehicle
-    due, everyone moving ~2 m per step) in steady state, with the links it served.
+    due, everyone moving ~2 m per step) in steady state, with the links it served, and the
+    fraction of links lost to the shared channel (``collided``; 0 with the channel off). With the
+    channel on, the single send time per step puts each frame at its sender's beacon instant.
 
     Timed as this thread's CPU time: the radio is single-threaded NumPy without I/O, so this is
     its cost without the time other work on a shared machine takes the core away.
@@ -433,7 +435,7 @@ def radio_step_ms(n: int, kind: str, steps: int, warmup: int = 3, params: Any = 
     slots = np.arange(n)
     xy = radio_layout(n, kind, rng)
     pay = np.c_[xy, np.full(n, 20.0), np.full(n, 90.0), np.zeros(n)]
-    times, links, rows = [], [], []
+    times, links, rows, collided = [], [], [], []
     t = 0.0
     for k in range(warmup + steps):
         t_prev, t = t, t + 100.0
@@ -448,8 +450,17 @@ def radio_step_ms(n: int, kind: str, steps: int, warmup: int = 3, params: Any = 
             times.append(dt)
             links.append(len(lb))
             rows.append(len(rx))
+            collided.append(float(lb.collided.mean()) if len(lb) else 0.0)
     return {"n": n, "layout": kind, "ms_per_step": 1000.0 * statistics.median(times),
-            "links_per_step": statistics.median(links), "rx_rows": statistics.median(rows), "steps": steps}
+            "links_per_step": statistics.median(links), "rx_rows": statistics.median(rows), "steps": steps,
+            "collided_fraction": statistics.mean(collided), "cbr_mean": float(radio.cbr.mean())}
+
+
+def link_model_only(profile: str = "measured") -> dict[str, Any]:
+    """A shipped radio profile with the shared channel off (the per-link model alone)."""
+    from roadsense_marl.espnow import load_params
+
+    return {**load_params(profile).to_dict(), "channel": "off"}
 
 
 # --------------------------------------------------------------------------- training
@@ -590,7 +601,7 @@ def machine() -> dict[str, Any]:
 
 #: Every case of the suite; older results under any other name (a case renamed or removed)
 #: are dropped when a results file is merged.
-CASES = ("1 raw SUMO", "2 env vs raw SUMO", "2b env on traci", "3 radio", "4 reset", "5 training",
+CASES = ("1 raw SUMO", "2 env vs raw SUMO", "2b env on traci", "3 radio", "3b radio channel", "4 reset", "5 training",
          "5b training rllib", "6 memory", "7 learning quality")
 
 
