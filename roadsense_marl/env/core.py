@@ -86,7 +86,9 @@ class StepRecord:
     - ``terminated`` / ``truncated``: bool[S] agents that collided / arrived, vanished or hit
       ``max_steps`` in this step; ``joined``: bool[S] new agents.
     - ``links``: this step's transmissions (:class:`~roadsense_marl.espnow.LinkBatch`, slots);
-      ``radio_params``: this episode's (domain-randomised) radio parameters.
+      ``radio_params``: this episode's (domain-randomised) radio parameters; ``cbr``: float64[S]
+      each slot's channel busy ratio (0..1) over the radio's CBR window ending at the step's
+      receive (:attr:`~roadsense_marl.espnow.Radio.cbr`; 0 with the shared channel off).
     - ``hazard_vehicle`` / ``hazard_slot`` / ``hazard_onset_step``: the braking vehicle (None / -1)
       and the planned onset step (None: no hazard this episode).
     """
@@ -109,6 +111,7 @@ class StepRecord:
     joined: np.ndarray = field(default_factory=lambda: np.empty(0, bool))
     links: Any = None
     radio_params: Any = None
+    radio_cbr: Any = None  # the radio's float64[capacity] CBR array (read through ``cbr``)
     hazard_vehicle: str | None = None
     hazard_slot: int = -1
     hazard_onset_step: int | None = None
@@ -122,6 +125,14 @@ class StepRecord:
             out[self.slots] = rows
             self._cache[key] = out
         return out
+
+    @property
+    def cbr(self) -> np.ndarray:
+        """float64[S]: channel busy ratio each slot measured at this step's receive (0..1; 0 with the
+        shared channel off or no radio yet); a copy."""
+        if self.radio_cbr is None:
+            return np.zeros(self.n_slots)
+        return np.array(self.radio_cbr[: self.n_slots], dtype=np.float64)
 
     @property
     def gap(self) -> np.ndarray:
@@ -479,6 +490,7 @@ class ConvoyCore:
         rec.terminated, rec.truncated, rec.joined = self.terminated, self.truncated, self.joined
         rec.links = self.radio.last_links
         rec.radio_params = self.radio.params
+        rec.radio_cbr = self.radio.cbr
         rec.hazard_vehicle, rec.hazard_slot = self.hazard.vehicle, self.hazard.slot
         rec.hazard_onset_step = self.hazard.plan.onset_step
 

@@ -150,6 +150,7 @@ class EpisodeRecord:
     link_distance: np.ndarray = field(default_factory=lambda: np.empty(0))
     link_delivered: np.ndarray = field(default_factory=lambda: np.empty(0, bool))
     link_expected_pdr: np.ndarray = field(default_factory=lambda: np.empty(0))
+    link_cbr: np.ndarray = field(default_factory=lambda: np.empty(0))  # receiver's CBR at that step
     message_age_ms: np.ndarray = field(default_factory=lambda: np.empty(0))
     speed: np.ndarray | None = None  # float[T, M]: true speed after step t (NaN: absent); None: not recorded
 
@@ -309,6 +310,30 @@ def pdr_by_distance(
     return out
 
 
+#: Channel busy ratio bins of :func:`pdr_by_cbr` (ETSI DCC's reference CBR target is 0.68).
+CBR_BINS: tuple[float, ...] = (0.0, 0.1, 0.2, 0.4, 0.6, 0.8, 1.0)
+
+
+def pdr_by_cbr(cbr: np.ndarray, delivered: np.ndarray, edges: Sequence[float] = CBR_BINS) -> list[dict[str, Any]]:
+    """Emulated delivery ratio (Wilson interval) per bin of the receiver's channel busy ratio at the
+    link's step (``[lo, hi)``, the last bin closed at 1). Empty when no CBR was recorded."""
+    c = np.asarray(cbr, dtype=np.float64)
+    ok = np.asarray(delivered, bool)
+    if c.size == 0 or c.size != ok.size:
+        return []
+    n_bins = len(edges) - 1
+    idx = np.clip(np.searchsorted(np.asarray(edges[1:-1]), c, side="right"), 0, n_bins - 1)
+    count = np.bincount(idx, minlength=n_bins)
+    hits = np.bincount(idx, weights=ok.astype(np.float64), minlength=n_bins)
+    out = []
+    for b in range(n_bins):
+        n, k = int(count[b]), int(round(hits[b]))
+        ci = wilson_interval(k, n)
+        out.append({"bin": f"{edges[b]:g}-{edges[b + 1]:g}", "lo": float(edges[b]), "hi": float(edges[b + 1]),
+                    "links": n, "delivered": k, "pdr": k / n if n else math.nan, "pdr_lo": ci[0], "pdr_hi": ci[1]})
+    return out
+
+
 def age_stats(age_ms: np.ndarray) -> dict[str, float | int]:
     """Mean and 95th percentile of message ages at observation."""
     a = np.asarray(age_ms, dtype=np.float64)
@@ -391,8 +416,10 @@ def aggregate(records: Sequence[EpisodeRecord], episodes: Sequence[dict[str, Any
         deliv = np.concatenate([r.link_delivered for r in records])
         exp = np.concatenate([r.link_expected_pdr for r in records])
         ages = np.concatenate([r.message_age_ms for r in records])
+        cbr = np.concatenate([r.link_cbr for r in records]) if all(
+            len(r.link_cbr) == len(r.link_delivered) for r in records) else np.empty(0)
     else:
-        dist, deliv, exp, ages = np.empty(0), np.empty(0, bool), np.empty(0), np.empty(0)
+        dist, deliv, exp, ages, cbr = np.empty(0), np.empty(0, bool), np.empty(0), np.empty(0), np.empty(0)
     comp_names = list(eps[0]["reward_components_mean"]) if eps else []
     min_gaps = [e["min_gap_m"] for e in eps]
     return {
@@ -417,6 +444,8 @@ def aggregate(records: Sequence[EpisodeRecord], episodes: Sequence[dict[str, Any
         },
         "pdr": rate_interval(int(deliv.sum()), int(deliv.size)),
         "pdr_by_distance": pdr_by_distance(dist, deliv, exp),
+        "pdr_by_cbr": pdr_by_cbr(cbr, deliv),
+        "cbr_mean": float(cbr.mean()) if cbr.size else math.nan,
         "message_age": age_stats(ages),
         "peers_visible_per_agent": mean_interval([e["peers_visible_mean"] for e in eps]),
         "reward_mean": mean_interval([e["reward_mean"] for e in eps]),

@@ -232,10 +232,12 @@ def plot_radio(
 ) -> list[Path]:
     """Left: delivery ratio by distance bin, emulated (bars, Wilson 95 %) vs configured model
     (diamonds) and the field recording (bars' black ticks, where the parameter file has its
-    bins); right: message-age histogram. The footnote explains the pooled ratio."""
+    bins); middle: delivery ratio by the receiver's channel busy ratio (CBR) at the link's step
+    (Wilson 95 %; every link at CBR 0 when a profile's shared channel is off); right: message-age
+    histogram. The footnote explains the pooled ratio."""
     plt = _plt()
     n = len(runs)
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 5.0 + 0.25 * n))
+    fig, (ax1, axc, ax2) = plt.subplots(1, 3, figsize=(16, 5.0 + 0.25 * n))
     width = 0.8 / max(n, 1)
     labels: list[str] = []
     notes: list[str] = []
@@ -265,6 +267,13 @@ def plot_radio(
                 ax1.plot([x[k] - width / 2, x[k] + width / 2], [deliv, deliv], color="black", lw=2.2,
                          label=None if rec_drawn else "field recording (parameter file)")
                 rec_drawn = True
+        cb = [b for b in agg.get("pdr_by_cbr", []) if b["links"]]
+        if cb:
+            mid = np.array([(b["lo"] + b["hi"]) / 2.0 for b in cb]) + (i - (n - 1) / 2) * 0.012
+            v = np.array([_num(b["pdr"]) for b in cb])
+            axc.errorbar(mid, v, yerr=_errors(v, np.array([_num(b["pdr_lo"]) for b in cb]),
+                                              np.array([_num(b["pdr_hi"]) for b in cb]), (0.0, 1.0)),
+                         marker="o", capsize=3, label=f"{label} (mean CBR {_num(agg.get('cbr_mean', math.nan)):.2f})")
         ages = np.concatenate([r.message_age_ms for r in records]) if records else np.empty(0)
         if ages.size:
             ax2.hist(ages, bins=np.arange(0, 525, 25), histtype="step", lw=1.6, label=f"{label} (mean {ages.mean():.0f} ms)")
@@ -282,6 +291,13 @@ def plot_radio(
     ax1.set_ylabel("packet delivery ratio")
     ax1.set_title("delivery ratio vs distance")
     ax1.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2 if n == 1 else -0.14), ncol=min(3, n + 1))
+    axc.set_xlim(0, 1)
+    axc.set_ylim(0, 1.05)
+    axc.set_xlabel("receiver's channel busy ratio at the step (bin centres)")
+    axc.set_ylabel("packet delivery ratio")
+    axc.set_title("delivery ratio vs channel busy ratio")
+    if axc.get_legend_handles_labels()[0]:
+        axc.legend(fontsize=7)
     ax2.set_xlabel("message age at observation (ms)")
     ax2.set_ylabel("peer observations")
     ax2.set_title("message age")

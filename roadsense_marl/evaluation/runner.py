@@ -99,6 +99,7 @@ def run_episode(env: Any, policy: Policy, seed: int) -> EpisodeRecord:
                     dist,
                     np.asarray(ll.delivered, dtype=bool),
                     expected_delivery_ratio(rec.radio_params, dist),
+                    rec.cbr[np.asarray(ll.receiver, dtype=np.int64)],
                 )
             )
         present.append(pr)
@@ -111,7 +112,8 @@ def run_episode(env: Any, policy: Policy, seed: int) -> EpisodeRecord:
         speed.append(sp)
 
     cat = [np.concatenate(col) for col in zip(*links)] if links else [
-        np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0), np.empty(0, bool), np.empty(0)
+        np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0), np.empty(0, bool), np.empty(0),
+        np.empty(0),
     ]
     hz = rec.hazard_vehicle
     return EpisodeRecord(
@@ -135,6 +137,7 @@ def run_episode(env: Any, policy: Policy, seed: int) -> EpisodeRecord:
         link_distance=cat[3],
         link_delivered=cat[4],
         link_expected_pdr=cat[5],
+        link_cbr=cat[6],
         message_age_ms=np.concatenate(ages) if ages else np.empty(0),
         speed=np.array(speed).reshape(-1, m),
     )

@@ -321,3 +321,24 @@ def test_the_number_of_slots_does_not_change_the_episode():
         finally:
             env.close()
     assert_traces_equal(traces[0], traces[1])
+
+
+@pytest.mark.parametrize("radio, channel_on", [("measured", True), ("ideal", False)])
+def test_the_step_record_carries_each_vehicles_channel_busy_ratio(radio, channel_on):
+    """measured: the shared channel is on, every live vehicle hears at least its own beacons
+    (1.256 ms per 100 ms at 10 Hz); ideal: the channel is off and CBR stays 0."""
+    env = parallel_env(scenario="convoy_6", max_steps=30, radio=radio)
+    try:
+        env.reset(seed=4)
+        for _ in range(10):
+            env.step({a: 0.0 for a in env.agents})
+        rec = env.record
+        cbr = rec.cbr
+        assert cbr.shape == (rec.n_slots,) and cbr.dtype == np.float64
+        live = cbr[rec.slots]
+        if channel_on:
+            assert (live >= 0.01).all() and (live <= 1.0).all()
+        else:
+            assert (cbr == 0.0).all()
+    finally:
+        env.close()

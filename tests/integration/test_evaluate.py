@@ -199,6 +199,13 @@ def test_evaluate_tiny_trained_model_from_a_run_folder(tmp_path):
     assert _plot_files("radio_sweep", "training_curves", "comparison", "radio") <= names
     for p in m["plots"]:
         _check_png(Path(p))
+    # PDR against the channel busy ratio: the shared channel is on in measured/degraded, off in ideal
+    by_radio = {r["radio"]: r["aggregate"] for r in m["results"] if r["policy"] == "model"}
+    for radio, agg in by_radio.items():
+        bins = agg["pdr_by_cbr"]
+        assert sum(b["links"] for b in bins) == sum(b["links"] for b in agg["pdr_by_distance"]) > 0
+    assert by_radio["ideal"]["cbr_mean"] == 0.0
+    assert 0.0 < by_radio["measured"]["cbr_mean"] < 1.0
 
 
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:

@@ -20,6 +20,7 @@ from roadsense_marl.evaluation.metrics import (
     mean_interval,
     mean_speed,
     min_gap,
+    pdr_by_cbr,
     pdr_by_distance,
     reaction_steps,
     received_from,
@@ -252,3 +253,13 @@ def test_a_follower_already_braking_at_onset_reacts_only_when_it_brakes_afresh()
     decel[13:, 2] = 3.0        # not braking at onset, starts at 13
     assert reaction_steps(decel, onset_step=10).tolist() == [-1, 15, 13]
     assert reaction_steps(decel, onset_step=19).tolist() == [-1, -1, -1]
+
+
+def test_pdr_by_cbr_bins_links_by_the_receivers_busy_ratio():
+    cbr = np.array([0.0, 0.05, 0.15, 0.5, 0.5, 0.99, 1.0])
+    ok = np.array([True, True, False, True, False, False, True])
+    bins = pdr_by_cbr(cbr, ok)
+    assert [b["links"] for b in bins] == [2, 1, 0, 2, 0, 2]
+    assert bins[0]["pdr"] == 1.0 and bins[1]["pdr"] == 0.0 and bins[3]["pdr"] == 0.5
+    assert math.isnan(bins[2]["pdr"]) and bins[5]["bin"] == "0.8-1"  # CBR 1.0 falls in the last bin
+    assert pdr_by_cbr(np.empty(0), np.empty(0, bool)) == []

@@ -56,3 +56,20 @@ def test_comparison_writes_png_and_pdf(tmp_path):
     paths = plot_comparison(results, tmp_path / "comparison.png")
     assert [p.name for p in paths] == ["comparison.png", "comparison.pdf"]
     assert paths[1].read_bytes()[:5] == b"%PDF-"
+
+
+def test_radio_plot_shows_delivery_against_the_channel_busy_ratio(tmp_path):
+    from roadsense_marl.evaluation.metrics import pdr_by_cbr
+    from roadsense_marl.evaluation.plots import plot_radio
+
+    d = np.r_[np.full(100, 10.0), np.full(300, 35.0)]
+    ok = np.r_[np.ones(100, bool), np.arange(300) % 2 == 0]
+    cbr = np.r_[np.full(100, 0.1), np.full(300, 0.7)]
+    agg = {"pdr_by_distance": pdr_by_distance(d, ok, np.full(400, 0.7)), "pdr": rate_interval(250, 400),
+           "pdr_by_cbr": pdr_by_cbr(cbr, ok), "cbr_mean": float(cbr.mean())}
+    old = {"pdr_by_distance": agg["pdr_by_distance"], "pdr": agg["pdr"]}  # metrics written before the channel
+    paths = plot_radio([("measured", agg, []), ("older", old, [])], tmp_path / "radio.png")
+    assert [p.name for p in paths] == ["radio.png", "radio.pdf"]
+    import matplotlib.image as mpimg
+
+    assert mpimg.imread(paths[0]).shape[1] > 1200  # three panels wide
