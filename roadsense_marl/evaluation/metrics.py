@@ -316,7 +316,8 @@ CBR_BINS: tuple[float, ...] = (0.0, 0.1, 0.2, 0.4, 0.6, 0.8, 1.0)
 
 def pdr_by_cbr(cbr: np.ndarray, delivered: np.ndarray, edges: Sequence[float] = CBR_BINS) -> list[dict[str, Any]]:
     """Emulated delivery ratio (Wilson interval) per bin of the receiver's channel busy ratio at the
-    link's step (``[lo, hi)``, the last bin closed at 1). Empty when no CBR was recorded."""
+    link's step (``[lo, hi)``, the last bin closed at 1), with the bin's mean CBR. Empty when no CBR
+    was recorded."""
     c = np.asarray(cbr, dtype=np.float64)
     ok = np.asarray(delivered, bool)
     if c.size == 0 or c.size != ok.size:
@@ -325,12 +326,14 @@ def pdr_by_cbr(cbr: np.ndarray, delivered: np.ndarray, edges: Sequence[float] = 
     idx = np.clip(np.searchsorted(np.asarray(edges[1:-1]), c, side="right"), 0, n_bins - 1)
     count = np.bincount(idx, minlength=n_bins)
     hits = np.bincount(idx, weights=ok.astype(np.float64), minlength=n_bins)
+    c_sum = np.bincount(idx, weights=c, minlength=n_bins)
     out = []
     for b in range(n_bins):
         n, k = int(count[b]), int(round(hits[b]))
         ci = wilson_interval(k, n)
         out.append({"bin": f"{edges[b]:g}-{edges[b + 1]:g}", "lo": float(edges[b]), "hi": float(edges[b + 1]),
-                    "links": n, "delivered": k, "pdr": k / n if n else math.nan, "pdr_lo": ci[0], "pdr_hi": ci[1]})
+                    "links": n, "delivered": k, "pdr": k / n if n else math.nan, "pdr_lo": ci[0], "pdr_hi": ci[1],
+                    "cbr_mean": float(c_sum[b] / n) if n else math.nan})
     return out
 
 

@@ -269,7 +269,7 @@ def plot_radio(
                 rec_drawn = True
         cb = [b for b in agg.get("pdr_by_cbr", []) if b["links"]]
         if cb:
-            mid = np.array([(b["lo"] + b["hi"]) / 2.0 for b in cb]) + (i - (n - 1) / 2) * 0.012
+            mid = np.array([b.get("cbr_mean", (b["lo"] + b["hi"]) / 2.0) for b in cb])
             v = np.array([_num(b["pdr"]) for b in cb])
             axc.errorbar(mid, v, yerr=_errors(v, np.array([_num(b["pdr_lo"]) for b in cb]),
                                               np.array([_num(b["pdr_hi"]) for b in cb]), (0.0, 1.0)),
@@ -293,7 +293,7 @@ def plot_radio(
     ax1.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2 if n == 1 else -0.14), ncol=min(3, n + 1))
     axc.set_xlim(0, 1)
     axc.set_ylim(0, 1.05)
-    axc.set_xlabel("receiver's channel busy ratio at the step (bin centres)")
+    axc.set_xlabel("receiver's channel busy ratio at the step (bin means)")
     axc.set_ylabel("packet delivery ratio")
     axc.set_title("delivery ratio vs channel busy ratio")
     if axc.get_legend_handles_labels()[0]:

@@ -262,4 +262,5 @@ def test_pdr_by_cbr_bins_links_by_the_receivers_busy_ratio():
     assert [b["links"] for b in bins] == [2, 1, 0, 2, 0, 2]
     assert bins[0]["pdr"] == 1.0 and bins[1]["pdr"] == 0.0 and bins[3]["pdr"] == 0.5
     assert math.isnan(bins[2]["pdr"]) and bins[5]["bin"] == "0.8-1"  # CBR 1.0 falls in the last bin
+    assert bins[5]["cbr_mean"] == pytest.approx(0.995) and bins[0]["cbr_mean"] == pytest.approx(0.025)
     assert pdr_by_cbr(np.empty(0), np.empty(0, bool)) == []
