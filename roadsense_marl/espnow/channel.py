@@ -156,17 +156,17 @@ def collisions_reference(start, sx, sy, s_slot, f_start, f_end, f_x, f_y, f_slot
 def cbr_reference(now, r_slots, pos, f_start, f_end, f_x, f_y, f_slot, c: ChannelConsts):
     """float64 ``(R,)``: channel busy ratio of each receiver slot over ``(now - window, now]``: the
     airtime inside the window of every stored frame it hears (sender within carrier-sense range of
-    its latest position ``pos[slot]``, or its own), summed in store order, / window, capped at 1."""
+    its latest position ``pos[slot]``, or its own), summed in whole nanoseconds (exact in any
+    order), / window, capped at 1."""
     lo = now - c.window
-    busy = np.zeros(len(r_slots))
+    ov = np.minimum(f_end, now) - np.maximum(f_start, lo)
+    w = ov > 0.0
+    ns = np.rint(ov[w] * 1e6).astype(np.int64)
+    fx, fy, fs = f_x[w], f_y[w], f_slot[w]
     rx, ry = pos[r_slots, 0], pos[r_slots, 1]
-    for j in range(len(f_start)):
-        ov = min(f_end[j], now) - max(f_start[j], lo)
-        if not ov > 0.0:
-            continue
-        hit = ((f_x[j] - rx) ** 2 + (f_y[j] - ry) ** 2 < c.cs2) | (f_slot[j] == r_slots)
-        busy = np.where(hit, busy + ov, busy)
-    return np.minimum(busy / c.window, 1.0)
+    hit = ((fx[None, :] - rx[:, None]) ** 2 + (fy[None, :] - ry[:, None]) ** 2 < c.cs2) | (fs[None, :] == r_slots[:, None])
+    busy = (hit * ns[None, :]).sum(axis=1)
+    return np.minimum(busy / (c.window * 1e6), 1.0)
 
 
 def broadcast_delivery_probability(n_in_range: int, beacon_hz: float, params) -> float:

@@ -423,30 +423,21 @@ def _heap_pop(hk, hs, hi, size):  # pragma: no cover - compiled
 def channel_access(t_acc, sx, sy, s_slot, backoff, f_start, f_end, f_x, f_y, f_slot,  # pragma: no cover - compiled
                    air, cs, slot, difs, max_delay):
     """Compiled twin of :func:`roadsense_marl.espnow.channel.access_reference` (same arguments, the
-    constants spelled out): start time of each frame (NaN: dropped). Neighbours are found in a strip
-    ``|dx| < cs`` of x-sorted frames (store and this call), so far-away senders cost nothing."""
+    constants spelled out): start time of each frame (NaN: dropped).
+
+    Only frames that can be on the air at a candidate time are looked at: every frame lasts
+    ``air``, so a frame busy at ``cand`` started in ``(cand - air - difs, cand - slot]``. Stored
+    frames are sorted by start and this call's frames are committed in start order (events are
+    taken in time order), so each event scans back from ``cand`` over those few frames only and
+    then tests their distance: a time cut, then the carrier-sense cut, never all pairs."""
     s = t_acc.shape[0]
     p = f_start.shape[0]
     cs2 = cs * cs
-    g = p + s
-    gx = np.empty(g)
-    gs = np.empty(g, np.int64)
-    for q in range(p):
-        gx[q] = f_x[q]
-    for i in range(s):
-        gx[p + i] = sx[i]
-    xo = np.argsort(gx, kind="mergesort")
-    xs = gx[xo]
-    st = np.empty(g)
-    en = np.empty(g)
-    gy = np.empty(g)
-    for q in range(p):
-        st[q], en[q], gy[q], gs[q] = f_start[q], f_end[q], f_y[q], f_slot[q]
-    for i in range(s):
-        st[p + i], en[p + i], gy[p + i], gs[p + i] = np.nan, np.nan, sy[i], s_slot[i]
-    own_order = np.argsort(f_slot, kind="mergesort")
-    own_keys = f_slot[own_order]
+    so = np.argsort(f_start, kind="mergesort")
+    sst = f_start[so]
     start = np.full(s, np.nan)
+    c_idx = np.empty(s, np.int64)  # committed call frames, in start order
+    n_c = 0
     rem = backoff.astype(np.int64).copy()
     deferred = np.zeros(s, np.bool_)
     cd = np.zeros(s)
@@ -454,42 +445,36 @@ def channel_access(t_acc, sx, sy, s_slot, backoff, f_start, f_end, f_x, f_y, f_s
     hs = np.empty(s, np.int64)
     hi = np.empty(s, np.int64)
     size = 0
+    margin = 1e-9 * (1.0 + air + difs)
     for i in range(s):
         size = _heap_push(hk, hs, hi, size, t_acc[i], s_slot[i], i)
     while size > 0:
         cand, sl, i, size = _heap_pop(hk, hs, hi, size)
         x0, y0 = sx[i], sy[i]
-        a = np.searchsorted(xs, x0 - cs)
-        b = np.searchsorted(xs, x0 + cs, side="right")
+        lim = cand - air - difs - margin * (1.0 + abs(cand))  # started at or before: idle for DIFS by cand
         busy_end = -np.inf
         first = np.inf
-        for q in range(a, b):
-            j = xo[q]
-            if j == p + i:
-                continue
-            if j < p:
-                dx, dy = gx[j] - x0, gy[j] - y0
-                heard = dx * dx + dy * dy < cs2 or gs[j] == sl
-            else:
-                dx, dy = gx[j] - x0, gy[j] - y0
-                heard = dx * dx + dy * dy < cs2
-            if heard and st[j] + slot <= cand and cand < en[j] + difs:
-                busy_end = max(busy_end, en[j] + difs)
-                first = min(first, st[j])
-        # the sender's own stored frames sent from outside the strip (it moved far): heard too
-        u = np.searchsorted(own_keys, sl)
-        while u < p and own_keys[u] == sl:
-            j = own_order[u]
-            u += 1
-            if x0 - cs <= gx[j] <= x0 + cs:
-                continue  # in the strip: seen above
-            if st[j] + slot <= cand and cand < en[j] + difs:
-                busy_end = max(busy_end, en[j] + difs)
-                first = min(first, st[j])
+        q = np.searchsorted(sst, cand, side="right") - 1
+        while q >= 0 and sst[q] > lim:
+            j = so[q]
+            q -= 1
+            dx, dy = f_x[j] - x0, f_y[j] - y0
+            if (dx * dx + dy * dy < cs2 or f_slot[j] == sl) and f_start[j] + slot <= cand and cand < f_end[j] + difs:
+                busy_end = max(busy_end, f_end[j] + difs)
+                first = min(first, f_start[j])
+        q = n_c - 1
+        while q >= 0 and start[c_idx[q]] > lim:
+            j = c_idx[q]
+            q -= 1
+            dx, dy = sx[j] - x0, sy[j] - y0
+            st = start[j]
+            if dx * dx + dy * dy < cs2 and st + slot <= cand and cand < (st + air) + difs:
+                busy_end = max(busy_end, (st + air) + difs)
+                first = min(first, st)
         if busy_end == -np.inf:
             start[i] = cand
-            st[p + i] = cand
-            en[p + i] = cand + air
+            c_idx[n_c] = i
+            n_c += 1
             continue
         if deferred[i]:
             elapsed = math.floor((first + slot - cd[i]) / slot)
@@ -575,55 +560,49 @@ def channel_collisions(start, sx, sy, s_slot, f_start, f_end, f_x, f_y, f_slot, 
 @_jit
 def channel_cbr(now, window, r_slots, pos, f_start, f_end, f_x, f_y, f_slot, cs):  # pragma: no cover - compiled
     """Compiled twin of :func:`roadsense_marl.espnow.channel.cbr_reference`: frames in the window
-    sorted by x, each receiver searches its ``|dx| < cs`` strip, sums its hits in store order."""
+    sorted by x, each receiver sums the overlaps (whole ns, so the order does not matter) of the
+    frames it hears in its ``|dx| <= cs`` strip, plus its own frames sent from outside the strip."""
     lo = now - window
     nf = f_start.shape[0]
     cs2 = cs * cs
     idx = np.empty(nf, np.int64)
-    ovl = np.empty(nf)
+    ovl = np.empty(nf, np.int64)
     m = 0
     for j in range(nf):
         o = min(f_end[j], now) - max(f_start[j], lo)
         if o > 0.0:
             idx[m] = j
-            ovl[m] = o
+            ovl[m] = np.int64(np.rint(o * 1e6))
             m += 1
     xk = np.empty(m)
-    for q in range(m):
-        xk[q] = f_x[idx[q]]
-    xo = np.argsort(xk, kind="mergesort")
-    xs = xk[xo]
     sk = np.empty(m, np.int64)
     for q in range(m):
+        xk[q] = f_x[idx[q]]
         sk[q] = f_slot[idx[q]]
+    xo = np.argsort(xk, kind="mergesort")
+    xs = xk[xo]
     own_order = np.argsort(sk, kind="mergesort")
     own_keys = sk[own_order]
     r = r_slots.shape[0]
     out = np.zeros(r)
-    hits = np.empty(m, np.int64)
+    w_ns = window * 1e6
     for a in range(r):
         sl = r_slots[a]
         rx, ry = pos[sl, 0], pos[sl, 1]
         lo_q = np.searchsorted(xs, rx - cs)
         hi_q = np.searchsorted(xs, rx + cs, side="right")
-        h = 0
+        busy = np.int64(0)
         for q in range(lo_q, hi_q):
             k = xo[q]
             j = idx[k]
             dx, dy = f_x[j] - rx, f_y[j] - ry
             if dx * dx + dy * dy < cs2 or f_slot[j] == sl:
-                hits[h] = k
-                h += 1
+                busy += ovl[k]
         u = np.searchsorted(own_keys, sl)  # own frames sent from outside the strip (it moved far)
         while u < m and own_keys[u] == sl:
             k = own_order[u]
             u += 1
             if not (rx - cs <= xk[k] <= rx + cs):
-                hits[h] = k
-                h += 1
-        busy = 0.0
-        hs = np.sort(hits[:h])
-        for q in range(h):
-            busy += ovl[hs[q]]
-        out[a] = min(busy / window, 1.0)
+                busy += ovl[k]
+        out[a] = min(busy / w_ns, 1.0)
     return out

@@ -434,12 +434,15 @@ class Radio:
         nc = self._nc
         store = (self._c_start[:nc], self._c_end[:nc], self._c_x[:nc], self._c_y[:nc], self._c_slot[:nc])
         sx, sy = np.ascontiguousarray(sxy[:, 0]), np.ascontiguousarray(sxy[:, 1])
+        # only stored frames still on the air (or in their DIFS) at the earliest access time can defer anyone
+        live = store if nc == 0 or not len(t_acc) else tuple(
+            a[store[1] + c.difs > t_acc.min()] for a in store)
         if self._use_kernels:
-            start = _k.channel_access(t_acc, sx, sy, ss, backoff, *store, c.air, c.cs, c.slot, c.difs, c.max_delay)
+            start = _k.channel_access(t_acc, sx, sy, ss, backoff, *live, c.air, c.cs, c.slot, c.difs, c.max_delay)
             blocked = _k.channel_collisions(start, sx, sy, ss, *store, np.asarray(si, np.int64), r_slot, self._pos,
                                             c.air, c.cs)
         else:
-            start = _ch.access_reference(t_acc, sx, sy, ss, backoff, *store, c)
+            start = _ch.access_reference(t_acc, sx, sy, ss, backoff, *live, c)
             blocked = _ch.collisions_reference(start, sx, sy, ss, *store, np.asarray(si, np.int64), r_slot,
                                                self._pos, c)
         on_air = ~np.isnan(start)
