@@ -50,7 +50,9 @@ class StepView:
     conventions); ``slots`` int64[n] slot of each row; ``row_of_slot`` int64[S] (-1: not on the
     road); ``rx``: the valid messages in the receivers' own buffers (:class:`~roadsense_marl.espnow.RxBatch`,
     receiver/sender are slots); ``imposed`` bool[n] rows whose motion the hazard imposes;
-    ``t_ms`` simulation time (ms); ``num_steps`` steps taken; ``config`` the :class:`EnvConfig`.
+    ``t_ms`` simulation time (ms); ``num_steps`` steps taken; ``config`` the :class:`EnvConfig`;
+    ``cbr`` float64[S] each slot's own channel busy ratio (what its radio measures; 0 with the
+    shared channel off; :attr:`~roadsense_marl.espnow.Radio.cbr`, read-only).
     """
 
     config: EnvConfig
@@ -62,6 +64,7 @@ class StepView:
     t_ms: float
     num_steps: int
     step_length: float
+    cbr: Any = None
 
 
 @dataclass
@@ -439,7 +442,8 @@ class ConvoyCore:
         imposed = np.zeros(n, dtype=bool)
         if self.hazard.imposed(self.num_steps - 1 if not first else -1) and row_of_slot[self.hazard.slot] >= 0:
             imposed[row_of_slot[self.hazard.slot]] = True
-        view = StepView(cfg, states, row_slot, row_of_slot, rx, imposed, t_ms, self.num_steps, self.step_length)
+        view = StepView(cfg, states, row_slot, row_of_slot, rx, imposed, t_ms, self.num_steps, self.step_length,
+                        self.radio.cbr)
         rec = self.record
         n_slots = self.n_slots
         names = self.reward_fn.components

@@ -363,3 +363,29 @@ class DeepSetObservation(ObservationFunction):
             {"ego": ego, "peers": peers, "peer_mask": mask},
             {"braking_signal": signal, "n_visible": n_visible, "peer_sender": sender},
         )
+
+
+#: The extra ego column of :class:`ChannelAwareObservation`.
+CBR_FEATURE = Feature("cbr", 1.0, 0.0, 1.0, "1", "own channel busy ratio over the radio's CBR window (0..1)")
+
+
+class ChannelAwareObservation(DeepSetObservation):
+    """The shipped observation plus one ego column: the vehicle's own channel busy ratio (what its
+    radio measures, :attr:`StepView.cbr`), so a policy can learn that a busy channel means late
+    or missing messages. Opt-in (``parallel_env(observation_fn=ChannelAwareObservation())``): the
+    shipped observation contract stays 6 ego features. ``ego`` is ``[n, EGO_DIM + 1]``, the last
+    column :data:`CBR_FEATURE` (0 with the shared channel off); ``extras`` gains ``cbr`` float64[n].
+    """
+
+    def space(self, config) -> spaces.Dict:
+        base = observation_space(config.max_peers)
+        ego = base.spaces["ego"]
+        low = np.r_[ego.low, np.float32(CBR_FEATURE.low)].astype(np.float32)
+        high = np.r_[ego.high, np.float32(CBR_FEATURE.high)].astype(np.float32)
+        return spaces.Dict({**base.spaces, "ego": spaces.Box(low, high, dtype=np.float32)})
+
+    def __call__(self, view) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        obs, extras = super().__call__(view)
+        cbr = np.zeros(len(view.slots)) if view.cbr is None else np.asarray(view.cbr, np.float64)[view.slots]
+        obs = {**obs, "ego": np.concatenate([obs["ego"], cbr[:, None].astype(np.float32)], axis=1)}
+        return obs, {**extras, "cbr": cbr}

@@ -342,3 +342,22 @@ def test_the_step_record_carries_each_vehicles_channel_busy_ratio(radio, channel
             assert (cbr == 0.0).all()
     finally:
         env.close()
+
+
+def test_the_channel_aware_observation_adds_the_own_cbr_as_the_last_ego_column():
+    from roadsense_marl.env.observations import EGO_DIM, ChannelAwareObservation
+
+    env = parallel_env(scenario="convoy_6", max_steps=30, radio="measured", observation_fn=ChannelAwareObservation())
+    try:
+        space = env.observation_space("V001")
+        assert space["ego"].shape == (EGO_DIM + 1,)
+        env.reset(seed=4)
+        for _ in range(5):
+            obs, *_ = env.step({a: 0.0 for a in env.agents})
+        rec = env.record
+        for a, o in obs.items():
+            assert space.contains(o)
+            slot = int(rec.slots[rec.states.ids.index(a)])
+            assert o["ego"][-1] == np.float32(rec.cbr[slot]) and o["ego"][-1] > 0.0
+    finally:
+        env.close()
