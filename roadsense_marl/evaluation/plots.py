@@ -304,7 +304,8 @@ def plot_radio(
     if ax2.get_legend_handles_labels()[0]:
         ax2.legend(fontsize=8)
     note = (f"{_seed_text(seeds)} per profile; error bars: {WILSON} over attempted links; "
-            "configured model: the episodes' (randomised) loss model averaged over the bin's links.\n"
+            "configured model: the episodes' (randomised) link loss model averaged over the bin's links (losses to the shared "
+            "channel come on top: see the CBR panel).\n"
             + "\n".join(notes))
     return _save(fig, path, note)
 
