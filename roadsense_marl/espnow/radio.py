@@ -349,7 +349,15 @@ class Radio:
         would be stale on arrival (latency >= ``staleness_threshold_ms``) are not kept. A receiver
         shows, per sender, the arrived message with the latest send time (equal send times: the one
         broadcast last). The random draws (their number and order) do not depend on the send times:
-        a scalar and an array of equal times give the same results.
+        a scalar and an array of equal times give the same results (with the shared channel off).
+
+        With ``channel.enabled`` (:mod:`roadsense_marl.espnow.channel`) each frame first contends
+        for the air at its access time (``t_ms[i]``; for a scalar ``t_ms``, its sender's latest
+        beacon instant ``<= t_ms``): CSMA/CA against every frame on the air that its sender hears,
+        including frames of earlier calls; links whose frame another heard frame overlapped at the
+        receiver, or whose frame was dropped waiting, are lost (``collided``). The access delay is
+        added to the latency of the frame's copies. Backoffs come from the channel's own generator,
+        so the link model's draws are the same with the channel on or off.
         Returns (and stores in ``last_links``) the links.
         """
         self._require_reset()
