@@ -17,7 +17,8 @@ the top level or inside a section::
     domain_randomization.{enabled, latency_range_ms, loss_rate_range,
                           jitter_std_range_ms, gps_noise_range_m}
     channel.{enabled, payload_bytes, frame_overhead_bytes, phy_rate_mbps, preamble_us,
-             carrier_sense_range_m, slot_us, difs_us, cw_min, max_access_delay_ms, cbr_window_ms}
+             carrier_sense_range_m, slot_us, difs_us, cw_min, max_access_delay_ms, cbr_window_ms,
+             alert_beacon_hz, alert_accel_threshold_ms2}
              (or ``channel: "off"`` / ``"on"`` / false / true; see :data:`CHANNEL_SOURCES`)
     _metadata.distance_bins: {"0_20m": {"count": 7581, "loss_rate": 0.058}, ..., "100m_plus": {...}}
 
@@ -95,6 +96,8 @@ DEFAULTS: dict[str, Any] = {
         "cw_min": 31,
         "max_access_delay_ms": 100.0,
         "cbr_window_ms": 100.0,
+        "alert_beacon_hz": None,
+        "alert_accel_threshold_ms2": -2.5,
     },
 }
 
@@ -116,6 +119,10 @@ CHANNEL_SOURCES: dict[str, str] = {
     "max_access_delay_ms": "one beacon period at 10 Hz: a beacon still waiting for the channel when the next "
                            "is due is replaced by it (as the ETSI DCC gatekeeper does, ETSI TS 102 687)",
     "cbr_window_ms": "channel busy ratio measured over 100 ms, as ETSI TS 102 687 (DCC) specifies",
+    "alert_beacon_hz": "off by default (null); the original firmware beacons at 20 Hz while alerting (hard braking), "
+                       "which adds load exactly when it matters",
+    "alert_accel_threshold_ms2": "a sender alerts while its own (true) acceleration in its latest broadcast is at or "
+                                 "below this, the observation's braking threshold (-2.5 m/s^2)",
 }
 
 #: A GPS noise above this many metres is almost surely a degree/metre mix-up (the earlier
@@ -193,6 +200,8 @@ class RadioParams:
     channel_cw_min: int = 31
     channel_max_access_delay_ms: float = 100.0
     channel_cbr_window_ms: float = 100.0
+    alert_beacon_hz: float | None = None  # beacon rate while alerting (None: the normal rate always)
+    alert_accel_threshold_ms2: float = -2.5
     source: str = field(default="<defaults>", compare=False)
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
@@ -267,7 +276,8 @@ class RadioParams:
                      "carrier_sense_range_m": self.channel_carrier_sense_range_m,
                      "slot_us": self.channel_slot_us, "difs_us": self.channel_difs_us,
                      "cw_min": self.channel_cw_min, "max_access_delay_ms": self.channel_max_access_delay_ms,
-                     "cbr_window_ms": self.channel_cbr_window_ms},
+                     "cbr_window_ms": self.channel_cbr_window_ms, "alert_beacon_hz": self.alert_beacon_hz,
+                     "alert_accel_threshold_ms2": self.alert_accel_threshold_ms2},
         )
         meta = dict(out.get("_metadata") or {})
         if self.distance_bins:
@@ -416,6 +426,9 @@ def _channel(ch: Mapping[str, Any], where: str) -> dict[str, Any]:
         "channel_cw_min": _int(ch, "channel", "cw_min", where, 0),
         "channel_max_access_delay_ms": _num(ch, "channel", "max_access_delay_ms", where, lo=0.0, lo_open=True),
         "channel_cbr_window_ms": _num(ch, "channel", "cbr_window_ms", where, lo=0.0, lo_open=True),
+        "alert_beacon_hz": None if ch.get("alert_beacon_hz") is None else _num(
+            ch, "channel", "alert_beacon_hz", where, lo=0.0, lo_open=True),
+        "alert_accel_threshold_ms2": _num(ch, "channel", "alert_accel_threshold_ms2", where, lo=None),
     }
 
 

@@ -141,7 +141,11 @@ class Radio:
     :param capacity: number of slots (vehicles) ever used; slots are ``0 .. capacity-1``.
     :param domain_randomization: redraw base latency, base loss, jitter and GPS std at each reset
         (only if the parameters' ``domain_randomization.enabled`` is true as well).
-    :param beacon_hz: broadcast rate of every vehicle (per-vehicle phase drawn at reset).
+    :param beacon_hz: broadcast rate of every vehicle (per-vehicle phase drawn at reset). With the
+        parameters' ``channel.alert_beacon_hz`` set, a vehicle whose latest broadcast reported an
+        acceleration at or below ``channel.alert_accel_threshold_ms2`` beacons at that rate instead
+        (phase modulo the alert period) until a broadcast reports otherwise, as the original
+        firmware's 20 Hz while alerting; :meth:`beacon_due` and :meth:`beacon_times` follow it.
     :param payload_fields: payload column names; the first five must be :data:`PAYLOAD_FIELDS`
         for the env; the object API adds accel y/z and gyro columns (see ``FIELD_NOISE``).
     :param backend: ``"numba"`` (compiled kernels, :mod:`roadsense_marl.espnow.kernels`),
@@ -178,6 +182,7 @@ class Radio:
         self.beacon_hz = float(beacon_hz)
         self.payload_fields = tuple(payload_fields)
         self._speed_col = self.payload_fields.index("speed_ms") if "speed_ms" in self.payload_fields else None
+        self._accel_col = self.payload_fields.index("accel_ms2") if "accel_ms2" in self.payload_fields else None
         self._heading_col = self.payload_fields.index("heading_deg") if "heading_deg" in self.payload_fields else None
         self.backend = "numba" if backend == "numba" or (backend == "auto" and _k.AVAILABLE) else "numpy"
         self._use_kernels = self.backend == "numba"
@@ -251,6 +256,7 @@ class Radio:
         self._c_slot = np.zeros(size, np.int64)
         self._pos = np.zeros((cap, 2))
         self.cbr = np.zeros(cap)
+        self._alerting = np.zeros(cap, bool)  # latest broadcast reported hard braking (alert beacon rate)
         # reused scratch buffers (internal only; never handed out)
         self._w_si = self._w_lid = np.empty(0, np.int32)
         self._w_z = np.empty(0)
@@ -267,10 +273,26 @@ class Radio:
         self._require_reset()
         s = _slots("slots", slots, self.capacity)
         period = 1000.0 / self.beacon_hz
+        schedule = self._alert_schedule(s)
+        if schedule is not None:
+            ph, per = schedule
+            return (t_now_ms - t_prev_ms >= per * (1.0 - 1e-9)) | (
+                np.floor((t_now_ms - ph) / per) > np.floor((t_prev_ms - ph) / per))
         if t_now_ms - t_prev_ms >= period * (1.0 - 1e-9):
             return np.ones(len(s), bool)
         ph = self._phases[s]
         return np.floor((t_now_ms - ph) / period) > np.floor((t_prev_ms - ph) / period)
+
+    def _alert_schedule(self, s: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """``(phase, period)`` per slot when some of ``s`` are alerting and the parameters set
+        ``channel.alert_beacon_hz``; else None (every slot at ``beacon_hz``, the common case)."""
+        hz = self.params.alert_beacon_hz
+        if hz is None or not len(s) or not self._alerting[s].any():
+            return None
+        al = self._alerting[s]
+        base, alert = 1000.0 / self.beacon_hz, 1000.0 / hz
+        ph = self._phases[s]
+        return np.where(al, np.mod(ph, alert), ph), np.where(al, alert, base)
 
     def beacon_times(self, slots: Any, t_prev_ms: float, t_now_ms: float) -> tuple[np.ndarray, np.ndarray]:
         """Every beacon time ``phase[slot] + k * period`` (``period = 1000 / beacon_hz`` ms, any integer
@@ -297,14 +319,22 @@ class Radio:
             raise ValueError(f"beacon_times needs finite times, got t_prev_ms={t_prev_ms!r}, t_now_ms={t_now_ms!r}")
         if hi < lo:
             raise ValueError(f"beacon_times needs t_now_ms >= t_prev_ms, got t_prev_ms={lo!r} > t_now_ms={hi!r}")
-        period = 1000.0 / self.beacon_hz
+        period: float | np.ndarray = 1000.0 / self.beacon_hz
         ph = self._phases[s]
+        schedule = self._alert_schedule(s)
+        if schedule is not None:
+            ph, per = schedule
+            period = per[:, None]
         # candidate k: first = floor((lo - ph) / period) (at or before lo) up to floor((hi - ph) / period) + 1;
         # the exact test on the times themselves then keeps those in (lo, hi]
         if len(s) == 0:
             return np.empty(0, np.int64), np.empty(0)
-        k0 = np.floor((lo - ph) / period)
-        width = int(np.floor((hi - ph) / period).max() - k0.min()) + 2
+        if schedule is not None:
+            k0 = np.floor((lo - ph) / schedule[1])
+            width = int((np.floor((hi - ph) / schedule[1]) - k0).max()) + 2
+        else:
+            k0 = np.floor((lo - ph) / period)
+            width = int(np.floor((hi - ph) / period).max() - k0.min()) + 2
         grid = ph[:, None] + (k0[:, None] + np.arange(width)) * period  # (R, width) candidate times
         idx, col = np.nonzero((grid > lo) & (grid <= hi))  # by position in slots, then time
         t = grid[idx, col]
@@ -415,6 +445,9 @@ class Radio:
             delivered, latency = self._resolve_enqueue_kernel(t, dist, lid, si, frame0, draws, blocked, defer)
         else:
             delivered, latency = self._resolve_enqueue_numpy(t, dist, lid, si, frame0, draws, blocked, defer)
+        if self.params.alert_beacon_hz is not None and self._accel_col is not None:
+            # the next beacons of a sender reporting hard braking come at the alert rate
+            self._alerting[ss] = pay[:, self._accel_col] <= self.params.alert_accel_threshold_ms2
         self.last_links = LinkBatch(s_slot, r_slot, dist, delivered, latency, collided)
         return self.last_links
 
@@ -432,8 +465,8 @@ class Radio:
             # One time for all: the step's time, not the senders' access times. Each frame is put on
             # the air at its sender's latest beacon instant <= t (where beacon_times would put it);
             # only the overlap uses that instant, arrival stays t + access delay + latency.
-            period = 1000.0 / self.beacon_hz
-            ph = self._phases[ss]
+            schedule = self._alert_schedule(ss)
+            period, ph = (1000.0 / self.beacon_hz, self._phases[ss]) if schedule is None else (schedule[1], schedule[0])
             t_acc = np.minimum(ph + np.floor((t - ph) / period) * period, t)
         else:
             t_acc = t
@@ -822,6 +855,7 @@ class Radio:
         owner = self._c_slot[: self._nc]
         owner[(owner >= 0) & gone[np.maximum(owner, 0)]] = -1
         self.cbr[s] = 0.0
+        self._alerting[s] = False
         if self._m:
             hit = rows[self._p_lid[: self._m]]
             if hit.any():

@@ -295,3 +295,42 @@ def test_three_car_convoy_delivery_ratio_moves_less_than_the_recordings_uncertai
         ratio[name] = delivered / links
     assert abs(ratio["on"] - ratio["off"]) < 0.005, ratio
     assert 0.90 < ratio["off"] < 0.95, ratio  # the measured bins: 5.8 % loss at 15 m, 11.6 % at 30 m
+
+
+# ---- beacons at the alert rate ---------------------------------------------------------------
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_hard_braking_sender_beacons_at_the_alert_rate_until_it_stops_braking(backend):
+    radio = Radio(_chan(alert_beacon_hz=20.0), capacity=3, backend=backend)
+    radio.reset(3)
+    xy = np.array([[0.0, 0.0], [30.0, 0.0], [60.0, 0.0]])
+    slots = np.arange(3)
+    pay = _payload(xy)
+    pay[0, 4] = -6.0  # slot 0 brakes hard
+    radio.broadcast(0.0, slots, xy, pay, slots, xy)
+    idx, t = radio.beacon_times(slots, 0.0, 1000.0)
+    assert np.bincount(idx, minlength=3).tolist() == [20, 10, 10]
+    assert np.allclose(np.diff(np.sort(t[idx == 0])), 50.0)
+    assert radio.beacon_due(slots, 0.0, 50.0)[0]  # due in every 50 ms
+    pay[0, 4] = 0.0
+    radio.broadcast(1000.0, slots, xy, pay, slots, xy)
+    idx, _ = radio.beacon_times(slots, 1000.0, 2000.0)
+    assert np.bincount(idx, minlength=3).tolist() == [10, 10, 10]
+
+
+def test_without_alert_beacon_hz_hard_braking_changes_no_beacon():
+    radio = Radio(_chan(), capacity=2)
+    radio.reset(3)
+    xy = np.array([[0.0, 0.0], [30.0, 0.0]])
+    pay = _payload(xy)
+    pay[:, 4] = -9.0
+    before = radio.beacon_times(np.arange(2), 0.0, 1000.0)
+    radio.broadcast(0.0, np.arange(2), xy, pay, np.arange(2), xy)
+    after = radio.beacon_times(np.arange(2), 0.0, 1000.0)
+    assert np.array_equal(before[0], after[0]) and np.array_equal(before[1], after[1])
+
+
+def test_alert_beacon_hz_must_be_positive_or_null():
+    with pytest.raises(ValueError, match=r"channel.alert_beacon_hz = 0"):
+        load_params({"channel": {"alert_beacon_hz": 0}})
+    assert load_params({"channel": {"alert_beacon_hz": 20}}).alert_beacon_hz == 20.0
