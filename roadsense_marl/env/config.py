@@ -19,6 +19,7 @@ import numpy as np
 from roadsense_marl.paths import config_path, configs_dir
 
 from roadsense_marl.env.actions import ACTION_MODES  # noqa: E402 - one owner of the action contract
+from roadsense_marl.env.agents import VehicleSelector, parse_selector  # noqa: E402 - one owner of "who is an agent"
 BACKENDS = ("libsumo", "traci")
 RENDER_MODES = ("rgb_array", "human")
 RADIO_PROFILES = ("measured", "ideal", "degraded", "defaults")
@@ -135,6 +136,12 @@ class EnvConfig:
     max_accel: float = 2.6
     vtype_randomization: bool = True
     drop_peer_prob: float = 0.0
+    #: Which SUMO vehicles are agents (:func:`roadsense_marl.env.agents.parse_selector`); None: road motor vehicles.
+    agents: VehicleSelector | None = None
+    #: Which vehicles may carry a radio (same syntax); None: any vehicle.
+    equipped: VehicleSelector | None = None
+    penetration_rate: float = 1.0  # share of (eligible) vehicles with a radio, drawn per vehicle per episode
+    max_other_vehicles: int | None = None  # radio slots for equipped non-agents; None: one per such vehicle
     hazard: HazardConfig = field(default_factory=HazardConfig)
     reward: RewardConfig = field(default_factory=RewardConfig)
     render_mode: str | None = None
@@ -152,13 +159,15 @@ class EnvConfig:
             raise ValueError(f"backend must be one of {BACKENDS}, got {self.backend!r}")
         if self.step_length is not None:
             _check_range("step_length", self.step_length, lo=0.0, hi=10.0, lo_open=True)
-        for name in ("max_steps", "max_peers", "max_vehicles"):
+        for name in ("max_steps", "max_peers", "max_vehicles", "max_other_vehicles"):
             value = getattr(self, name)
-            if value is None and name == "max_vehicles":
+            if value is None and name in ("max_vehicles", "max_other_vehicles"):
                 continue
-            if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 1:
-                hint = " or null (one slot per possible agent)" if name == "max_vehicles" else ""
-                raise ValueError(f"{name} must be a whole number >= 1{hint}, got {value!r}")
+            lowest = 0 if name == "max_other_vehicles" else 1
+            if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < lowest:
+                hint = {"max_vehicles": " or null (one slot per possible agent)",
+                        "max_other_vehicles": " or null (one radio slot per vehicle that is not an agent)"}.get(name, "")
+                raise ValueError(f"{name} must be a whole number >= {lowest}{hint}, got {value!r}")
             object.__setattr__(self, name, int(value))
         cone = self.cone_half_angle_deg
         if isinstance(cone, str):
@@ -175,6 +184,9 @@ class EnvConfig:
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
         _check_range("drop_peer_prob", self.drop_peer_prob, lo=0.0, hi=1.0)
+        _check_range("penetration_rate", self.penetration_rate, lo=0.0, hi=1.0)
+        object.__setattr__(self, "agents", parse_selector(self.agents, "agents"))
+        object.__setattr__(self, "equipped", parse_selector(self.equipped, "equipped"))
         if self.render_mode is not None and self.render_mode not in RENDER_MODES:
             raise ValueError(f"render_mode must be None or one of {RENDER_MODES}, got {self.render_mode!r}")
         if self.sumo_gui and self.backend != "traci":
@@ -192,9 +204,21 @@ class EnvConfig:
     def to_dict(self) -> dict[str, Any]:
         """Plain-data form (for saving next to a trained model)."""
         out = dataclasses.asdict(self)
+        for key in ("agents", "equipped"):
+            out[key] = _selector_dict(getattr(self, key))
         radio = self.radio
         out["radio"] = radio if isinstance(radio, (str, dict, type(None))) else str(radio)
         return out
+
+
+def _selector_dict(sel: VehicleSelector | None) -> dict[str, Any] | None:
+    """A selector in its config form (lists, only the keys given)."""
+    if sel is None:
+        return None
+    out: dict[str, Any] = {k: list(getattr(sel, k)) for k in ("vclass", "vtype", "id") if getattr(sel, k) is not None}
+    if sel.exclude is not None:
+        out["exclude"] = _selector_dict(sel.exclude)
+    return out
 
 
 def _build_section(cls: type, section: str, values: Mapping[str, Any]) -> Any:

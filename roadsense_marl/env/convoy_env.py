@@ -1,11 +1,11 @@
-"""RoadSense convoy: a PettingZoo ParallelEnv where every SUMO vehicle is an agent.
+"""RoadSense convoy: a PettingZoo ParallelEnv where every SUMO motor vehicle is an agent (configurable).
 
 | Import             | ``from roadsense_marl import parallel_env``                      |
 |--------------------|------------------------------------------------------------------|
 | Actions            | Continuous                                                        |
 | Parallel API       | Yes                                                               |
 | Manual control     | No                                                                |
-| Agents             | every vehicle of the scenario (``convoy_6``: 6; ``highway``: N)   |
+| Agents             | every motor vehicle of the scenario (``convoy_6``: 6), ``agents`` |
 | Action shape       | (1,)                                                              |
 | Action values      | [0, 1] (``brake``) or [-1, 1] (``accel``)                         |
 | Observation shape  | Dict(ego: (6,), peers: (K, 6), peer_mask: (K,))                   |
@@ -32,7 +32,8 @@ class RoadSenseParallelEnv(ParallelEnv):
     The per-step :class:`~roadsense_marl.env.core.StepRecord` is ``env.record``.
 
     ## Description
-    Every vehicle SUMO simulates is an agent running the same policy. Each step every
+    Every motor vehicle SUMO simulates is an agent running the same policy (``agents`` chooses
+    others; the rest of the traffic is driven by SUMO). Each step every radio-equipped
     vehicle broadcasts its TRUE state (position, speed, heading, acceleration) over a shared
     ESP-NOW emulator; a message from sender s reaches receiver r only after the latency
     sampled for that link, may be lost (distance-dependent, bursty per link) and carries
@@ -122,7 +123,17 @@ class RoadSenseParallelEnv(ParallelEnv):
     process, sumo-gui), ``step_length``, ``max_steps``, ``radio`` (``"measured"``, ``"ideal"``,
     ``"degraded"``, a path or a dict of ESP-NOW parameters), ``domain_randomization``,
     ``max_peers``, ``cone_half_angle_deg``, ``action_mode``, ``max_decel``, ``max_accel``,
-    ``vtype_randomization``, ``drop_peer_prob``, ``max_vehicles`` (vehicle slots of the array core:
+    ``vtype_randomization``, ``drop_peer_prob``,
+    ``agents`` (which SUMO vehicles are agents: a mapping of glob patterns on ``vclass`` / ``vtype`` /
+    ``id`` with an optional ``exclude`` of the same; default ``None``: every road motor vehicle, not
+    pedestrians, bicycles, scooters, trams, trains or ships; a selector matching no vehicle of the
+    scenario is a ValueError listing its vClasses and vTypes), ``equipped`` (which vehicles may carry a
+    radio, same syntax, default any), ``penetration_rate`` (in [0, 1], default 1: the share of them
+    that carries a radio, drawn per vehicle per episode from the seed; unequipped vehicles neither send
+    nor receive, an unequipped agent observes only its own state; ``info["equipped"]``,
+    ``record.equipped``), ``max_other_vehicles`` (radio slots for equipped vehicles that are not agents,
+    a pool apart from ``max_vehicles``: the most present at once; default one per such vehicle),
+    ``max_vehicles`` (vehicle slots of the array core:
     the most vehicles present at once; default one per possible agent), ``hazard`` and ``reward`` sections,
     ``render_mode`` (``"rgb_array"``: annotated frames; ``"human"``: the same frames in a
     matplotlib window, needs a display), ``sumo_gui`` (SUMO's own GUI, traci only), ``sumo_args``.
@@ -214,7 +225,9 @@ class RoadSenseParallelEnv(ParallelEnv):
         self.agents = self._names(live)
         obs = self._obs_dict(self.agents, self._in_order(live))
         onset = core.record.hazard_onset_step
-        infos = {a: {"hazard_vehicle": None, "hazard_onset_step": onset} for a in self.agents}
+        equipped = core.record.equipped
+        infos = {a: {"hazard_vehicle": None, "hazard_onset_step": onset, "equipped": bool(equipped[s])}
+                 for a, s in zip(self.agents, self._in_order(live).tolist())}
         if self.render_mode == "human":
             self.render()
         return obs, infos
@@ -261,7 +274,8 @@ class RoadSenseParallelEnv(ParallelEnv):
         sender = rec.extra("peer_sender") if "peer_sender" in rec.row_extras else None
         if slot is None or sender is None or agent not in self.agents:
             return []
-        return [core.agent_of_slot[j] for j in sender[slot] if j >= 0]
+        ids = rec.radio_ids  # radio slots: agents' own, then equipped vehicles that are not agents
+        return [ids[j] for j in sender[slot].tolist() if j >= 0]
 
     def close(self) -> None:
         self.core.close()
@@ -401,16 +415,18 @@ class EpisodeRenderer:
 
         core = self.core
         rec = core.record
-        s = rec.states
+        s = rec.all_states if rec.all_states is not None else rec.states  # agents and other traffic
         if s is None:
             raise RuntimeError("render() before reset()")
         wrecks = [v for v in self.crash_sites if v not in s.ids]
         w = np.array([self.crash_sites[v] for v in wrecks], dtype=np.float64).reshape(-1, 3)
         xy = np.concatenate([np.stack([s.x, s.y], axis=1), w[:, :2]])
         length = np.concatenate([s.length, w[:, 2]])
-        row_of_slot = np.full(core.n_slots, -1, dtype=np.int64)
-        row_of_slot[rec.slots] = np.arange(len(rec.slots))
-        links = rec.links
+        radio_slots = rec.radio_slots if rec.all_states is not None else rec.slots
+        row_of_slot = np.full(core.radio.capacity, -1, dtype=np.int64)
+        on_air = radio_slots >= 0
+        row_of_slot[radio_slots[on_air]] = np.flatnonzero(on_air)
+        links = rec.all_links if rec.all_links is not None else rec.links
         ok = np.asarray(links.delivered, dtype=bool)
         pairs = np.stack(
             [row_of_slot[np.asarray(links.sender)[ok]], row_of_slot[np.asarray(links.receiver)[ok]]], axis=1
@@ -441,7 +457,8 @@ class EpisodeRenderer:
 def step_infos(core: ConvoyCore, names: list[str], slots: np.ndarray) -> dict[str, dict[str, Any]]:
     """Per-agent infos of the latest step for ``names`` in ``slots`` (the views' only info builder).
 
-    Every agent: ``reward_components``, ``hazard_vehicle``, ``hazard_onset_step``; on the road:
+    Every agent: ``reward_components``, ``hazard_vehicle``, ``hazard_onset_step``, ``equipped``
+    (carries a radio this episode); on the road:
     ``gap`` (m), ``braking_signal``, ``n_visible_peers``; ended: ``reason`` (``collision``,
     ``arrived``, ``max_steps``) and, if truncated, ``TimeLimit.truncated``.
     """
@@ -455,6 +472,7 @@ def step_infos(core: ConvoyCore, names: list[str], slots: np.ndarray) -> dict[st
     signal = rec.extra("braking_signal")[slots].tolist() if "braking_signal" in have else None
     n_vis = rec.extra("n_visible")[slots].tolist() if "n_visible" in have else None
     reason = rec.end_reason[slots].tolist()
+    equipped = rec.equipped[slots].tolist()
     hv, onset = rec.hazard_vehicle, rec.hazard_onset_step
     infos: dict[str, dict[str, Any]] = {}
     for i, (a, parts) in enumerate(zip(names, columns)):
@@ -467,6 +485,7 @@ def step_infos(core: ConvoyCore, names: list[str], slots: np.ndarray) -> dict[st
                 info["n_visible_peers"] = n_vis[i]
         info["hazard_vehicle"] = hv
         info["hazard_onset_step"] = onset
+        info["equipped"] = equipped[i]
         if reason[i] >= 0:
             info["reason"] = END_REASONS[reason[i]]
             if reason[i] > 0:

@@ -8,8 +8,8 @@ exposes; none of them copies its logic. A step reads as its phases, each owned b
 2. the hazard's commands (:mod:`roadsense_marl.env.hazards`)
 3. SUMO advances one step (:mod:`roadsense_marl.sim`)
 4. agents join and leave, slots are assigned (:mod:`roadsense_marl.env.agents`)
-5. every due vehicle broadcasts its true state; each receiver's buffer takes what has
-   arrived (:mod:`roadsense_marl.espnow`)
+5. every due radio-equipped vehicle (agent or not) broadcasts its true state; each equipped
+   agent's buffer takes what has arrived (:mod:`roadsense_marl.espnow`)
 6. observations from each agent's own buffer (:mod:`roadsense_marl.env.observations`, pluggable)
 7. rewards from ground truth (:mod:`roadsense_marl.env.rewards`, pluggable), terminations,
    truncations and the public per-step :class:`StepRecord`.
@@ -20,6 +20,7 @@ overwritten in place each step: copy what you keep.
 
 from __future__ import annotations
 
+import dataclasses
 import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from roadsense_marl.env.actions import CommandCache, action_space, check_slot_actions, commanded_decel, speed_commands
-from roadsense_marl.env.agents import AgentSlots
+from roadsense_marl.env.agents import AgentSlots, OtherSlots, draw_equipped, select_vehicles
 from roadsense_marl.env.config import RADIO_PROFILES, EnvConfig, make_env_config, radio_profile_path
 from roadsense_marl.env.hazards import HazardRuntime, draw_hazard_plan
 from roadsense_marl.env.observations import DeepSetObservation, ObservationFunction
@@ -85,8 +86,14 @@ class StepRecord:
       ``row_extras`` the same by vehicle row.
     - ``terminated`` / ``truncated``: bool[S] agents that collided / arrived, vanished or hit
       ``max_steps`` in this step; ``joined``: bool[S] new agents.
-    - ``links``: this step's transmissions (:class:`~roadsense_marl.espnow.LinkBatch`, slots);
+    - ``links``: this step's transmissions between agents (:class:`~roadsense_marl.espnow.LinkBatch`,
+      agent slots); ``all_links``: every transmission, senders that are not agents included (radio
+      slots: ``>= n_slots`` are equipped non-agents, named by ``radio_ids``);
       ``radio_params``: this episode's (domain-randomised) radio parameters.
+    - ``equipped``: bool[S] the slot's agent carries a radio this episode (``penetration_rate``);
+      ``all_states``: every vehicle on the road (agents and not; ``states`` holds the agents only);
+      ``radio_slots``: int64[n] radio slot of each row of ``all_states`` (-1: no radio);
+      ``radio_ids``: object[R] vehicle in each radio slot (None: empty; R = n_slots + other slots).
     - ``hazard_vehicle`` / ``hazard_slot`` / ``hazard_onset_step``: the braking vehicle (None / -1)
       and the planned onset step (None: no hazard this episode).
     """
@@ -112,6 +119,11 @@ class StepRecord:
     hazard_vehicle: str | None = None
     hazard_slot: int = -1
     hazard_onset_step: int | None = None
+    equipped: np.ndarray = field(default_factory=lambda: np.empty(0, bool))
+    all_states: Any = None
+    radio_slots: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+    radio_ids: np.ndarray = field(default_factory=lambda: np.empty(0, object))
+    all_links: Any = None
     _cache: dict = field(default_factory=dict, repr=False)
 
     def _by_slot(self, key: str, rows: np.ndarray, fill: Any) -> np.ndarray:
@@ -219,10 +231,26 @@ class ConvoyCore:
                 scenario_kwargs.setdefault("step_length", cfg.step_length)
         self.scenario = resolve_scenario(cfg.scenario, **scenario_kwargs)
         self.step_length = float(cfg.step_length or self.scenario.default_step_length)
-        self.possible_agents: tuple[str, ...] = tuple(self.scenario.vehicle_ids)
+        sc = self.scenario
+        vids = tuple(sc.vehicle_ids)
+        vtypes = sc.vehicle_types or ("DEFAULT_VEHTYPE",) * len(vids)
+        vclasses = sc.vehicle_classes or ("passenger",) * len(vids)
+        is_agent = select_vehicles(cfg.agents, "agents", vids, vtypes, vclasses, sc.name)
+        #: bool[V] over the scenario's vehicles: may carry a radio (the ``equipped`` selector).
+        self._eligible = select_vehicles(cfg.equipped, "equipped", vids, vtypes, vclasses, sc.name)
+        self.possible_agents: tuple[str, ...] = tuple(v for v, a in zip(vids, is_agent) if a)
+        #: The scenario's vehicles that are not agents (driven by SUMO; radio only if equipped).
+        self.other_vehicles: tuple[str, ...] = tuple(v for v, a in zip(vids, is_agent) if not a)
+        self._vehicle_index = {v: i for i, v in enumerate(vids)}
+        self._agent_vehicle_index = np.flatnonzero(is_agent)
         self.n_slots = int(cfg.max_vehicles or len(self.possible_agents))
+        n_other = len(self.other_vehicles) if cfg.max_other_vehicles is None else cfg.max_other_vehicles
+        #: Every vehicle is an agent and carries a radio: radio slot = agent slot, no masks.
+        self._plain = not self.other_vehicles and cfg.penetration_rate >= 1.0 and bool(self._eligible.all())
+        self.other_slots = OtherSlots(self.n_slots, 0 if self._plain else n_other)
         self.radio = Radio(
-            load_params(resolve_radio(cfg.radio)), capacity=self.n_slots, domain_randomization=cfg.domain_randomization
+            load_params(resolve_radio(cfg.radio)), capacity=self.n_slots + self.other_slots.n,
+            domain_randomization=cfg.domain_randomization,
         )
         self.sim = SumoSimulation(
             self.scenario,
@@ -236,7 +264,13 @@ class ConvoyCore:
         self.observation_space = self.observation_fn.space(cfg)
         self.action_space = action_space(cfg.action_mode)
         self._act_low, self._act_high = float(self.action_space.low[0]), float(self.action_space.high[0])
-        self.slots = AgentSlots(self.possible_agents, self.n_slots)
+        self.slots = AgentSlots(self.possible_agents, self.n_slots, self.other_vehicles)
+        #: bool[S]: the slot's agent carries a radio this episode.
+        self.equipped = np.zeros(self.n_slots, dtype=bool)
+        #: bool[V] over the scenario's vehicles: equipped this episode (drawn at reset).
+        self.equipped_vehicles = np.ones(len(vids), dtype=bool)
+        self.agent_states = None
+        self._radio_key = None
         #: Agents whose actions drive their vehicle (None: all). Others are left to SUMO's
         #: car-following model but still broadcast, observe and get rewards.
         self.controlled: frozenset[str] | None = None
@@ -288,6 +322,7 @@ class ConvoyCore:
             self._root_seed = np.random.SeedSequence(None if seed is None else int(seed))
         episode_ss = self._root_seed.spawn(1)[0]
         sumo_ss, radio_ss, hazard_ss, variation_ss = episode_ss.spawn(4)
+        equip_rng = np.random.default_rng(episode_ss.spawn(1)[0])  # the 5th child: earlier ones unchanged
         self.episode_seed = int(episode_ss.generate_state(1)[0])
         sumo_seed = int(sumo_ss.generate_state(1)[0] % (2**31 - 1))
         variation = None
@@ -309,6 +344,10 @@ class ConvoyCore:
         self._controlled[:] = True  # set per joining vehicle from `controlled`
         self.observation_fn.reset(self.n_slots)
         self.slots.reset()
+        self.other_slots.reset()
+        self.equipped_vehicles = draw_equipped(equip_rng, cfg.penetration_rate, self._eligible)
+        self.equipped[:] = False
+        self._radio_key = None
         for buf in self.obs.values():
             buf.fill(0)
         self.num_steps = 0
@@ -340,7 +379,7 @@ class ConvoyCore:
     def _advance(self, acts: np.ndarray) -> None:
         cfg, slots = self.config, self.slots
         t_step = self.num_steps
-        states = self.states
+        states, row_slot = self.agent_states, self._agent_slots
         live = slots.live
         if len(self._ended):  # slots whose agent ended in the last step become free and empty
             for buf in self.obs.values():
@@ -348,7 +387,6 @@ class ConvoyCore:
             slots.release_ended(self._ended)
 
         # 1. actions -> SUMO commands
-        row_slot = slots.row_slot
         speed = np.zeros(self.n_slots)
         speed[row_slot] = states.speed
         self.hazard.pick(t_step, states, row_slot)  # at the onset: its action in this step is ignored too
@@ -372,7 +410,8 @@ class ConvoyCore:
         prev_t = self._t_ms
         new = self.sim.step()
         self.num_steps += 1
-        if not new.ids and self.num_steps < cfg.max_steps and self.sim.expected_vehicles() > 0:
+        if not self._agents_on(new) and self.num_steps < cfg.max_steps and self._agents_to_come() \
+                and self.sim.expected_vehicles() > 0:
             new = self._skip_empty_road(new)
         self._t_ms = new.time_s * 1000.0
         self._enter(new, prev_t)
@@ -386,7 +425,7 @@ class ConvoyCore:
         import dataclasses
 
         states = emptied
-        while not states.ids and self.num_steps < self.config.max_steps:
+        while not self._agents_on(states) and self.num_steps < self.config.max_steps:
             states = self.sim.step()
             self.num_steps += 1
         return dataclasses.replace(states, arrived=emptied.arrived, collided=emptied.collided,
@@ -406,22 +445,27 @@ class ConvoyCore:
             self.radio.forget(ended)
             self.hazard.left(ended)
         if len(changes.joined):
+            self.equipped[changes.joined] = self.equipped_vehicles[
+                self._agent_vehicle_index[slots.agent_index[changes.joined]]]
             self.commands.clear(changes.joined)
             self.observation_fn.clear(changes.joined)
             if self.controlled is not None:
                 self._controlled[changes.joined] = [slots.agent_of_slot[s] in self.controlled for s in changes.joined]
         self.states = states
-        row_slot = slots.row_slot
+        snd_slot, snd_rows, rcv_slot, rcv_rows = self._radio_rows(states)
+        all_states, states = states, self._agent_view(states)
+        row_slot = self._agent_slots
         n = len(row_slot)
-        # 5. radio: every due vehicle broadcasts its true state; receivers take what has arrived
+        # 5. radio: every due equipped vehicle broadcasts its true state; receivers take what has arrived
         t_ms = self._t_ms
         rx = None
-        if n:
-            xy = np.stack([states.x, states.y], axis=1)
-            due = self.radio.beacon_due(row_slot, prev_t_ms, t_ms)
-            payload = np.stack([states.x, states.y, states.speed, states.heading_deg, states.accel], axis=1)
-            self.radio.broadcast(t_ms, row_slot[due], xy[due], payload[due], row_slot, xy)
-            rx = self.radio.receive(t_ms, row_slot)
+        if all_states.n:
+            xy = np.stack([all_states.x, all_states.y], axis=1)
+            due = self.radio.beacon_due(snd_slot, prev_t_ms, t_ms)
+            payload = np.stack([all_states.x, all_states.y, all_states.speed, all_states.heading_deg,
+                                all_states.accel], axis=1)[snd_rows]
+            self.radio.broadcast(t_ms, snd_slot[due], xy[snd_rows][due], payload[due], rcv_slot, xy[rcv_rows])
+            rx = self.radio.receive(t_ms, rcv_slot)
         # 6. observations from each agent's own buffer
         row_of_slot = np.full(self.n_slots, -1, dtype=np.int64)
         row_of_slot[row_slot] = np.arange(n)
@@ -477,10 +521,83 @@ class ConvoyCore:
         rec.reward_components = {c: table[:, j] for j, c in enumerate(names)}
         rec.row_extras = extras
         rec.terminated, rec.truncated, rec.joined = self.terminated, self.truncated, self.joined
-        rec.links = self.radio.last_links
+        rec.all_links = links = self.radio.last_links
+        if not self._plain and links is not None and len(links) and links.sender.max() >= n_slots:
+            keep = links.sender < n_slots
+            links = type(links)(**{f.name: getattr(links, f.name)[keep] for f in dataclasses.fields(links)})
+        rec.links = links
+        rec.equipped = self.equipped & (slots.agent_index >= 0)
+        rec.all_states, rec.radio_slots, rec.radio_ids = all_states, self._radio_slot, self._radio_ids
         rec.radio_params = self.radio.params
         rec.hazard_vehicle, rec.hazard_slot = self.hazard.vehicle, self.hazard.slot
         rec.hazard_onset_step = self.hazard.plan.onset_step
+
+    # ---- who is on the road, who has a radio ---------------------------------------------------
+
+    def _agents_on(self, states) -> bool:
+        """Whether any agent is among ``states.ids``."""
+        if not self.other_vehicles:
+            return bool(states.ids)
+        index = self.slots.index_of
+        return any(v in index for v in states.ids)
+
+    def _agents_to_come(self) -> bool:
+        """Whether some possible agent has not been on the road yet this episode."""
+        return len(self.slots._ended) + len(self.slots.slot_of) < len(self.possible_agents)
+
+    def _radio_rows(self, states):
+        """Senders and receivers of this step: (radio slot of each sending row, the sending rows,
+        radio slot of each receiving row, the receiving rows); rows index ``states``. Senders are
+        the equipped vehicles (agents in their agent slot, others in :class:`OtherSlots`),
+        receivers the equipped agents. Recomputed only when the vehicle set changed."""
+        row_slot = self.slots.row_slot
+        if self._radio_key is not row_slot:
+            self._radio_key = row_slot
+            everyone = slice(None)
+            if self._plain:
+                radio_slot = row_slot
+                self._radio_io = (row_slot, everyone, row_slot, everyone)
+                self._radio_ids = self.slots.ids
+            else:
+                vidx = self._vehicle_index
+                eq = self.equipped_vehicles[np.fromiter((vidx[v] for v in states.ids), np.int64, states.n)]
+                agent = row_slot >= 0
+                others = [v for v, e, a in zip(states.ids, eq.tolist(), agent.tolist()) if e and not a]
+                left, _ = self.other_slots.update(others, states.time_s)
+                if len(left):
+                    self.radio.forget(left)
+                oslot = self.other_slots.slot_of
+                other_slot = np.fromiter((oslot.get(v, -1) for v in states.ids), np.int64, states.n)
+                radio_slot = np.where(eq, np.where(agent, row_slot, other_slot), -1)
+                snd = np.flatnonzero(radio_slot >= 0)
+                rcv = np.flatnonzero(eq & agent)
+                self._radio_io = (radio_slot[snd], snd, row_slot[rcv], rcv)
+                self._radio_ids = np.concatenate([self.slots.ids, self.other_slots.ids])
+            self._radio_slot = radio_slot
+        return self._radio_io
+
+    def _agent_view(self, states):
+        """``states`` restricted to the agents' rows (itself when every vehicle is an agent); sets
+        ``agent_states`` and ``_agent_slots`` (slot of each of its rows). A leader that is not an
+        agent becomes -1 in the view; the gap to it is kept (SUMO's truth)."""
+        row_slot = self.slots.row_slot
+        if not self.other_vehicles or not (row_slot < 0).any():
+            self.agent_states, self._agent_slots = states, row_slot
+            return states
+        rows = np.flatnonzero(row_slot >= 0)
+        inv = np.full(states.n, -1, np.int64)
+        inv[rows] = np.arange(len(rows))
+        lead = states.leader[rows]
+        lead = np.where(lead >= 0, inv[np.maximum(lead, 0)], -1)
+        pick = rows.tolist()
+        view = dataclasses.replace(
+            states, ids=tuple(states.ids[i] for i in pick), x=states.x[rows], y=states.y[rows],
+            speed=states.speed[rows], accel=states.accel[rows], heading_deg=states.heading_deg[rows],
+            length=states.length[rows], leader=lead, gap=states.gap[rows],
+            extras={k: v[rows] for k, v in states.extras.items()},
+        )
+        self.agent_states, self._agent_slots = view, row_slot[rows]
+        return view
 
     # ---- internals --------------------------------------------------------------------------
 
@@ -501,12 +618,12 @@ class ConvoyCore:
         states = self.sim.reset(seed=sumo_seed, variation=variation)
         limit = min(MAX_WARMUP_STEPS, math.ceil(MAX_WARMUP_S / self.step_length - 1e-9))
         for _ in range(limit):
-            if states.ids:
+            if self._agents_on(states):
                 return states
             states = self.sim.step()
         dropped = f" ({len(variation.dropped)} vehicles dropped by drop_peer_prob)" if variation and variation.dropped else ""
         raise RuntimeError(
-            f"scenario {self.scenario.name!r} inserted no vehicle within {MAX_WARMUP_S:g} s ({limit} steps) of its "
+            f"scenario {self.scenario.name!r} inserted no agent vehicle within {MAX_WARMUP_S:g} s ({limit} steps) of its "
             f"begin{dropped}"
         )
 
@@ -516,7 +633,9 @@ class ConvoyCore:
             # A SUMO simulation cannot be pickled: a copy starts with no episode (reset() first).
             state["episode_over"] = True
             state["states"] = None
-            state["slots"] = AgentSlots(self.possible_agents, self.n_slots)
+            state["slots"] = AgentSlots(self.possible_agents, self.n_slots, self.other_vehicles)
+            state["other_slots"] = OtherSlots(self.other_slots.offset, self.other_slots.n)
+            state["agent_states"] = None
             state["_unpickled"] = True
         return state
 

@@ -77,6 +77,10 @@ class Scenario:
     :param begin_s: simulation begin time in seconds (SUMO's reading of the config).
     :param additional_files: absolute paths of the config's additional files.
     :param horizon_s: seconds after ``begin_s`` that ``vehicle_ids`` covers.
+    :param vehicle_types: each vehicle's vType id as SUMO reports it, aligned with ``vehicle_ids``.
+    :param vehicle_classes: each vehicle's vClass as SUMO reports it (``passenger``, ``bicycle``,
+        ``tram``, ...), aligned with ``vehicle_ids``; the env chooses its agents by these
+        (:mod:`roadsense_marl.env.agents`).
     """
 
     name: str
@@ -92,6 +96,8 @@ class Scenario:
     begin_s: float = 0.0
     additional_files: tuple[Path, ...] = ()
     horizon_s: float = DEFAULT_HORIZON_S
+    vehicle_types: tuple[str, ...] = ()
+    vehicle_classes: tuple[str, ...] = ()
 
     @property
     def n_vehicles(self) -> int:
@@ -282,6 +288,8 @@ def load_scenario(sumocfg: Path, name: str | None = None, ego_id: str | None = N
         begin_s=vset.begin_s,
         additional_files=additional_files,
         horizon_s=horizon,
+        vehicle_types=vset.vtypes,
+        vehicle_classes=vset.vclasses,
     )
 
 
