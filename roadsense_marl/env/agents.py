@@ -160,16 +160,36 @@ def _patterns(value, name: str) -> tuple[str, ...] | None:
     return tuple(pats)
 
 
+def type_alternatives(vtypes: Sequence[str], vclasses: Sequence[str], type_classes: Mapping[str, str],
+                      alternatives: Mapping[str, Sequence[str]]) -> tuple[np.ndarray, list[str], list[str]]:
+    """Every (vType, vClass) each vehicle may have in some episode: its own, or, for a member of a
+    ``<vTypeDistribution>``, every member of it. Returns (owner int64[m]: the vehicle of each
+    alternative, vtypes[m], vclasses[m])."""
+    owner: list[int] = []
+    types: list[str] = []
+    classes: list[str] = []
+    for i, (t, c) in enumerate(zip(vtypes, vclasses)):
+        for alt in alternatives.get(t, (t,)):
+            owner.append(i)
+            types.append(alt)
+            classes.append(c if alt == t else type_classes.get(alt, c))
+    return np.array(owner, np.int64), types, classes
+
+
 def select_vehicles(selector: VehicleSelector | None, key: str, ids: Sequence[str], vtypes: Sequence[str],
-                    vclasses: Sequence[str], scenario: str) -> np.ndarray:
-    """bool[n]: the scenario's vehicles ``selector`` chooses (``None``: :data:`DEFAULT_AGENTS` for
-    ``agents``, everyone otherwise). Raises ValueError naming ``key``, the selector and the vTypes
-    and vClasses the scenario has when it chooses none."""
+                    vclasses: Sequence[str], scenario: str, owner: np.ndarray | None = None,
+                    check: bool = True) -> np.ndarray:
+    """bool[m]: which rows (vehicles, or with ``owner`` the alternatives of ``ids[owner[j]]``, see
+    :func:`type_alternatives`) ``selector`` chooses (``None``: :data:`DEFAULT_AGENTS` for
+    ``agents``, everyone otherwise). With ``check``, raises ValueError naming ``key``, the selector
+    and the vTypes and vClasses the scenario has when it chooses none."""
+    if owner is not None:
+        ids = [ids[i] for i in owner.tolist()]
     if selector is None and key != "agents":
         return np.ones(len(ids), dtype=bool)
     sel = DEFAULT_AGENTS if selector is None else selector
     chosen = sel.matches(ids, vtypes, vclasses)
-    if len(ids) and not chosen.any():
+    if check and len(ids) and not chosen.any():
         what = "the default (road motor vehicles)" if selector is None else sel.describe()
         raise ValueError(
             f"{key} selector {what} matches no vehicle of scenario {scenario!r}; its vehicles have "
@@ -212,13 +232,15 @@ class AgentSlots:
 
     def __init__(self, possible_agents: Sequence[str], n_slots: int, others: Sequence[str] = ()) -> None:
         self.possible_agents = tuple(possible_agents)
-        self.others = frozenset(others)
+        self.base_others = frozenset(others)
         self.index_of = {a: i for i, a in enumerate(self.possible_agents)}
         self.n_slots = int(n_slots)
         self.reset()
 
     def reset(self) -> None:
         """Empty every slot (a new episode)."""
+        #: Vehicles that are not agents this episode: ``others`` plus those :meth:`exclude` named.
+        self.others: set[str] = set(self.base_others)
         self.agent_of_slot: list[str | None] = [None] * self.n_slots
         #: object[S] view of ``agent_of_slot`` for fancy indexing (``ids[slots].tolist()``).
         self.ids = np.full(self.n_slots, None, dtype=object)
@@ -300,6 +322,11 @@ class AgentSlots:
         #: True when slot order is possible_agents order (the views then need no sort).
         self.in_order = bool(len(occupied) < 2 or (occupied[1:] > occupied[:-1]).all())
         return SlotChanges(np.array(col, np.int64), np.array(left, np.int64), np.array(joined, np.int64))
+
+    def exclude(self, vehicle: str) -> None:
+        """``vehicle`` (a possible agent) is not an agent in this episode (e.g. SUMO drew a
+        bicycle type for it from a ``<vTypeDistribution>``); call before it joins."""
+        self.others.add(vehicle)
 
     def release_ended(self, slots: np.ndarray) -> None:
         """Forget the agents of ``slots`` that ended in the last step (their slots become free)."""

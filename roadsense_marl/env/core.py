@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from roadsense_marl.env.actions import CommandCache, action_space, check_slot_actions, commanded_decel, speed_commands
-from roadsense_marl.env.agents import AgentSlots, OtherSlots, draw_equipped, select_vehicles
+from roadsense_marl.env.agents import AgentSlots, OtherSlots, draw_equipped, select_vehicles, type_alternatives
 from roadsense_marl.env.config import RADIO_PROFILES, EnvConfig, make_env_config, radio_profile_path
 from roadsense_marl.env.hazards import HazardRuntime, draw_hazard_plan
 from roadsense_marl.env.observations import DeepSetObservation, ObservationFunction
@@ -235,14 +235,25 @@ class ConvoyCore:
         vids = tuple(sc.vehicle_ids)
         vtypes = sc.vehicle_types or ("DEFAULT_VEHTYPE",) * len(vids)
         vclasses = sc.vehicle_classes or ("passenger",) * len(vids)
-        is_agent = select_vehicles(cfg.agents, "agents", vids, vtypes, vclasses, sc.name)
+        # A vehicle typed by a <vTypeDistribution> may get any member's vType/vClass (SUMO draws
+        # per seed): it is a possible agent if some member is chosen, and is decided when it departs.
+        owner, alt_types, alt_classes = type_alternatives(vtypes, vclasses, dict(sc.vtype_classes),
+                                                          dict(sc.vtype_alternatives))
+        agent_any, agent_all = _any_all(select_vehicles(cfg.agents, "agents", vids, alt_types, alt_classes,
+                                                        sc.name, owner), owner, len(vids))
+        elig_any, elig_all = _any_all(select_vehicles(cfg.equipped, "equipped", vids, alt_types, alt_classes,
+                                                      sc.name, owner), owner, len(vids))
         #: bool[V] over the scenario's vehicles: may carry a radio (the ``equipped`` selector).
-        self._eligible = select_vehicles(cfg.equipped, "equipped", vids, vtypes, vclasses, sc.name)
-        self.possible_agents: tuple[str, ...] = tuple(v for v, a in zip(vids, is_agent) if a)
-        #: The scenario's vehicles that are not agents (driven by SUMO; radio only if equipped).
-        self.other_vehicles: tuple[str, ...] = tuple(v for v, a in zip(vids, is_agent) if not a)
+        self._eligible_base = elig_all
+        self._eligible = elig_all.copy()
+        #: Vehicles whose agent-hood or radio eligibility depends on SUMO's vType draw.
+        self._undecided = frozenset(v for v, u in zip(vids, (agent_any != agent_all) | (elig_any != elig_all)) if u)
+        self._decided: set[str] = set()
+        self.possible_agents: tuple[str, ...] = tuple(v for v, a in zip(vids, agent_any) if a)
+        #: The scenario's vehicles that may not be agents (driven by SUMO; radio only if equipped).
+        self.other_vehicles: tuple[str, ...] = tuple(v for v, a in zip(vids, agent_all) if not a)
         self._vehicle_index = {v: i for i, v in enumerate(vids)}
-        self._agent_vehicle_index = np.flatnonzero(is_agent)
+        self._agent_vehicle_index = np.flatnonzero(agent_any)
         self.n_slots = int(cfg.max_vehicles or len(self.possible_agents))
         n_other = len(self.other_vehicles) if cfg.max_other_vehicles is None else cfg.max_other_vehicles
         #: Every vehicle is an agent and carries a radio: radio slot = agent slot, no masks.
@@ -264,7 +275,8 @@ class ConvoyCore:
         self.observation_space = self.observation_fn.space(cfg)
         self.action_space = action_space(cfg.action_mode)
         self._act_low, self._act_high = float(self.action_space.low[0]), float(self.action_space.high[0])
-        self.slots = AgentSlots(self.possible_agents, self.n_slots, self.other_vehicles)
+        self.slots = AgentSlots(self.possible_agents, self.n_slots,
+                                tuple(v for v, a in zip(vids, agent_any) if not a))
         #: bool[S]: the slot's agent carries a radio this episode.
         self.equipped = np.zeros(self.n_slots, dtype=bool)
         #: bool[V] over the scenario's vehicles: equipped this episode (drawn at reset).
@@ -335,6 +347,15 @@ class ConvoyCore:
             )
         self.episode_over = True
         self._unpickled = False
+        # who is an agent / equipped this episode: decided during warm-up for distribution-typed vehicles
+        self.slots.reset()
+        self.other_slots.reset()
+        self._equip_draw = draw_equipped(equip_rng, cfg.penetration_rate, np.ones(len(self._eligible), bool))
+        self._eligible = self._eligible_base.copy()
+        self._decided = set()
+        self.equipped_vehicles = self._equip_draw & self._eligible
+        self.equipped[:] = False
+        self._radio_key = None
         states = self._guard(self._start_episode, sumo_seed, variation)
         self.radio.reset(radio_ss)
         self.hazard = HazardRuntime(
@@ -343,11 +364,6 @@ class ConvoyCore:
         self.commands = CommandCache(self.n_slots)
         self._controlled[:] = True  # set per joining vehicle from `controlled`
         self.observation_fn.reset(self.n_slots)
-        self.slots.reset()
-        self.other_slots.reset()
-        self.equipped_vehicles = draw_equipped(equip_rng, cfg.penetration_rate, self._eligible)
-        self.equipped[:] = False
-        self._radio_key = None
         for buf in self.obs.values():
             buf.fill(0)
         self.num_steps = 0
@@ -436,6 +452,8 @@ class ConvoyCore:
         cfg, slots = self.config, self.slots
         first = self.num_steps == 0
         # 4. agents join and leave
+        if self._undecided:
+            self._decide(states.ids)
         if first:
             changes = slots.update(states.ids, states.ids, (), (), states.time_s)
         else:
@@ -538,12 +556,38 @@ class ConvoyCore:
         """Whether any agent is among ``states.ids``."""
         if not self.other_vehicles:
             return bool(states.ids)
-        index = self.slots.index_of
-        return any(v in index for v in states.ids)
+        if self._undecided:
+            self._decide(states.ids)
+        index, others = self.slots.index_of, self.slots.others
+        return any(v in index and v not in others for v in states.ids)
 
     def _agents_to_come(self) -> bool:
         """Whether some possible agent has not been on the road yet this episode."""
-        return len(self.slots._ended) + len(self.slots.slot_of) < len(self.possible_agents)
+        slots = self.slots
+        not_agents = len(slots.others) - len(slots.base_others)
+        return len(slots._ended) + len(slots.slot_of) + not_agents < len(self.possible_agents)
+
+    def _decide(self, ids) -> None:
+        """Vehicles among ``ids`` typed by a ``<vTypeDistribution>`` whose draw decides whether they
+        are agents or may carry a radio: ask SUMO which vType/vClass it drew (once per vehicle
+        and episode)."""
+        todo = [v for v in ids if v in self._undecided and v not in self._decided]
+        if not todo:
+            return
+        raw = self.sim.raw
+        cfg = self.config
+        types = [raw.vehicle.getTypeID(v) for v in todo]
+        classes = [raw.vehicle.getVehicleClass(v) for v in todo]
+        agent = select_vehicles(cfg.agents, "agents", todo, types, classes, self.scenario.name, check=False)
+        elig = select_vehicles(cfg.equipped, "equipped", todo, types, classes, self.scenario.name, check=False)
+        for v, a, e in zip(todo, agent.tolist(), elig.tolist()):
+            self._decided.add(v)
+            if not a:
+                self.slots.exclude(v)
+            i = self._vehicle_index[v]
+            self._eligible[i] = e
+            self.equipped_vehicles[i] = e and self._equip_draw[i]
+        self._radio_key = None
 
     def _radio_rows(self, states):
         """Senders and receivers of this step: (radio slot of each sending row, the sending rows,
@@ -633,7 +677,7 @@ class ConvoyCore:
             # A SUMO simulation cannot be pickled: a copy starts with no episode (reset() first).
             state["episode_over"] = True
             state["states"] = None
-            state["slots"] = AgentSlots(self.possible_agents, self.n_slots, self.other_vehicles)
+            state["slots"] = AgentSlots(self.possible_agents, self.n_slots, self.slots.base_others)
             state["other_slots"] = OtherSlots(self.other_slots.offset, self.other_slots.n)
             state["agent_states"] = None
             state["_unpickled"] = True
@@ -642,6 +686,15 @@ class ConvoyCore:
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
         weakref.finalize(self, _close_sim, self.sim)
+
+
+def _any_all(chosen: np.ndarray, owner: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per vehicle: whether any / every one of its alternatives (rows owned by it) is chosen."""
+    any_ = np.zeros(n, dtype=bool)
+    all_ = np.ones(n, dtype=bool)
+    np.logical_or.at(any_, owner, chosen)
+    np.logical_and.at(all_, owner, chosen)
+    return any_, all_
 
 
 def _close_sim(sim) -> None:

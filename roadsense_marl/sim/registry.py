@@ -81,6 +81,10 @@ class Scenario:
     :param vehicle_classes: each vehicle's vClass as SUMO reports it (``passenger``, ``bicycle``,
         ``tram``, ...), aligned with ``vehicle_ids``; the env chooses its agents by these
         (:mod:`roadsense_marl.env.agents`).
+    :param vtype_classes: ``((vType id, vClass), ...)`` of every vType SUMO loaded.
+    :param vtype_alternatives: ``((vType id, (member, ...)), ...)`` for members of a
+        ``<vTypeDistribution>``: the types a vehicle drawn as that type may get in another episode
+        (see :class:`~roadsense_marl.sim.vehicles.VehicleSet`).
     """
 
     name: str
@@ -98,6 +102,8 @@ class Scenario:
     horizon_s: float = DEFAULT_HORIZON_S
     vehicle_types: tuple[str, ...] = ()
     vehicle_classes: tuple[str, ...] = ()
+    vtype_classes: tuple[tuple[str, str], ...] = ()
+    vtype_alternatives: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     @property
     def n_vehicles(self) -> int:
@@ -290,6 +296,8 @@ def load_scenario(sumocfg: Path, name: str | None = None, ego_id: str | None = N
         horizon_s=horizon,
         vehicle_types=vset.vtypes,
         vehicle_classes=vset.vclasses,
+        vtype_classes=vset.type_classes,
+        vtype_alternatives=vset.type_alternatives,
     )
 
 

@@ -45,7 +45,7 @@ from roadsense_marl.sim.probe import sumo_session
 
 __all__ = ["VehicleSet", "sumo_vehicle_set", "ENV_SUMO_OPTIONS"]
 
-_CACHE_VERSION = 5
+_CACHE_VERSION = 6
 
 #: Options the env always runs SUMO with (they win over the ``.sumocfg``); the vehicle set is
 #: asked under the same ones so it matches the real run.
@@ -71,6 +71,10 @@ class VehicleSet:
         SUMO drew in the asking run), aligned with ``vehicle_ids``.
     :param vclasses: each vehicle's vClass (SUMO's names: ``passenger``, ``bicycle``, ``tram``, ...),
         aligned with ``vehicle_ids``.
+    :param type_classes: ``((vType id, vClass), ...)`` of every vType SUMO loaded.
+    :param type_alternatives: ``((vType id, (member, ...)), ...)``: for each member of a
+        ``<vTypeDistribution>``, every member of the distributions it belongs to (a vehicle SUMO
+        drew that type for may get any of them under another seed).
     """
 
     vehicle_ids: tuple[str, ...]
@@ -79,6 +83,8 @@ class VehicleSet:
     inserted: int
     vtypes: tuple[str, ...] = ()
     vclasses: tuple[str, ...] = ()
+    type_classes: tuple[tuple[str, str], ...] = ()
+    type_alternatives: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
 
 def sumo_vehicle_set(sumocfg: Path, files: Sequence[Path], horizon_s: float, step_length: float,
@@ -102,12 +108,18 @@ def sumo_vehicle_set(sumocfg: Path, files: Sequence[Path], horizon_s: float, ste
         with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
             data = json.loads(cache.read_text())
             return VehicleSet(tuple(data["vehicle_ids"]), float(data["begin_s"]), float(data["horizon_s"]),
-                              int(data["inserted"]), tuple(data["vtypes"]), tuple(data["vclasses"]))
+                              int(data["inserted"]), tuple(data["vtypes"]), tuple(data["vclasses"]),
+                              tuple(map(tuple, data["type_classes"])),
+                              tuple((t, tuple(m)) for t, m in data["type_alternatives"]))
     begin, inserted, pending, kinds, type_class = _run_sumo(Path(sumocfg), horizon_s, step_length)
     ids = dict.fromkeys([*inserted, *pending])
     flow_type: dict[str, str] = {}
+    alternatives: dict[str, set[str]] = {}
     for path in probability_files:
         flow_type.update(_flow_types(path))
+        for members in distribution_members(path).values():
+            for m in members:
+                alternatives.setdefault(m, set()).update(members)
     for path in probability_files:
         for vid in _random_flow_bound(path, begin, begin + horizon_s, step_length):
             ids.setdefault(vid)
@@ -116,12 +128,15 @@ def sumo_vehicle_set(sumocfg: Path, files: Sequence[Path], horizon_s: float, ste
         vtype, vclass = kinds.get(vid) or _bound_kind(vid, flow_type, type_class)
         vtypes.append(vtype)
         vclasses.append(vclass)
-    result = VehicleSet(tuple(ids), begin, float(horizon_s), len(inserted), tuple(vtypes), tuple(vclasses))
+    result = VehicleSet(tuple(ids), begin, float(horizon_s), len(inserted), tuple(vtypes), tuple(vclasses),
+                        tuple(sorted(type_class.items())),
+                        tuple((t, tuple(sorted(m))) for t, m in sorted(alternatives.items()) if len(m) > 1))
     cache.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkstemp(dir=cache.parent, suffix=".tmp")[1])
     tmp.write_text(json.dumps({"vehicle_ids": list(result.vehicle_ids), "begin_s": begin,
                                "horizon_s": result.horizon_s, "inserted": result.inserted,
-                               "vtypes": list(result.vtypes), "vclasses": list(result.vclasses)}))
+                               "vtypes": list(result.vtypes), "vclasses": list(result.vclasses),
+                               "type_classes": result.type_classes, "type_alternatives": result.type_alternatives}))
     os.replace(tmp, cache)
     return result
 
@@ -157,6 +172,25 @@ def _run_sumo(sumocfg: Path, horizon_s: float, step_length: float):
     return begin, [inserted[k] for k in order], pending, classes, type_class
 
 
+def distribution_members(path: Path) -> dict[str, list[str]]:
+    """``{vTypeDistribution id: its member vType ids}`` of a route/additional file (members from
+    ``vTypes="a b"`` or child ``<vType>`` elements). SUMO draws one member per vehicle and
+    seed, so a vehicle typed by a distribution has any member's vClass in some episode."""
+    from roadsense_marl.sim.registry import parse_sumo_xml  # noqa: PLC0415 - registry imports this module
+
+    try:
+        root = parse_sumo_xml(path).getroot()
+    except (ET.ParseError, OSError, EOFError):
+        return {}
+    out: dict[str, list[str]] = {}
+    for dist in root.iter("vTypeDistribution"):
+        members = dist.attrib.get("vTypes", "").replace(",", " ").split() or [
+            v.attrib["id"] for v in dist.iter("vType") if "id" in v.attrib]
+        if "id" in dist.attrib and members:
+            out.setdefault(dist.attrib["id"], []).extend(members)
+    return out
+
+
 def _flow_types(path: Path) -> dict[str, str]:
     """``{flow id: its type attribute}`` for the flows of a route/additional file (missing type:
     SUMO's ``DEFAULT_VEHTYPE``); a ``<vTypeDistribution>`` id maps to its first member type."""
@@ -166,12 +200,7 @@ def _flow_types(path: Path) -> dict[str, str]:
         root = parse_sumo_xml(path).getroot()
     except (ET.ParseError, OSError, EOFError):
         return {}
-    first_member: dict[str, str] = {}
-    for dist in root.iter("vTypeDistribution"):
-        members = dist.attrib.get("vTypes", "").replace(",", " ").split() or [
-            v.attrib["id"] for v in dist.iter("vType") if "id" in v.attrib]
-        if "id" in dist.attrib and members:
-            first_member[dist.attrib["id"]] = members[0]
+    first_member = {d: m[0] for d, m in distribution_members(path).items()}
     out = {}
     for el in root.iter("flow"):
         if "id" in el.attrib:
