@@ -283,6 +283,7 @@ class ConvoyCore:
         self.equipped_vehicles = np.ones(len(vids), dtype=bool)
         self.agent_states = None
         self._radio_key = None
+        self._view_rows = None
         #: Agents whose actions drive their vehicle (None: all). Others are left to SUMO's
         #: car-following model but still broadcast, observe and get rewards.
         self.controlled: frozenset[str] | None = None
@@ -628,14 +629,17 @@ class ConvoyCore:
         if not self.other_vehicles or not (row_slot < 0).any():
             self.agent_states, self._agent_slots = states, row_slot
             return states
-        rows = np.flatnonzero(row_slot >= 0)
-        inv = np.full(states.n, -1, np.int64)
-        inv[rows] = np.arange(len(rows))
+        cached = self._view_rows
+        if cached is None or cached[0] is not row_slot:  # the vehicle set changed: new row selection
+            rows = np.flatnonzero(row_slot >= 0)
+            inv = np.full(states.n, -1, np.int64)
+            inv[rows] = np.arange(len(rows))
+            cached = self._view_rows = (row_slot, rows, inv, tuple(states.ids[i] for i in rows.tolist()))
+        _, rows, inv, ids = cached
         lead = states.leader[rows]
         lead = np.where(lead >= 0, inv[np.maximum(lead, 0)], -1)
-        pick = rows.tolist()
         view = dataclasses.replace(
-            states, ids=tuple(states.ids[i] for i in pick), x=states.x[rows], y=states.y[rows],
+            states, ids=ids, x=states.x[rows], y=states.y[rows],
             speed=states.speed[rows], accel=states.accel[rows], heading_deg=states.heading_deg[rows],
             length=states.length[rows], leader=lead, gap=states.gap[rows],
             extras={k: v[rows] for k, v in states.extras.items()},
