@@ -45,7 +45,8 @@ END_REASONS = ("collision", "max_steps", "arrived")
 
 @dataclass
 class StepView:
-    """What observation and reward functions see after a step (rows = vehicles on the road).
+    """What observation and reward functions see after a step (rows = agents on the road; vehicles
+    that are not agents are left out, a leader that is not an agent is -1 with its true gap kept).
 
     ``states``: ground truth (:class:`~roadsense_marl.sim.VehicleStates`, SI units, SUMO
     conventions); ``slots`` int64[n] slot of each row; ``row_of_slot`` int64[S] (-1: not on the
@@ -72,7 +73,8 @@ class StepRecord:
     Arrays over slots (S); NaN / -1 where a slot holds no agent.
 
     - ``num_steps``: steps taken in the episode; ``time_s``: SUMO time after the step.
-    - ``states``: ground truth after the step; ``slots``: int64[n] slot of each of its rows.
+    - ``states``: ground truth of the agents on the road after the step; ``slots``: int64[n] slot of
+      each of its rows.
     - ``agent_index``: int64[S] index in ``possible_agents`` of each slot's agent (-1 empty).
     - ``actions``: float64[S] the clipped action each live agent gave (NaN: none);
       ``decel_cmd``: float64[S] the deceleration it commands (m/s^2, :func:`~roadsense_marl.env.actions.commanded_decel`);
@@ -201,8 +203,12 @@ class ConvoyCore:
     :param reward_fn: a :class:`~roadsense_marl.env.rewards.RewardFunction` (default: the shipped
         :class:`~roadsense_marl.env.rewards.ConvoyReward`).
 
+    Agents are the scenario's vehicles the config's ``agents`` selector chooses (``possible_agents``;
+    ``other_vehicles`` are driven by SUMO); ``equipped_vehicles`` bool[V] (over
+    ``scenario.vehicle_ids``) says who carries a radio this episode (``penetration_rate``).
+
     After :meth:`reset` / :meth:`step`: ``obs`` (``{key: float32[S, ...]}``), ``reward``
-    float64[S], ``terminated`` / ``truncated`` / ``joined`` / ``acted`` / ``live`` bool[S],
+    float64[S], ``terminated`` / ``truncated`` / ``joined`` / ``acted`` / ``live`` / ``equipped`` bool[S],
     ``agent_of_slot`` list[str | None], ``episode_over``, ``num_steps`` and ``record``.
     """
 
