@@ -231,3 +231,47 @@ def test_cli_bad_agents_or_penetration_is_one_line(mixed, tmp_path, yaml_text, w
     assert res.returncode == 2, res.stderr
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and all(w in lines[0] for w in words), lines
+
+
+def test_scenario_records_each_vehicles_vtype_and_vclass_from_sumo(mixed):
+    from roadsense_marl.sim import resolve_scenario
+
+    sc = resolve_scenario(mixed)
+    kinds = dict(zip(sc.vehicle_ids, zip(sc.vehicle_types, sc.vehicle_classes)))
+    assert kinds["b0"] == ("bike", "bicycle") and kinds["t0"] == ("tram", "tram")
+    assert kinds["k0"] == ("lorry", "truck") and kinds["f.7"] == ("car", "passenger")
+    assert "p0" not in kinds  # persons are not vehicles
+
+
+def test_distribution_typed_vehicles_are_agents_only_when_sumo_draws_a_motor_type(tmp_path):
+    write_straight_road(tmp_path, "n", 1000.0, 2, 30.0)
+    (tmp_path / "r.rou.xml").write_text(
+        '<routes><vTypeDistribution id="mix"><vType id="car" probability="1"/>'
+        '<vType id="bike" vClass="bicycle" probability="1"/></vTypeDistribution>'
+        '<route id="r" edges="road"/>'
+        '<flow id="f" type="mix" route="r" begin="0" end="12" period="1" departLane="free"/></routes>')
+    cfg = tmp_path / "s.sumocfg"
+    cfg.write_text('<configuration><input><net-file value="n.net.xml"/><route-files value="r.rou.xml"/>'
+                   '</input><time><step-length value="0.1"/></time></configuration>')
+    env = roadsense_marl.parallel_env(scenario=str(cfg), max_steps=150, radio=ideal_radio(),
+                                      cone_half_angle_deg="off", hazard={"probability": 0.0})
+    bikes_by_seed = []
+    try:
+        assert env.possible_agents == [f"f.{k}" for k in range(12)]  # any of them may be drawn a car
+        for seed in (0, 1):
+            env.reset(seed=seed)
+            raw = env.unwrapped.core.sim.raw
+            bikes, heard = set(), set()
+            while env.agents:
+                live = set(raw.vehicle.getIDList())
+                bikes |= {v for v in live if raw.vehicle.getVehicleClass(v) == "bicycle"}
+                assert not bikes & set(env.agents), "a vehicle SUMO drew a bicycle for is not an agent"
+                assert set(env.agents) == {v for v in live if raw.vehicle.getVehicleClass(v) == "passenger"}
+                env.step(zero_actions(env))
+                for a in env.agents:
+                    heard |= set(env.visible_peers(a))
+            assert bikes and heard & bikes, "the bicycles broadcast and are heard"
+            bikes_by_seed.append(bikes)
+    finally:
+        env.close()
+    assert bikes_by_seed[0] != bikes_by_seed[1]  # SUMO draws per seed; the env follows its draw

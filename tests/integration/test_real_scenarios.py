@@ -135,7 +135,7 @@ def test_wheel_scenario_runs_as_the_env_on_traci(name):
 
 
 @pytest.mark.timeout(300)
-@pytest.mark.parametrize("name", ["game/cross.sumocfg", "game/square.sumocfg"])
+@pytest.mark.parametrize("name", ["game/cross.sumocfg", "game/square.sumocfg", "game/fkk_in.sumocfg"])  # fkk_in: bicycles
 def test_parallel_api_test_passes_on_wheel_scenarios(name):
     cfg = WHEEL / "tools" / name
     scenario = resolve_scenario(cfg, horizon_s=HORIZON_S)
