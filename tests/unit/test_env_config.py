@@ -34,6 +34,11 @@ def test_unknown_nested_key():
         ({"hazard": {"step_window": [10, 5]}}, "hazard.step_window"),
         ({"reward": {"collision": float("nan")}}, "reward.collision"),
         ({"domain_randomization": "yes"}, "domain_randomization"),
+        ({"penetration_rate": 1.2}, r"penetration_rate must be in \[0.0, 1.0\], got 1.2"),
+        ({"penetration_rate": "half"}, "penetration_rate must be a finite number"),
+        ({"agents": {"class": "passenger"}}, r"unknown agents key\(s\) \['class'\]"),
+        ({"equipped": {"vclass": "lorry"}}, "equipped.vclass pattern 'lorry' matches no SUMO vClass"),
+        ({"max_other_vehicles": 2.5}, "max_other_vehicles must be a whole number >= 0"),
     ],
 )
 def test_bad_values_are_named(kwargs, match):
@@ -93,3 +98,17 @@ def test_hazard_timeline_and_vehicle_pick():
     # b follows a, c follows b: a and b have followers.
     assert pick_hazard_vehicle(plan, ids, np.array([-1, 0, 1])) in (0, 1)
     assert pick_hazard_vehicle(plan, ids, np.array([-1, -1, -1])) is None
+
+
+def test_agent_and_radio_keys_load_from_yaml_and_round_trip(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("agents: {vclass: [passenger, truck], exclude: {id: 'bus*'}}\npenetration_rate: 0.25\n"
+                 "equipped: {vtype: car}\nmax_other_vehicles: 4\n")
+    cfg = make_env_config(p)
+    assert cfg.agents.vclass == ("passenger", "truck") and cfg.agents.exclude.id == ("bus*",)
+    assert (cfg.penetration_rate, cfg.equipped.vtype, cfg.max_other_vehicles) == (0.25, ("car",), 4)
+    plain = cfg.to_dict()
+    assert plain["agents"] == {"vclass": ["passenger", "truck"], "exclude": {"id": ["bus*"]}}
+    assert make_env_config(plain) == cfg
+    defaults = make_env_config()
+    assert defaults.agents is None and defaults.penetration_rate == 1.0 and defaults.to_dict()["agents"] is None
