@@ -426,7 +426,7 @@ class EpisodeRenderer:
             links=pairs,
             time_s=s.time_s,
             step=core.num_steps,
-            max_steps=core.config.max_steps,
+            max_steps=core.max_steps,
         )
         if self.render_mode == "human":
             self.viewer.show(frame)

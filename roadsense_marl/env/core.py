@@ -8,14 +8,19 @@ exposes; none of them copies its logic. A step reads as its phases, each owned b
 2. the hazard's commands (:mod:`roadsense_marl.env.hazards`)
 3. SUMO advances one step (:mod:`roadsense_marl.sim`)
 4. agents join and leave, slots are assigned (:mod:`roadsense_marl.env.agents`)
-5. every due vehicle broadcasts its true state; each receiver's buffer takes what has
-   arrived (:mod:`roadsense_marl.espnow`)
+5. every vehicle broadcasts each beacon due inside the step at its own time, with its true
+   state interpolated to that time; each receiver's buffer takes what has arrived by the
+   step's end (:mod:`roadsense_marl.espnow`, see :meth:`ConvoyCore._radio_phase`)
 6. observations from each agent's own buffer (:mod:`roadsense_marl.env.observations`, pluggable)
 7. rewards from ground truth (:mod:`roadsense_marl.env.rewards`, pluggable), terminations,
    truncations and the public per-step :class:`StepRecord`.
 
 Slots: see :mod:`roadsense_marl.env.agents`. All arrays below are preallocated over slots and
 overwritten in place each step: copy what you keep.
+
+Time: every time constant is in seconds (or ms for the radio); the core converts them to steps
+with the run's step length in one place, :func:`~roadsense_marl.env.config.seconds_to_steps`
+(episode length ``max_time_s``, hazard onset window and override delay, the warm-up allowance).
 """
 
 from __future__ import annotations
@@ -29,15 +34,15 @@ import numpy as np
 
 from roadsense_marl.env.actions import CommandCache, action_space, check_slot_actions, commanded_decel, speed_commands
 from roadsense_marl.env.agents import AgentSlots
-from roadsense_marl.env.config import RADIO_PROFILES, EnvConfig, make_env_config, radio_profile_path
+from roadsense_marl.env.config import RADIO_PROFILES, EnvConfig, make_env_config, radio_profile_path, seconds_to_steps
 from roadsense_marl.env.hazards import HazardRuntime, draw_hazard_plan
 from roadsense_marl.env.observations import DeepSetObservation, ObservationFunction
 from roadsense_marl.env.rewards import ConvoyReward, RewardFunction
 
 #: Seconds of SUMO time reset() waits for the first vehicle (the scenario's vehicle set covers this
-#: allowance plus ``max_steps``, see :func:`roadsense_marl.sim.registry.load_scenario`).
+#: allowance plus the episode, see :func:`roadsense_marl.sim.registry.load_scenario`); converted
+#: to steps with the run's step length.
 MAX_WARMUP_S = 300.0
-MAX_WARMUP_STEPS = 10_000  # an upper bound in steps, whatever the step length (single-ego view)
 #: Why an agent ended (``info["reason"]`` in every view): index of :attr:`StepRecord.end_reason`.
 END_REASONS = ("collision", "max_steps", "arrived")
 
@@ -85,10 +90,12 @@ class StepRecord:
       ``row_extras`` the same by vehicle row.
     - ``terminated`` / ``truncated``: bool[S] agents that collided / arrived, vanished or hit
       ``max_steps`` in this step; ``joined``: bool[S] new agents.
-    - ``links``: this step's transmissions (:class:`~roadsense_marl.espnow.LinkBatch`, slots);
+    - ``links``: this step's transmissions (:class:`~roadsense_marl.espnow.LinkBatch`, slots; with
+      several beacons per vehicle in a step, one block per beacon round, in time order);
       ``radio_params``: this episode's (domain-randomised) radio parameters.
     - ``hazard_vehicle`` / ``hazard_slot`` / ``hazard_onset_step``: the braking vehicle (None / -1)
-      and the planned onset step (None: no hazard this episode).
+      and the planned onset step (None: no hazard this episode); ``hazard_onset_s``: the same onset
+      in seconds after the episode's first state (``hazard_onset_step * step_length``; None: no hazard).
     """
 
     num_steps: int = 0
@@ -112,6 +119,7 @@ class StepRecord:
     hazard_vehicle: str | None = None
     hazard_slot: int = -1
     hazard_onset_step: int | None = None
+    hazard_onset_s: float | None = None
     _cache: dict = field(default_factory=dict, repr=False)
 
     def _by_slot(self, key: str, rows: np.ndarray, fill: Any) -> np.ndarray:
@@ -179,6 +187,44 @@ def resolve_radio(radio: Any) -> Any:
     return radio
 
 
+def check_radio_timing(params: Any, domain_randomization: bool) -> None:
+    """Raise ValueError when no message can ever be fresh under these radio parameters.
+
+    A message is shown while ``now - send time < observation.staleness_threshold_ms``, and only
+    after it has arrived (send time + latency); copies with ``latency >= staleness_threshold_ms``
+    are dropped as stale on arrival. Beacons go at their own times inside a step with random
+    per-vehicle phases, so the age at which a receiver first sees a message can be as small as
+    its latency, at any step length: a peer is visible in some steps unless the threshold is at or
+    below the smallest latency the model can draw,
+    ``max(1, base)`` ms without jitter (``base``: ``latency.base_ms``, or the low end of
+    ``domain_randomization.latency_range_ms`` when domain randomisation is on; ``distance_factor``
+    only adds), 1 ms with jitter (Gaussian, clipped at 1 ms).
+
+    :param params: :class:`~roadsense_marl.espnow.RadioParams` (the nominal ones).
+    :param domain_randomization: whether the episode parameters are drawn from the
+        ``domain_randomization`` ranges (the env's ``domain_randomization`` and the file's
+        ``domain_randomization.enabled``).
+    """
+    if domain_randomization:
+        base, base_key = params.dr_latency_range_ms[0], "domain_randomization.latency_range_ms[0]"
+        jitter, jitter_key = params.dr_jitter_std_range_ms[1], "domain_randomization.jitter_std_range_ms[1]"
+    else:
+        base, base_key = params.latency_base_ms, "latency.base_ms"
+        jitter, jitter_key = params.latency_jitter_std_ms, "latency.jitter_std_ms"
+    if jitter > 0:
+        min_latency, why = 1.0, f"{jitter_key} = {jitter:g} ms > 0, latencies are clipped at 1 ms"
+    else:
+        min_latency, why = max(1.0, base), f"{base_key} = {base:g} ms, {jitter_key} = 0, at least 1 ms"
+    stale = params.staleness_threshold_ms
+    if stale <= min_latency:
+        raise ValueError(
+            f"radio {params.source}: observation.staleness_threshold_ms = {stale:g} ms is not above the smallest "
+            f"latency the radio can draw, {min_latency:g} ms ({why}): every message would be stale on arrival and "
+            "no agent could ever see a peer; give observation.staleness_threshold_ms above "
+            f"{min_latency:g} ms (the measured profile uses 500 ms)"
+        )
+
+
 class ConvoyCore:
     """One convoy episode as arrays over vehicle slots (see the module docstring).
 
@@ -188,6 +234,12 @@ class ConvoyCore:
         (default: the shipped :class:`~roadsense_marl.env.observations.DeepSetObservation`).
     :param reward_fn: a :class:`~roadsense_marl.env.rewards.RewardFunction` (default: the shipped
         :class:`~roadsense_marl.env.rewards.ConvoyReward`).
+    :param warmup_in_episode: the episode may run :data:`MAX_WARMUP_S` longer than its length
+        (the single-ego view: an ego that departs late still gets its own ``max_steps``).
+
+    Episode length: ``max_steps`` steps, or ``ceil(max_time_s / step_length)`` steps
+    (:attr:`max_steps` holds the result). Raises ValueError, naming the keys, for a radio
+    configuration in which no message can ever be fresh (:func:`check_radio_timing`).
 
     After :meth:`reset` / :meth:`step`: ``obs`` (``{key: float32[S, ...]}``), ``reward``
     float64[S], ``terminated`` / ``truncated`` / ``joined`` / ``acted`` / ``live`` bool[S],
@@ -200,6 +252,7 @@ class ConvoyCore:
         *,
         observation_fn: ObservationFunction | None = None,
         reward_fn: RewardFunction | None = None,
+        warmup_in_episode: bool = False,
         **overrides: Any,
     ) -> None:
         from roadsense_marl.espnow import Radio, load_params
@@ -211,19 +264,22 @@ class ConvoyCore:
             raise ValueError(f"observation_fn must be an ObservationFunction, got {type(observation_fn).__name__}")
         if reward_fn is not None and not isinstance(reward_fn, RewardFunction):
             raise ValueError(f"reward_fn must be a RewardFunction, got {type(reward_fn).__name__}")
-        scenario_kwargs = dict(cfg.scenario_kwargs)
-        if cfg.scenario != "highway" and "horizon_s" not in scenario_kwargs:
-            # possible_agents: every vehicle that can depart in the warm-up allowance + this episode
-            scenario_kwargs.setdefault("episode_steps", cfg.max_steps)
-            if cfg.step_length is not None:
-                scenario_kwargs.setdefault("step_length", cfg.step_length)
-        self.scenario = resolve_scenario(cfg.scenario, **scenario_kwargs)
-        self.step_length = float(cfg.step_length or self.scenario.default_step_length)
+        self._warmup_in_episode = bool(warmup_in_episode)
+        self.scenario, self.step_length = self._resolve_scenario(resolve_scenario)
+        #: The episode length in steps (``max_steps``, or ``max_time_s`` converted; plus the warm-up
+        #: allowance with ``warmup_in_episode``).
+        self.max_steps = self.episode_steps(self.step_length)
+        hazard = cfg.hazard.in_seconds(self.step_length)  # deprecated step keys: converted, with a warning
+        if hazard is not cfg.hazard:
+            import dataclasses
+
+            cfg = self.config = dataclasses.replace(cfg, hazard=hazard)
         self.possible_agents: tuple[str, ...] = tuple(self.scenario.vehicle_ids)
         self.n_slots = int(cfg.max_vehicles or len(self.possible_agents))
         self.radio = Radio(
             load_params(resolve_radio(cfg.radio)), capacity=self.n_slots, domain_randomization=cfg.domain_randomization
         )
+        check_radio_timing(self.radio.nominal_params, self.radio.domain_randomization)
         self.sim = SumoSimulation(
             self.scenario,
             backend=cfg.backend,
@@ -256,8 +312,40 @@ class ConvoyCore:
         self.states = None
         self._root_seed: np.random.SeedSequence | None = None
         self._ended = np.empty(0, np.int64)
+        self._prev_row_of_slot: np.ndarray | None = None
+        self._links = None
         weakref.finalize(self, _close_sim, self.sim)
 
+    def episode_steps(self, step_length: float) -> int:
+        """Steps in an episode at ``step_length`` s: ``max_steps``, or ``max_time_s`` converted
+        (:func:`~roadsense_marl.env.config.seconds_to_steps`), plus ``ceil(MAX_WARMUP_S / step_length)``
+        with ``warmup_in_episode``."""
+        cfg = self.config
+        steps = cfg.max_steps if cfg.max_steps is not None else max(1, seconds_to_steps(cfg.max_time_s, step_length))
+        if self._warmup_in_episode:
+            steps += seconds_to_steps(MAX_WARMUP_S, step_length)
+        return int(steps)
+
+    def _resolve_scenario(self, resolve_scenario) -> tuple[Any, float]:
+        """The scenario and the run's step length. ``possible_agents`` covers every vehicle that can
+        depart in the warm-up allowance plus this episode, whose length in steps needs the step
+        length: with ``step_length`` unset the scenario's own is assumed to be 0.1 s (every shipped
+        one) and the scenario is asked again if it is not."""
+        from roadsense_marl.sim.registry import DEFAULT_STEP_LENGTH
+
+        cfg = self.config
+        kwargs = dict(cfg.scenario_kwargs)
+        if cfg.scenario == "highway" or "horizon_s" in kwargs:
+            scenario = resolve_scenario(cfg.scenario, **kwargs)
+            return scenario, float(cfg.step_length or scenario.default_step_length)
+        if cfg.step_length is not None:
+            kwargs.setdefault("step_length", cfg.step_length)
+        guess = float(kwargs.get("step_length") or DEFAULT_STEP_LENGTH)
+        scenario = resolve_scenario(cfg.scenario, **{"episode_steps": self.episode_steps(guess), **kwargs})
+        step_length = float(kwargs.get("step_length") or scenario.default_step_length)
+        if step_length != guess and "episode_steps" not in cfg.scenario_kwargs:
+            scenario = resolve_scenario(cfg.scenario, **{**kwargs, "episode_steps": self.episode_steps(step_length)})
+        return scenario, step_length
     # ---- public state ---------------------------------------------------------------------
 
     @property
@@ -313,6 +401,7 @@ class ConvoyCore:
             buf.fill(0)
         self.num_steps = 0
         self._t_ms = states.time_s * 1000.0
+        self._prev_row_of_slot = None  # nothing of the last episode is on the road
         self._guard(self._enter, states, self._t_ms - self.step_length * 1000.0)
 
     def step(self, actions: Any) -> None:
@@ -372,7 +461,7 @@ class ConvoyCore:
         prev_t = self._t_ms
         new = self.sim.step()
         self.num_steps += 1
-        if not new.ids and self.num_steps < cfg.max_steps and self.sim.expected_vehicles() > 0:
+        if not new.ids and self.num_steps < self.max_steps and self.sim.expected_vehicles() > 0:
             new = self._skip_empty_road(new)
         self._t_ms = new.time_s * 1000.0
         self._enter(new, prev_t)
@@ -386,7 +475,7 @@ class ConvoyCore:
         import dataclasses
 
         states = emptied
-        while not states.ids and self.num_steps < self.config.max_steps:
+        while not states.ids and self.num_steps < self.max_steps:
             states = self.sim.step()
             self.num_steps += 1
         return dataclasses.replace(states, arrived=emptied.arrived, collided=emptied.collided,
@@ -410,21 +499,19 @@ class ConvoyCore:
             self.observation_fn.clear(changes.joined)
             if self.controlled is not None:
                 self._controlled[changes.joined] = [slots.agent_of_slot[s] in self.controlled for s in changes.joined]
-        self.states = states
+        prev_states, self.states = self.states, states
         row_slot = slots.row_slot
         n = len(row_slot)
-        # 5. radio: every due vehicle broadcasts its true state; receivers take what has arrived
+        # 5. radio: every beacon due inside the step at its own time; receivers take what has arrived
         t_ms = self._t_ms
         rx = None
         if n:
-            xy = np.stack([states.x, states.y], axis=1)
-            due = self.radio.beacon_due(row_slot, prev_t_ms, t_ms)
-            payload = np.stack([states.x, states.y, states.speed, states.heading_deg, states.accel], axis=1)
-            self.radio.broadcast(t_ms, row_slot[due], xy[due], payload[due], row_slot, xy)
+            self._radio_phase(prev_states, states, row_slot, prev_t_ms, t_ms)
             rx = self.radio.receive(t_ms, row_slot)
         # 6. observations from each agent's own buffer
         row_of_slot = np.full(self.n_slots, -1, dtype=np.int64)
         row_of_slot[row_slot] = np.arange(n)
+        self._prev_row_of_slot = row_of_slot
         imposed = np.zeros(n, dtype=bool)
         if self.hazard.imposed(self.num_steps - 1 if not first else -1) and row_of_slot[self.hazard.slot] >= 0:
             imposed[row_of_slot[self.hazard.slot]] = True
@@ -455,7 +542,7 @@ class ConvoyCore:
         self.terminated[changes.collided] = True
         self.truncated[changes.left] = True
         self.joined[changes.joined] = True
-        time_up = not first and self.num_steps >= cfg.max_steps
+        time_up = not first and self.num_steps >= self.max_steps
         if time_up:
             self.truncated |= slots.live
             slots.live[:] = False
@@ -477,10 +564,96 @@ class ConvoyCore:
         rec.reward_components = {c: table[:, j] for j, c in enumerate(names)}
         rec.row_extras = extras
         rec.terminated, rec.truncated, rec.joined = self.terminated, self.truncated, self.joined
-        rec.links = self.radio.last_links
+        rec.links = self._links if n else self.radio.last_links
         rec.radio_params = self.radio.params
         rec.hazard_vehicle, rec.hazard_slot = self.hazard.vehicle, self.hazard.slot
-        rec.hazard_onset_step = self.hazard.plan.onset_step
+        rec.hazard_onset_step = onset = self.hazard.plan.onset_step
+        rec.hazard_onset_s = None if onset is None else onset * self.step_length
+
+    def _radio_phase(self, prev_states, states, row_slot: np.ndarray, prev_t_ms: float, t_ms: float) -> None:
+        """Phase 5: the beacons of the step ``(prev_t_ms, t_ms]``, each sent at its own time.
+
+        - A vehicle on the road at both ends of the step sends every beacon due in the interval
+          (:meth:`~roadsense_marl.espnow.Radio.beacon_times`) at its own time ``tb``, with its true
+          state linearly interpolated between the two SUMO states around it (weight
+          ``(tb - prev_t) / (t - prev_t)``; x, y, speed, accel linear, heading along the shorter
+          arc, kept in [0, 360)).
+        - A vehicle on the road only at ``t_ms`` (SUMO inserted it in this step, at ``t_ms``; also
+          every vehicle at the first state of an episode) does not beacon before ``t_ms``: if a
+          beacon was due in the interval it sends one at ``t_ms`` with its state there.
+        - A vehicle that left during the step sends nothing for it.
+
+        Link geometry (range, distance-dependent loss and latency) uses both vehicles' positions at
+        ``t_ms``, the end of the step, so that one broadcast call serves senders with different send
+        times (their relative displacement within a step is the approximation). Several beacons of
+        one vehicle in one step (steps longer than the beacon period) go in successive broadcast
+        calls in time order, the k-th beacon of every vehicle in the k-th call: at most
+        ``ceil(step / period) + 1`` calls, one at the 0.1 s default.
+        """
+        radio = self.radio
+        prev_row = self._prev_row_of_slot
+        xy = np.stack([states.x, states.y], axis=1)
+        if prev_row is None or prev_states is None or prev_states.n == 0 or t_ms <= prev_t_ms:
+            both = np.zeros(len(row_slot), dtype=bool)
+            old_row = both.astype(np.int64)
+        else:
+            # a slot on the road at both ends holds the same vehicle: a slot freed in a step is reused
+            # from the next one only
+            old_row = prev_row[row_slot]
+            both = old_row >= 0
+        passes: list[tuple[np.ndarray, Any, np.ndarray]] = []  # (rows, send times, payload)
+        if both.any():
+            b_rows = np.flatnonzero(both)
+            i, tb = radio.beacon_times(row_slot[b_rows], prev_t_ms, t_ms)
+            rows, orow = b_rows[i], old_row[b_rows[i]]
+            w = (tb - prev_t_ms) / (t_ms - prev_t_ms)
+            p0, p1 = prev_states, states
+
+            def lerp(a0, a1):
+                return a0[orow] + w * (a1[rows] - a0[orow])
+
+            h0 = p0.heading_deg[orow]
+            heading = (h0 + w * ((states.heading_deg[rows] - h0 + 180.0) % 360.0 - 180.0)) % 360.0
+            payload = np.stack([lerp(p0.x, p1.x), lerp(p0.y, p1.y), lerp(p0.speed, p1.speed), heading,
+                                lerp(p0.accel, p1.accel)], axis=1)
+            counts = np.bincount(i, minlength=len(b_rows))
+            if len(counts) == 0 or counts.max() <= 1:
+                passes.append((rows, tb, payload))
+            else:  # the k-th beacon of each vehicle in the k-th pass (beacons come sorted by time)
+                o = np.argsort(i, kind="stable")
+                start = np.concatenate(([0], np.cumsum(counts)[:-1]))
+                rank = np.empty(len(i), np.int64)
+                rank[o] = np.arange(len(i)) - start[i[o]]
+                for k in range(int(counts.max())):
+                    sel = rank == k
+                    passes.append((rows[sel], tb[sel], payload[sel]))
+        fresh = np.flatnonzero(~both)
+        if len(fresh):
+            fresh = fresh[radio.beacon_due(row_slot[fresh], prev_t_ms, t_ms)]
+        if len(fresh):
+            pay = np.stack([states.x[fresh], states.y[fresh], states.speed[fresh], states.heading_deg[fresh],
+                            states.accel[fresh]], axis=1)
+            at_t = np.full(len(fresh), t_ms)
+            if passes:
+                rows0, tb0, pay0 = passes[0]
+                passes[0] = (np.concatenate([rows0, fresh]), np.concatenate([tb0, at_t]), np.concatenate([pay0, pay]))
+            else:
+                passes.append((fresh, at_t, pay))
+        if not passes:
+            self._links = radio.broadcast(t_ms, row_slot[:0], xy[:0], np.empty((0, 5)), row_slot, xy)
+            return
+        links = []
+        for rows, tb, payload in passes:
+            o = np.argsort(row_slot[rows], kind="stable")  # senders by slot: the radio's fast path
+            rows = rows[o]
+            links.append(radio.broadcast(tb[o], row_slot[rows], xy[rows], payload[o], row_slot, xy))
+        if len(links) == 1:
+            self._links = links[0]
+        else:
+            from roadsense_marl.espnow.radio import LinkBatch
+
+            self._links = LinkBatch(*(np.concatenate([getattr(b, f) for b in links]) for f in
+                                      ("sender", "receiver", "distance_m", "delivered", "latency_ms")))
 
     # ---- internals --------------------------------------------------------------------------
 
@@ -495,11 +668,10 @@ class ConvoyCore:
             raise
 
     def _start_episode(self, sumo_seed: int, variation):
-        """Load the episode in SUMO and run it until the first vehicle is inserted."""
-        import math
-
+        """Load the episode in SUMO and run it until the first vehicle is inserted (at most
+        :data:`MAX_WARMUP_S` of SUMO time)."""
         states = self.sim.reset(seed=sumo_seed, variation=variation)
-        limit = min(MAX_WARMUP_STEPS, math.ceil(MAX_WARMUP_S / self.step_length - 1e-9))
+        limit = seconds_to_steps(MAX_WARMUP_S, self.step_length)
         for _ in range(limit):
             if states.ids:
                 return states

@@ -22,7 +22,7 @@ HIGHWAY = {"scenario": "highway", "scenario_kwargs": {"n_vehicles": 12, "lanes":
     ids=["convoy_3", "convoy_6", "highway"],
 )
 def test_parallel_api_test_passes(kwargs):
-    env = parallel_env(max_steps=200, hazard={"step_window": [20, 40]}, **kwargs)
+    env = parallel_env(max_steps=200, hazard={"onset_window_s": [2.0, 4.0]}, **kwargs)
     try:
         parallel_api_test(env, num_cycles=300)
     finally:
@@ -48,7 +48,7 @@ def test_aec_view_passes_api_and_render_tests():
 def test_registered_with_pettingzoo():
     import pettingzoo
 
-    env = pettingzoo.make("parallel", "roadsense/convoy-v1", scenario="convoy_3", max_steps=5)
+    env = pettingzoo.make("parallel", "roadsense/convoy-v2", scenario="convoy_3", max_steps=5)
     try:
         env.reset(seed=0)
         assert set(env.agents) == {"V001", "V002", "V003"}
@@ -69,7 +69,7 @@ def test_spaces_are_cached_and_metadata_complete():
 
 @pytest.mark.parametrize("backend", ["libsumo", "traci"])
 def test_whole_episode_is_bit_identical_for_the_same_seed(backend):
-    kwargs = dict(scenario="convoy_6", backend=backend, max_steps=120, hazard={"step_window": [30, 50]})
+    kwargs = dict(scenario="convoy_6", backend=backend, max_steps=120, hazard={"onset_window_s": [3.0, 5.0]})
     rng = np.random.default_rng(7)
     scripted = rng.random((120, 6)).astype(np.float32)
 
@@ -111,7 +111,7 @@ def test_peers_equal_senders_true_state_at_send_time():
         cone_half_angle_deg="off",
         max_peers=8,
         max_steps=150,
-        hazard={"step_window": [40, 40]},
+        hazard={"onset_window_s": [4.0, 4.0]},
     )
     history: dict[int, dict[str, tuple]] = {}
     checked = 0
@@ -154,7 +154,7 @@ def test_no_brake_followers_crash_and_braking_followers_do_not():
         radio="ideal",
         domain_randomization=False,
         vtype_randomization=False,
-        hazard={"step_window": [120, 120], "decel_range": [9.0, 9.0], "duration_range": [1.5, 1.5], "release_prob": 0.0},
+        hazard={"onset_window_s": [12.0, 12.0], "decel_range": [9.0, 9.0], "duration_range": [1.5, 1.5], "release_prob": 0.0},
     )
     env = parallel_env(**common)
     try:
@@ -300,7 +300,7 @@ def test_sumo_dying_mid_episode_is_a_clear_error_and_leaves_nothing_running():
 def test_traffic_recovers_after_a_released_hazard():
     env = parallel_env(
         scenario="convoy_6", max_steps=400, radio="ideal", domain_randomization=False, vtype_randomization=False,
-        hazard={"step_window": [150, 150], "decel_range": [6.0, 6.0], "duration_range": [1.0, 1.0],
+        hazard={"onset_window_s": [15.0, 15.0], "decel_range": [6.0, 6.0], "duration_range": [1.0, 1.0],
                 "release_prob": 1.0, "release_after_range": [2.0, 2.0]},
     )
     policy = braking_policy()

@@ -38,7 +38,7 @@ class _Rx:
 
 
 class _View:
-    def __init__(self, rng, n, k, cone):
+    def __init__(self, rng, n, k, cone, step_length=0.1):
         from roadsense_marl.env.config import make_env_config
 
         self.states = _States(rng, n)
@@ -48,13 +48,15 @@ class _View:
         self.rx = _Rx(rng, n, k)
         self.config = make_env_config(max_peers=4, cone_half_angle_deg=cone)
         self.imposed = rng.random(n) < 0.1
+        self.step_length = step_length
 
 
 @pytest.mark.parametrize("cone", [45.0, "off"])
 @pytest.mark.parametrize("seed", range(6))
 def test_the_observation_kernel_equals_build_observations(seed, cone):
     rng = np.random.default_rng(seed)
-    view = _View(rng, n=int(rng.integers(1, 40)), k=int(rng.integers(0, 400)), cone=cone)
+    step_length = (0.1, 0.05, 0.5, 1.0)[seed % 4]  # the braking-signal decay per step depends on it
+    view = _View(rng, n=int(rng.integers(1, 40)), k=int(rng.integers(0, 400)), cone=cone, step_length=step_length)
     ref, fast = DeepSetObservation("numpy"), DeepSetObservation("numba")
     for f in (ref, fast):
         f.reset(len(view.slots))
