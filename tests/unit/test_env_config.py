@@ -131,13 +131,16 @@ def test_the_v1_default_hazard_plan_is_unchanged_at_a_tenth_of_a_second():
 
 def test_deprecated_step_keys_convert_with_the_run_step_length_and_warn_with_the_new_key():
     cfg = make_env_config(hazard={"step_window": [20, 40], "override_delay_steps": 2})
-    with pytest.warns(DeprecationWarning, match=r"hazard.onset_window_s: \[10.0, 20.0\].*step length 0.5 s|"
-                                                 r"step length 0.5 s it is hazard.onset_window_s: \[10.0, 20.0\]"):
-        hz = cfg.hazard.in_seconds(0.5)
-    assert hz.onset_window_s == (10.0, 20.0) and hz.override_delay_s == 1.0
-    assert hz.step_window is None and hz.override_delay_steps is None
-    with pytest.warns(DeprecationWarning, match=r"hazard.override_delay_s: 0.2"):
-        cfg.hazard.in_seconds(0.1)
+    for step_length, window, delay in ((0.5, "[10.0, 20.0]", "1"), (0.1, "[2.0, 4.0]", "0.2")):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            hz = cfg.hazard.in_seconds(step_length)
+        text = [str(w.message) for w in caught if w.category is DeprecationWarning]
+        assert len(text) == 2
+        assert f"step length {step_length:g} s it is hazard.onset_window_s: {window}" in text[0]
+        assert f"step length {step_length:g} s it is hazard.override_delay_s: {delay} " in text[1]
+        assert hz.step_window is None and hz.override_delay_steps is None
+    assert hz.onset_window_s == (2.0, 4.0) and hz.override_delay_s == 0.2
     with pytest.warns(DeprecationWarning, match=r"override_delay_s: null"):
         off = make_env_config(hazard={"override_delay_steps": None})
     assert off.hazard.override_delay_s is None
