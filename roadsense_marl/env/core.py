@@ -55,7 +55,9 @@ class StepView:
     conventions); ``slots`` int64[n] slot of each row; ``row_of_slot`` int64[S] (-1: not on the
     road); ``rx``: the valid messages in the receivers' own buffers (:class:`~roadsense_marl.espnow.RxBatch`,
     receiver/sender are slots); ``imposed`` bool[n] rows whose motion the hazard imposes;
-    ``t_ms`` simulation time (ms); ``num_steps`` steps taken; ``config`` the :class:`EnvConfig`.
+    ``t_ms`` simulation time (ms); ``num_steps`` steps taken; ``config`` the :class:`EnvConfig`;
+    ``step_length`` seconds per step (convert per-step quantities with it, e.g. the braking-signal
+    decay :func:`~roadsense_marl.env.observations.braking_signal_decay`).
     """
 
     config: EnvConfig

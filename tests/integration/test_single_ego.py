@@ -90,3 +90,20 @@ def test_other_vehicles_are_driven_by_sumo_not_by_the_override():
 def test_unknown_ego_is_a_clear_error():
     with pytest.raises(ValueError, match="ego_id 'V042' is not a vehicle"):
         gym.make("RoadSense-Convoy-v2", ego_id="V042")
+
+
+def test_the_egos_episode_length_may_be_given_in_seconds():
+    env = gym.make("RoadSense-Convoy-v2", max_time_s=2.5, step_length=0.5).unwrapped
+    try:
+        from roadsense_marl.env.core import MAX_WARMUP_S
+
+        assert env.max_steps == 5  # 2.5 s at 0.5 s
+        assert env.core.max_steps == 5 + round(MAX_WARMUP_S / 0.5)  # the core adds the warm-up allowance, in seconds
+        env.reset(seed=0)
+        steps, truncated, terminated = 0, False, False
+        while not (truncated or terminated):
+            _, _, terminated, truncated, info = env.step(np.zeros(1, np.float32))
+            steps += 1
+        assert steps == 5 and truncated and info["reason"] == "max_steps"
+    finally:
+        env.close()
