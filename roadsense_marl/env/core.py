@@ -189,6 +189,25 @@ def resolve_radio(radio: Any) -> Any:
     return radio
 
 
+def interpolate_states(prev_states, states, row0: np.ndarray, row1: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Sender states at beacon times between two SUMO states (the NumPy reference).
+
+    :param prev_states, states: :class:`~roadsense_marl.sim.VehicleStates` at the start and the end
+        of the step.
+    :param row0, row1: int64[m] each beacon's sender row in ``prev_states`` / ``states``.
+    :param w: float64[m] ``(t_beacon - t_start) / (t_end - t_start)`` in [0, 1].
+    :returns: float64[m, 5]: x, y (m), speed (m/s), heading (SUMO compass degrees, along the shorter
+        arc, in [0, 360)), accel (m/s^2); linear in ``w``.
+    """
+    def lerp(a0, a1):
+        return a0[row0] + w * (a1[row1] - a0[row0])
+
+    h0 = prev_states.heading_deg[row0]
+    heading = (h0 + w * ((states.heading_deg[row1] - h0 + 180.0) % 360.0 - 180.0)) % 360.0
+    return np.stack([lerp(prev_states.x, states.x), lerp(prev_states.y, states.y),
+                     lerp(prev_states.speed, states.speed), heading, lerp(prev_states.accel, states.accel)], axis=1)
+
+
 def check_radio_timing(params: Any, domain_randomization: bool) -> None:
     """Raise ValueError when no message can ever be fresh under these radio parameters.
 
@@ -593,33 +612,30 @@ class ConvoyCore:
         ``ceil(step / period) + 1`` calls, one at the 0.1 s default.
         """
         radio = self.radio
-        prev_row = self._prev_row_of_slot
+        n = len(row_slot)
         xy = np.stack([states.x, states.y], axis=1)
-        if prev_row is None or prev_states is None or prev_states.n == 0 or t_ms <= prev_t_ms:
-            both = np.zeros(len(row_slot), dtype=bool)
-            old_row = both.astype(np.int64)
-        else:
+        prev_row = self._prev_row_of_slot
+        old_row = None
+        if prev_row is not None and prev_states is not None and prev_states.n and t_ms > prev_t_ms:
             # a slot on the road at both ends holds the same vehicle: a slot freed in a step is reused
             # from the next one only
             old_row = prev_row[row_slot]
+        passes: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (rows, send times, payload)
+        fresh = None
+        if old_row is not None:
             both = old_row >= 0
-        passes: list[tuple[np.ndarray, Any, np.ndarray]] = []  # (rows, send times, payload)
-        if both.any():
-            b_rows = np.flatnonzero(both)
-            i, tb = radio.beacon_times(row_slot[b_rows], prev_t_ms, t_ms)
-            rows, orow = b_rows[i], old_row[b_rows[i]]
-            w = (tb - prev_t_ms) / (t_ms - prev_t_ms)
-            p0, p1 = prev_states, states
-
-            def lerp(a0, a1):
-                return a0[orow] + w * (a1[rows] - a0[orow])
-
-            h0 = p0.heading_deg[orow]
-            heading = (h0 + w * ((states.heading_deg[rows] - h0 + 180.0) % 360.0 - 180.0)) % 360.0
-            payload = np.stack([lerp(p0.x, p1.x), lerp(p0.y, p1.y), lerp(p0.speed, p1.speed), heading,
-                                lerp(p0.accel, p1.accel)], axis=1)
-            counts = np.bincount(i, minlength=len(b_rows))
-            if len(counts) == 0 or counts.max() <= 1:
+            if both.all():  # the common case: every vehicle on the road at both ends
+                i, tb = radio.beacon_times(row_slot, prev_t_ms, t_ms)
+                rows = i
+            else:
+                fresh = np.flatnonzero(~both)
+                b_rows = np.flatnonzero(both)
+                i, tb = radio.beacon_times(row_slot[b_rows], prev_t_ms, t_ms)
+                rows = b_rows[i]
+            payload = self._interpolate(prev_states, states, old_row[rows], rows, (tb - prev_t_ms) / (t_ms - prev_t_ms))
+            several = len(i) > 1 and t_ms - prev_t_ms >= (1000.0 / radio.beacon_hz) * (1.0 - 1e-9)
+            counts = np.bincount(i) if several else None
+            if counts is None or counts.max() <= 1:
                 passes.append((rows, tb, payload))
             else:  # the k-th beacon of each vehicle in the k-th pass (beacons come sorted by time)
                 o = np.argsort(i, kind="stable")
@@ -629,18 +645,20 @@ class ConvoyCore:
                 for k in range(int(counts.max())):
                     sel = rank == k
                     passes.append((rows[sel], tb[sel], payload[sel]))
-        fresh = np.flatnonzero(~both)
-        if len(fresh):
+        else:
+            fresh = np.arange(n)
+        if fresh is not None and len(fresh):
             fresh = fresh[radio.beacon_due(row_slot[fresh], prev_t_ms, t_ms)]
-        if len(fresh):
-            pay = np.stack([states.x[fresh], states.y[fresh], states.speed[fresh], states.heading_deg[fresh],
-                            states.accel[fresh]], axis=1)
-            at_t = np.full(len(fresh), t_ms)
-            if passes:
-                rows0, tb0, pay0 = passes[0]
-                passes[0] = (np.concatenate([rows0, fresh]), np.concatenate([tb0, at_t]), np.concatenate([pay0, pay]))
-            else:
-                passes.append((fresh, at_t, pay))
+            if len(fresh):
+                pay = np.stack([states.x[fresh], states.y[fresh], states.speed[fresh], states.heading_deg[fresh],
+                                states.accel[fresh]], axis=1)
+                at_t = np.full(len(fresh), t_ms)
+                if passes:
+                    rows0, tb0, pay0 = passes[0]
+                    passes[0] = (np.concatenate([rows0, fresh]), np.concatenate([tb0, at_t]),
+                                 np.concatenate([pay0, pay]))
+                else:
+                    passes.append((fresh, at_t, pay))
         if not passes:
             self._links = radio.broadcast(t_ms, row_slot[:0], xy[:0], np.empty((0, 5)), row_slot, xy)
             return
@@ -656,6 +674,19 @@ class ConvoyCore:
 
             self._links = LinkBatch(*(np.concatenate([getattr(b, f) for b in links]) for f in
                                       ("sender", "receiver", "distance_m", "delivered", "latency_ms")))
+
+    def _interpolate(self, prev_states, states, row0: np.ndarray, row1: np.ndarray, w: np.ndarray) -> np.ndarray:
+        """float64[m, 5] beacon payloads (x, y, speed, heading_deg, accel) interpolated between the two
+        SUMO states (:func:`interpolate_states`; its compiled twin when numba is installed)."""
+        from roadsense_marl.env import kernels
+
+        if not kernels.AVAILABLE:
+            return interpolate_states(prev_states, states, row0, row1, w)
+        out = np.empty((len(row0), 5))
+        p, s = prev_states, states
+        kernels.interpolate_states(p.x, p.y, p.speed, p.heading_deg, p.accel, s.x, s.y, s.speed, s.heading_deg,
+                                   s.accel, row0, row1, w, out)
+        return out
 
     # ---- internals --------------------------------------------------------------------------
 
