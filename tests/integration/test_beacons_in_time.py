@@ -217,3 +217,52 @@ def test_a_radio_in_which_no_message_can_be_fresh_is_refused_at_construction():
     with pytest.raises(ValueError, match=r"domain_randomization.latency_range_ms\[0\] = 30 ms"):
         check_radio_timing(load_params(dr), domain_randomization=True)
     check_radio_timing(load_params(dr), domain_randomization=False)
+
+
+def _flow_scenario(tmp_path, step: float):
+    from roadsense_marl.sim.highway import write_straight_road
+
+    write_straight_road(tmp_path, "n", 2000.0, 1, 30.0)
+    (tmp_path / "r.rou.xml").write_text('<routes><route id="r" edges="road"/>'
+                                        '<flow id="f" route="r" begin="0" end="8" period="2" departSpeed="10"/></routes>')
+    cfg = tmp_path / "s.sumocfg"
+    cfg.write_text('<configuration><input><net-file value="n.net.xml"/><route-files value="r.rou.xml"/></input>'
+                   f'<time><step-length value="{step}"/></time></configuration>')
+    return cfg
+
+
+def test_a_vehicle_inserted_in_a_step_beacons_no_earlier_than_its_insertion(tmp_path):
+    from roadsense_marl.sim.registry import DEFAULT_HORIZON_S
+
+    core = ConvoyCore(scenario=str(_flow_scenario(tmp_path, 1.0)), max_time_s=14.0, radio="ideal",
+                      cone_half_angle_deg="off", hazard={"probability": 0.0})
+    try:
+        # the scenario's own 1 s step: the episode is 14 steps, and possible_agents cover the warm-up
+        # allowance plus those 14 s
+        assert core.step_length == 1.0 and core.max_steps == 14
+        assert core.scenario.horizon_s == pytest.approx(DEFAULT_HORIZON_S + 14.0)
+        core.reset(0)
+        joined_at: dict[int, float] = {int(s): core.record.time_s * 1000.0 for s in core.record.slots}
+        checked_join = checked_later = 0
+        while not core.episode_over:
+            core.step(np.zeros(core.n_slots))
+            rec = core.record
+            now = rec.time_s * 1000.0
+            for s in np.flatnonzero(rec.joined):
+                joined_at[int(s)] = now
+            rx = core.radio.receive(now, rec.slots)
+            sent_at = rx.timestamp_ms
+            inserted = np.array([joined_at[int(s)] for s in rx.sender])
+            assert np.all(sent_at >= inserted), "no message from before its sender was inserted"
+            checked_join += int(np.isin(rx.sender, np.flatnonzero(rec.joined)).sum())
+            checked_later += int((sent_at > inserted).sum())
+            # a vehicle inserted in this step sends one beacon (at the step's end), not ten
+            joined = np.flatnonzero(rec.joined)
+            per_sender = np.bincount(rec.links.sender, minlength=core.n_slots)
+            assert np.all(per_sender[joined] <= rec.states.n - 1)
+            old = np.setdiff1d(rec.slots, joined)
+            assert np.all(per_sender[old] == 10 * (rec.states.n - 1))  # ideal radio: every vehicle in range
+    finally:
+        core.close()
+    assert checked_later > 10
+    assert checked_join == 0, "a vehicle's beacon at its insertion time arrives after it (latency): seen next step"
