@@ -33,19 +33,21 @@ class RoadSenseParallelEnv(ParallelEnv):
 
     ## Description
     Every motor vehicle SUMO simulates is an agent running the same policy (``agents`` chooses
-    others; the rest of the traffic is driven by SUMO). Each step every radio-equipped
-    vehicle broadcasts its TRUE state (position, speed, heading, acceleration) over a shared
-    ESP-NOW emulator; a message from sender s reaches receiver r only after the latency
+    others; the rest of the traffic is driven by SUMO). Every radio-equipped vehicle broadcasts
+    its TRUE state (position, speed, heading, acceleration) over a shared ESP-NOW emulator at
+    10 Hz, each beacon at its own time inside a SUMO step with the state interpolated between the
+    two SUMO states around it (so ages and visibility do not depend on the step length); a message
+    from sender s reaches receiver r only after the latency
     sampled for that link, may be lost (distance-dependent, bursty per link) and carries
     sensor noise. An agent observes its own state exactly and its peers only through the
-    messages in its OWN receive buffer. One vehicle brakes hard at a random step (the
-    hazard); followers that react to the radio's braking warning avoid a rear-end crash.
+    messages in its OWN receive buffer. One vehicle brakes hard at a random time (the
+    hazard, drawn from ``hazard.onset_window_s``, 15..25 s); followers that react to the radio's braking warning avoid a rear-end crash.
 
     ## Action Space
     ``action_mode="brake"`` (default): ``Box(0, 1, (1,), float32)``, a brake fraction ``a``.
     ``a <= 0.02`` hands the vehicle to SUMO's car-following model; above, the vehicle is
     commanded to ``max(0, v - max_decel * a * dt)`` (``max_decel`` = 8 m/s^2). From
-    ``hazard.override_delay_steps`` after a hazard starts, an agent with ``a <= 0.02`` holds
+    ``hazard.override_delay_s`` (0.3 s) after a hazard starts, an agent with ``a <= 0.02`` holds
     its speed instead (no free braking from car-following) and SUMO's safety checks are off,
     so only braking chosen from V2V messages prevents the crash. The override lasts while the
     hazard vehicle is in the simulation and not released.
@@ -67,7 +69,7 @@ class RoadSenseParallelEnv(ParallelEnv):
     | 1   | own acceleration / 10 (m/s^2)                              | -inf | inf |
     | 2   | visible peers / K                                          | 0    | 1   |
     | 3   | min(0, lowest visible peer acceleration) / 10              | -inf | 0   |
-    | 4   | braking signal: 1 when a visible peer reports <= -2.5 m/s^2, else previous x 0.95 | 0 | 1 |
+    | 4   | braking signal: 1 when a visible peer reports <= -2.5 m/s^2, else decays with a 1.35 s half-life (0.95 per 0.1 s) | 0 | 1 |
     | 5   | max(0, largest closing speed to a visible peer ahead) / 30 | 0    | inf |
 
     ``peers`` (K, 6), one row per visible peer, nearest first, zeros for padding:
@@ -106,7 +108,8 @@ class RoadSenseParallelEnv(ParallelEnv):
 
     ## Episode End
     An agent is *terminated* when it collides (``info["reason"] = "collision"``) and
-    *truncated* when it reaches its route end (``"arrived"``) or at ``max_steps`` (500,
+    *truncated* when it reaches its route end (``"arrived"``) or at the episode length
+    (``max_steps``, 500, or ``max_time_s`` seconds converted with the step length, rounded up;
     ``"max_steps"``); every truncated agent's info has ``"TimeLimit.truncated": True``.
     Agents join in the step SUMO inserts them and are never revived. The episode ends when
     no agents remain.
@@ -120,7 +123,7 @@ class RoadSenseParallelEnv(ParallelEnv):
     :class:`roadsense_marl.env.config.EnvConfig` (``configs/env/default.yaml`` lists them with
     their defaults): ``scenario`` (name or ``.sumocfg`` path), ``scenario_kwargs``,
     ``backend`` (``"libsumo"``: fast, one simulation per process; ``"traci"``: several per
-    process, sumo-gui), ``step_length``, ``max_steps``, ``radio`` (``"measured"``, ``"ideal"``,
+    process, sumo-gui), ``step_length``, ``max_steps`` or ``max_time_s`` (not both), ``radio`` (``"measured"``, ``"ideal"``,
     ``"degraded"``, a path or a dict of ESP-NOW parameters), ``domain_randomization``,
     ``max_peers``, ``cone_half_angle_deg``, ``action_mode``, ``max_decel``, ``max_accel``,
     ``vtype_randomization``, ``drop_peer_prob``,
@@ -442,7 +445,7 @@ class EpisodeRenderer:
             links=pairs,
             time_s=s.time_s,
             step=core.num_steps,
-            max_steps=core.config.max_steps,
+            max_steps=core.max_steps,
         )
         if self.render_mode == "human":
             self.viewer.show(frame)

@@ -8,14 +8,20 @@ exposes; none of them copies its logic. A step reads as its phases, each owned b
 2. the hazard's commands (:mod:`roadsense_marl.env.hazards`)
 3. SUMO advances one step (:mod:`roadsense_marl.sim`)
 4. agents join and leave, slots are assigned (:mod:`roadsense_marl.env.agents`)
-5. every due radio-equipped vehicle (agent or not) broadcasts its true state; each equipped
-   agent's buffer takes what has arrived (:mod:`roadsense_marl.espnow`)
+5. every radio-equipped vehicle (agent or not) broadcasts each beacon due inside the step at
+   its own time, with its true state interpolated to that time; each equipped agent's buffer
+   takes what has arrived by the step's end (:mod:`roadsense_marl.espnow`, see
+   :meth:`ConvoyCore._radio_phase`)
 6. observations from each agent's own buffer (:mod:`roadsense_marl.env.observations`, pluggable)
 7. rewards from ground truth (:mod:`roadsense_marl.env.rewards`, pluggable), terminations,
    truncations and the public per-step :class:`StepRecord`.
 
 Slots: see :mod:`roadsense_marl.env.agents`. All arrays below are preallocated over slots and
 overwritten in place each step: copy what you keep.
+
+Time: every time constant is in seconds (or ms for the radio); the core converts them to steps
+with the run's step length in one place, :func:`~roadsense_marl.env.config.seconds_to_steps`
+(episode length ``max_time_s``, hazard onset window and override delay, the warm-up allowance).
 """
 
 from __future__ import annotations
@@ -30,15 +36,15 @@ import numpy as np
 
 from roadsense_marl.env.actions import CommandCache, action_space, check_slot_actions, commanded_decel, speed_commands
 from roadsense_marl.env.agents import AgentSlots, OtherSlots, draw_equipped, select_vehicles, type_alternatives
-from roadsense_marl.env.config import RADIO_PROFILES, EnvConfig, make_env_config, radio_profile_path
+from roadsense_marl.env.config import RADIO_PROFILES, EnvConfig, make_env_config, radio_profile_path, seconds_to_steps
 from roadsense_marl.env.hazards import HazardRuntime, draw_hazard_plan
 from roadsense_marl.env.observations import DeepSetObservation, ObservationFunction
 from roadsense_marl.env.rewards import ConvoyReward, RewardFunction
 
 #: Seconds of SUMO time reset() waits for the first vehicle (the scenario's vehicle set covers this
-#: allowance plus ``max_steps``, see :func:`roadsense_marl.sim.registry.load_scenario`).
+#: allowance plus the episode, see :func:`roadsense_marl.sim.registry.load_scenario`); converted
+#: to steps with the run's step length.
 MAX_WARMUP_S = 300.0
-MAX_WARMUP_STEPS = 10_000  # an upper bound in steps, whatever the step length (single-ego view)
 #: Why an agent ended (``info["reason"]`` in every view): index of :attr:`StepRecord.end_reason`.
 END_REASONS = ("collision", "max_steps", "arrived")
 
@@ -52,7 +58,9 @@ class StepView:
     conventions); ``slots`` int64[n] slot of each row; ``row_of_slot`` int64[S] (-1: not on the
     road); ``rx``: the valid messages in the receivers' own buffers (:class:`~roadsense_marl.espnow.RxBatch`,
     receiver/sender are slots); ``imposed`` bool[n] rows whose motion the hazard imposes;
-    ``t_ms`` simulation time (ms); ``num_steps`` steps taken; ``config`` the :class:`EnvConfig`.
+    ``t_ms`` simulation time (ms); ``num_steps`` steps taken; ``config`` the :class:`EnvConfig`;
+    ``step_length`` seconds per step (convert per-step quantities with it, e.g. the braking-signal
+    decay :func:`~roadsense_marl.env.observations.braking_signal_decay`).
     """
 
     config: EnvConfig
@@ -89,7 +97,8 @@ class StepRecord:
     - ``terminated`` / ``truncated``: bool[S] agents that collided / arrived, vanished or hit
       ``max_steps`` in this step; ``joined``: bool[S] new agents.
     - ``links``: this step's transmissions between agents (:class:`~roadsense_marl.espnow.LinkBatch`,
-      agent slots); ``all_links``: every transmission, senders that are not agents included (radio
+      agent slots; with several beacons per vehicle in a step, one block per beacon round, in time
+      order); ``all_links``: every transmission, senders that are not agents included (radio
       slots: ``>= n_slots`` are equipped non-agents, named by ``radio_ids``);
       ``radio_params``: this episode's (domain-randomised) radio parameters.
     - ``equipped``: bool[S] the slot's agent carries a radio this episode (``penetration_rate``);
@@ -97,7 +106,8 @@ class StepRecord:
       ``radio_slots``: int64[n] radio slot of each row of ``all_states`` (-1: no radio);
       ``radio_ids``: object[R] vehicle in each radio slot (None: empty; R = n_slots + other slots).
     - ``hazard_vehicle`` / ``hazard_slot`` / ``hazard_onset_step``: the braking vehicle (None / -1)
-      and the planned onset step (None: no hazard this episode).
+      and the planned onset step (None: no hazard this episode); ``hazard_onset_s``: the same onset
+      in seconds after the episode's first state (``hazard_onset_step * step_length``; None: no hazard).
     """
 
     num_steps: int = 0
@@ -126,6 +136,7 @@ class StepRecord:
     radio_slots: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
     radio_ids: np.ndarray = field(default_factory=lambda: np.empty(0, object))
     all_links: Any = None
+    hazard_onset_s: float | None = None
     _cache: dict = field(default_factory=dict, repr=False)
 
     def _by_slot(self, key: str, rows: np.ndarray, fill: Any) -> np.ndarray:
@@ -193,6 +204,63 @@ def resolve_radio(radio: Any) -> Any:
     return radio
 
 
+def interpolate_states(prev_states, states, row0: np.ndarray, row1: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Sender states at beacon times between two SUMO states (the NumPy reference).
+
+    :param prev_states, states: :class:`~roadsense_marl.sim.VehicleStates` at the start and the end
+        of the step.
+    :param row0, row1: int64[m] each beacon's sender row in ``prev_states`` / ``states``.
+    :param w: float64[m] ``(t_beacon - t_start) / (t_end - t_start)`` in [0, 1].
+    :returns: float64[m, 5]: x, y (m), speed (m/s), heading (SUMO compass degrees, along the shorter
+        arc, in [0, 360)), accel (m/s^2); linear in ``w``.
+    """
+    def lerp(a0, a1):
+        return a0[row0] + w * (a1[row1] - a0[row0])
+
+    h0 = prev_states.heading_deg[row0]
+    heading = (h0 + w * ((states.heading_deg[row1] - h0 + 180.0) % 360.0 - 180.0)) % 360.0
+    return np.stack([lerp(prev_states.x, states.x), lerp(prev_states.y, states.y),
+                     lerp(prev_states.speed, states.speed), heading, lerp(prev_states.accel, states.accel)], axis=1)
+
+
+def check_radio_timing(params: Any, domain_randomization: bool) -> None:
+    """Raise ValueError when no message can ever be fresh under these radio parameters.
+
+    A message is shown while ``now - send time < observation.staleness_threshold_ms``, and only
+    after it has arrived (send time + latency); copies with ``latency >= staleness_threshold_ms``
+    are dropped as stale on arrival. Beacons go at their own times inside a step with random
+    per-vehicle phases, so the age at which a receiver first sees a message can be as small as
+    its latency, at any step length: a peer is visible in some steps unless the threshold is at or
+    below the smallest latency the model can draw,
+    ``max(1, base)`` ms without jitter (``base``: ``latency.base_ms``, or the low end of
+    ``domain_randomization.latency_range_ms`` when domain randomisation is on; ``distance_factor``
+    only adds), 1 ms with jitter (Gaussian, clipped at 1 ms).
+
+    :param params: :class:`~roadsense_marl.espnow.RadioParams` (the nominal ones).
+    :param domain_randomization: whether the episode parameters are drawn from the
+        ``domain_randomization`` ranges (the env's ``domain_randomization`` and the file's
+        ``domain_randomization.enabled``).
+    """
+    if domain_randomization:
+        base, base_key = params.dr_latency_range_ms[0], "domain_randomization.latency_range_ms[0]"
+        jitter, jitter_key = params.dr_jitter_std_range_ms[1], "domain_randomization.jitter_std_range_ms[1]"
+    else:
+        base, base_key = params.latency_base_ms, "latency.base_ms"
+        jitter, jitter_key = params.latency_jitter_std_ms, "latency.jitter_std_ms"
+    if jitter > 0:
+        min_latency, why = 1.0, f"{jitter_key} = {jitter:g} ms > 0, latencies are clipped at 1 ms"
+    else:
+        min_latency, why = max(1.0, base), f"{base_key} = {base:g} ms, {jitter_key} = 0, at least 1 ms"
+    stale = params.staleness_threshold_ms
+    if stale <= min_latency:
+        raise ValueError(
+            f"radio {params.source}: observation.staleness_threshold_ms = {stale:g} ms is not above the smallest "
+            f"latency the radio can draw, {min_latency:g} ms ({why}): every message would be stale on arrival and "
+            "no agent could ever see a peer; give observation.staleness_threshold_ms above "
+            f"{min_latency:g} ms (the measured profile uses 500 ms)"
+        )
+
+
 class ConvoyCore:
     """One convoy episode as arrays over vehicle slots (see the module docstring).
 
@@ -202,6 +270,12 @@ class ConvoyCore:
         (default: the shipped :class:`~roadsense_marl.env.observations.DeepSetObservation`).
     :param reward_fn: a :class:`~roadsense_marl.env.rewards.RewardFunction` (default: the shipped
         :class:`~roadsense_marl.env.rewards.ConvoyReward`).
+    :param warmup_in_episode: the episode may run :data:`MAX_WARMUP_S` longer than its length
+        (the single-ego view: an ego that departs late still gets its own ``max_steps``).
+
+    Episode length: ``max_steps`` steps, or ``ceil(max_time_s / step_length)`` steps
+    (:attr:`max_steps` holds the result). Raises ValueError, naming the keys, for a radio
+    configuration in which no message can ever be fresh (:func:`check_radio_timing`).
 
     Agents are the scenario's vehicles the config's ``agents`` selector chooses (``possible_agents``;
     ``other_vehicles`` are driven by SUMO); ``equipped_vehicles`` bool[V] (over
@@ -218,6 +292,7 @@ class ConvoyCore:
         *,
         observation_fn: ObservationFunction | None = None,
         reward_fn: RewardFunction | None = None,
+        warmup_in_episode: bool = False,
         **overrides: Any,
     ) -> None:
         from roadsense_marl.espnow import Radio, load_params
@@ -229,14 +304,14 @@ class ConvoyCore:
             raise ValueError(f"observation_fn must be an ObservationFunction, got {type(observation_fn).__name__}")
         if reward_fn is not None and not isinstance(reward_fn, RewardFunction):
             raise ValueError(f"reward_fn must be a RewardFunction, got {type(reward_fn).__name__}")
-        scenario_kwargs = dict(cfg.scenario_kwargs)
-        if cfg.scenario != "highway" and "horizon_s" not in scenario_kwargs:
-            # possible_agents: every vehicle that can depart in the warm-up allowance + this episode
-            scenario_kwargs.setdefault("episode_steps", cfg.max_steps)
-            if cfg.step_length is not None:
-                scenario_kwargs.setdefault("step_length", cfg.step_length)
-        self.scenario = resolve_scenario(cfg.scenario, **scenario_kwargs)
-        self.step_length = float(cfg.step_length or self.scenario.default_step_length)
+        self._warmup_in_episode = bool(warmup_in_episode)
+        self.scenario, self.step_length = self._resolve_scenario(resolve_scenario)
+        #: The episode length in steps (``max_steps``, or ``max_time_s`` converted; plus the warm-up
+        #: allowance with ``warmup_in_episode``).
+        self.max_steps = self.episode_steps(self.step_length)
+        hazard = cfg.hazard.in_seconds(self.step_length)  # deprecated step keys: converted, with a warning
+        if hazard is not cfg.hazard:
+            cfg = self.config = dataclasses.replace(cfg, hazard=hazard)
         sc = self.scenario
         vids = tuple(sc.vehicle_ids)
         vtypes = sc.vehicle_types or ("DEFAULT_VEHTYPE",) * len(vids)
@@ -269,6 +344,7 @@ class ConvoyCore:
             load_params(resolve_radio(cfg.radio)), capacity=self.n_slots + self.other_slots.n,
             domain_randomization=cfg.domain_randomization,
         )
+        check_radio_timing(self.radio.nominal_params, self.radio.domain_randomization)
         self.sim = SumoSimulation(
             self.scenario,
             backend=cfg.backend,
@@ -309,8 +385,40 @@ class ConvoyCore:
         self.states = None
         self._root_seed: np.random.SeedSequence | None = None
         self._ended = np.empty(0, np.int64)
+        self._prev_row_of_radio: np.ndarray | None = None
+        self._links = None
         weakref.finalize(self, _close_sim, self.sim)
 
+    def episode_steps(self, step_length: float) -> int:
+        """Steps in an episode at ``step_length`` s: ``max_steps``, or ``max_time_s`` converted
+        (:func:`~roadsense_marl.env.config.seconds_to_steps`), plus ``ceil(MAX_WARMUP_S / step_length)``
+        with ``warmup_in_episode``."""
+        cfg = self.config
+        steps = cfg.max_steps if cfg.max_steps is not None else max(1, seconds_to_steps(cfg.max_time_s, step_length))
+        if self._warmup_in_episode:
+            steps += seconds_to_steps(MAX_WARMUP_S, step_length)
+        return int(steps)
+
+    def _resolve_scenario(self, resolve_scenario) -> tuple[Any, float]:
+        """The scenario and the run's step length. ``possible_agents`` covers every vehicle that can
+        depart in the warm-up allowance plus this episode, whose length in steps needs the step
+        length: with ``step_length`` unset the scenario's own is assumed to be 0.1 s (every shipped
+        one) and the scenario is asked again if it is not."""
+        from roadsense_marl.sim.registry import DEFAULT_STEP_LENGTH
+
+        cfg = self.config
+        kwargs = dict(cfg.scenario_kwargs)
+        if cfg.scenario == "highway" or "horizon_s" in kwargs:
+            scenario = resolve_scenario(cfg.scenario, **kwargs)
+            return scenario, float(cfg.step_length or scenario.default_step_length)
+        if cfg.step_length is not None:
+            kwargs.setdefault("step_length", cfg.step_length)
+        guess = float(kwargs.get("step_length") or DEFAULT_STEP_LENGTH)
+        scenario = resolve_scenario(cfg.scenario, **{"episode_steps": self.episode_steps(guess), **kwargs})
+        step_length = float(kwargs.get("step_length") or scenario.default_step_length)
+        if step_length != guess and "episode_steps" not in cfg.scenario_kwargs:
+            scenario = resolve_scenario(cfg.scenario, **{**kwargs, "episode_steps": self.episode_steps(step_length)})
+        return scenario, step_length
     # ---- public state ---------------------------------------------------------------------
 
     @property
@@ -375,6 +483,7 @@ class ConvoyCore:
             buf.fill(0)
         self.num_steps = 0
         self._t_ms = states.time_s * 1000.0
+        self._prev_row_of_radio = None  # nothing of the last episode is on the road
         self._guard(self._enter, states, self._t_ms - self.step_length * 1000.0)
 
     def step(self, actions: Any) -> None:
@@ -433,7 +542,7 @@ class ConvoyCore:
         prev_t = self._t_ms
         new = self.sim.step()
         self.num_steps += 1
-        if not self._agents_on(new) and self.num_steps < cfg.max_steps and self._agents_to_come() \
+        if not self._agents_on(new) and self.num_steps < self.max_steps and self._agents_to_come() \
                 and self.sim.expected_vehicles() > 0:
             new = self._skip_empty_road(new)
         self._t_ms = new.time_s * 1000.0
@@ -445,10 +554,8 @@ class ConvoyCore:
         does not end in a gap of the traffic. Returns the first state with vehicles (or the state at
         ``max_steps``), carrying the arrivals and collisions of ``emptied`` so that the agents that
         left are reported in this step."""
-        import dataclasses
-
         states = emptied
-        while not self._agents_on(states) and self.num_steps < self.config.max_steps:
+        while not self._agents_on(states) and self.num_steps < self.max_steps:
             states = self.sim.step()
             self.num_steps += 1
         return dataclasses.replace(states, arrived=emptied.arrived, collided=emptied.collided,
@@ -476,21 +583,24 @@ class ConvoyCore:
             self.observation_fn.clear(changes.joined)
             if self.controlled is not None:
                 self._controlled[changes.joined] = [slots.agent_of_slot[s] in self.controlled for s in changes.joined]
-        self.states = states
+        prev_states, self.states = self.states, states
         snd_slot, snd_rows, rcv_slot, rcv_rows = self._radio_rows(states)
         all_states, states = states, self._agent_view(states)
         row_slot = self._agent_slots
         n = len(row_slot)
-        # 5. radio: every due equipped vehicle broadcasts its true state; receivers take what has arrived
+        # 5. radio: every beacon of an equipped vehicle due inside the step, at its own time;
+        # equipped agents take what has arrived
         t_ms = self._t_ms
         rx = None
         if all_states.n:
-            xy = np.stack([all_states.x, all_states.y], axis=1)
-            due = self.radio.beacon_due(snd_slot, prev_t_ms, t_ms)
-            payload = np.stack([all_states.x, all_states.y, all_states.speed, all_states.heading_deg,
-                                all_states.accel], axis=1)[snd_rows]
-            self.radio.broadcast(t_ms, snd_slot[due], xy[snd_rows][due], payload[due], rcv_slot, xy[rcv_rows])
+            self._radio_phase(prev_states, all_states, snd_slot, snd_rows, rcv_slot, rcv_rows, prev_t_ms, t_ms)
             rx = self.radio.receive(t_ms, rcv_slot)
+        else:
+            self._links = None
+        prev_row = np.full(self.radio.capacity, -1, dtype=np.int64)
+        if all_states.n:
+            prev_row[snd_slot] = np.arange(all_states.n)[snd_rows]
+        self._prev_row_of_radio = prev_row
         # 6. observations from each agent's own buffer
         row_of_slot = np.full(self.n_slots, -1, dtype=np.int64)
         row_of_slot[row_slot] = np.arange(n)
@@ -524,7 +634,7 @@ class ConvoyCore:
         self.terminated[changes.collided] = True
         self.truncated[changes.left] = True
         self.joined[changes.joined] = True
-        time_up = not first and self.num_steps >= cfg.max_steps
+        time_up = not first and self.num_steps >= self.max_steps
         if time_up:
             self.truncated |= slots.live
             slots.live[:] = False
@@ -546,7 +656,7 @@ class ConvoyCore:
         rec.reward_components = {c: table[:, j] for j, c in enumerate(names)}
         rec.row_extras = extras
         rec.terminated, rec.truncated, rec.joined = self.terminated, self.truncated, self.joined
-        rec.all_links = links = self.radio.last_links
+        rec.all_links = links = self._links if self._links is not None else self.radio.last_links
         if not self._plain and links is not None and len(links) and links.sender.max() >= n_slots:
             keep = links.sender < n_slots
             links = type(links)(**{f.name: getattr(links, f.name)[keep] for f in dataclasses.fields(links)})
@@ -555,7 +665,114 @@ class ConvoyCore:
         rec.all_states, rec.radio_slots, rec.radio_ids = all_states, self._radio_slot, self._radio_ids
         rec.radio_params = self.radio.params
         rec.hazard_vehicle, rec.hazard_slot = self.hazard.vehicle, self.hazard.slot
-        rec.hazard_onset_step = self.hazard.plan.onset_step
+        rec.hazard_onset_step = onset = self.hazard.plan.onset_step
+        rec.hazard_onset_s = None if onset is None else onset * self.step_length
+
+    def _radio_phase(self, prev_states, states, snd_slot: np.ndarray, snd_rows: Any, rcv_slot: np.ndarray,
+                     rcv_rows: Any, prev_t_ms: float, t_ms: float) -> None:
+        """Phase 5: the beacons of the step ``(prev_t_ms, t_ms]``, each sent at its own time.
+
+        ``states`` / ``prev_states``: every vehicle on the road at the two ends of the step;
+        ``snd_slot`` int64[m] the radio slot of each sending (equipped) vehicle, ``snd_rows`` its rows
+        of ``states`` (or ``slice(None)``: every row); ``rcv_slot`` / ``rcv_rows`` the same for the
+        receivers (equipped agents).
+
+        - A vehicle on the road at both ends of the step sends every beacon due in the interval
+          (:meth:`~roadsense_marl.espnow.Radio.beacon_times`) at its own time ``tb``, with its true
+          state linearly interpolated between the two SUMO states around it (weight
+          ``(tb - prev_t) / (t - prev_t)``; x, y, speed, accel linear, heading along the shorter
+          arc, kept in [0, 360)).
+        - A vehicle on the road only at ``t_ms`` (SUMO inserted it in this step, at ``t_ms``; also
+          every vehicle at the first state of an episode) does not beacon before ``t_ms``: if a
+          beacon was due in the interval it sends one at ``t_ms`` with its state there.
+        - A vehicle that left during the step sends nothing for it.
+
+        Link geometry (range, distance-dependent loss and latency) uses both vehicles' positions at
+        ``t_ms``, the end of the step, so that one broadcast call serves senders with different send
+        times (their relative displacement within a step is the approximation). Several beacons of
+        one vehicle in one step (steps longer than the beacon period) go in successive broadcast
+        calls in time order, the k-th beacon of every vehicle in the k-th call: at most
+        ``ceil(step / period) + 1`` calls, one at the 0.1 s default.
+        """
+        radio = self.radio
+        xy = np.stack([states.x, states.y], axis=1)
+        rows_all = np.arange(states.n)
+        s_row = rows_all[snd_rows]
+        r_xy = xy[rcv_rows]
+        m = len(snd_slot)
+        prev_row = self._prev_row_of_radio
+        old_row = None
+        if prev_row is not None and prev_states is not None and prev_states.n and t_ms > prev_t_ms:
+            # a radio slot on the road at both ends holds the same vehicle: a slot freed in a step is
+            # reused from the next one only
+            old_row = prev_row[snd_slot]
+        passes: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (sender index, send times, payload)
+        fresh = None
+        if old_row is not None:
+            both = old_row >= 0
+            if both.all():  # the common case: every sender on the road at both ends
+                i, tb = radio.beacon_times(snd_slot, prev_t_ms, t_ms)
+                j = i
+            else:
+                fresh = np.flatnonzero(~both)
+                b_idx = np.flatnonzero(both)
+                i, tb = radio.beacon_times(snd_slot[b_idx], prev_t_ms, t_ms)
+                j = b_idx[i]
+            payload = self._interpolate(prev_states, states, old_row[j], s_row[j], (tb - prev_t_ms) / (t_ms - prev_t_ms))
+            several = len(i) > 1 and t_ms - prev_t_ms >= (1000.0 / radio.beacon_hz) * (1.0 - 1e-9)
+            counts = np.bincount(i) if several else None
+            if counts is None or counts.max() <= 1:
+                passes.append((j, tb, payload))
+            else:  # the k-th beacon of each vehicle in the k-th pass (beacons come sorted by time)
+                o = np.argsort(i, kind="stable")
+                start = np.concatenate(([0], np.cumsum(counts)[:-1]))
+                rank = np.empty(len(i), np.int64)
+                rank[o] = np.arange(len(i)) - start[i[o]]
+                for k in range(int(counts.max())):
+                    sel = rank == k
+                    passes.append((j[sel], tb[sel], payload[sel]))
+        else:
+            fresh = np.arange(m)
+        if fresh is not None and len(fresh):
+            fresh = fresh[radio.beacon_due(snd_slot[fresh], prev_t_ms, t_ms)]
+            if len(fresh):
+                r = s_row[fresh]
+                pay = np.stack([states.x[r], states.y[r], states.speed[r], states.heading_deg[r], states.accel[r]],
+                               axis=1)
+                at_t = np.full(len(fresh), t_ms)
+                if passes:
+                    j0, tb0, pay0 = passes[0]
+                    passes[0] = (np.concatenate([j0, fresh]), np.concatenate([tb0, at_t]), np.concatenate([pay0, pay]))
+                else:
+                    passes.append((fresh, at_t, pay))
+        if not passes:
+            self._links = radio.broadcast(t_ms, snd_slot[:0], xy[:0], np.empty((0, 5)), rcv_slot, r_xy)
+            return
+        links = []
+        for j, tb, payload in passes:
+            o = np.argsort(snd_slot[j], kind="stable")  # senders by slot: the radio's fast path
+            j = j[o]
+            links.append(radio.broadcast(tb[o], snd_slot[j], xy[s_row[j]], payload[o], rcv_slot, r_xy))
+        if len(links) == 1:
+            self._links = links[0]
+        else:
+            from roadsense_marl.espnow.radio import LinkBatch
+
+            self._links = LinkBatch(*(np.concatenate([getattr(b, f) for b in links]) for f in
+                                      ("sender", "receiver", "distance_m", "delivered", "latency_ms")))
+
+    def _interpolate(self, prev_states, states, row0: np.ndarray, row1: np.ndarray, w: np.ndarray) -> np.ndarray:
+        """float64[m, 5] beacon payloads (x, y, speed, heading_deg, accel) interpolated between the two
+        SUMO states (:func:`interpolate_states`; its compiled twin when numba is installed)."""
+        from roadsense_marl.env import kernels
+
+        if not kernels.AVAILABLE:
+            return interpolate_states(prev_states, states, row0, row1, w)
+        out = np.empty((len(row0), 5))
+        p, s = prev_states, states
+        kernels.interpolate_states(p.x, p.y, p.speed, p.heading_deg, p.accel, s.x, s.y, s.speed, s.heading_deg,
+                                   s.accel, row0, row1, w, out)
+        return out
 
     # ---- who is on the road, who has a radio ---------------------------------------------------
 
@@ -666,11 +883,10 @@ class ConvoyCore:
             raise
 
     def _start_episode(self, sumo_seed: int, variation):
-        """Load the episode in SUMO and run it until the first vehicle is inserted."""
-        import math
-
+        """Load the episode in SUMO and run it until the first vehicle is inserted (at most
+        :data:`MAX_WARMUP_S` of SUMO time)."""
         states = self.sim.reset(seed=sumo_seed, variation=variation)
-        limit = min(MAX_WARMUP_STEPS, math.ceil(MAX_WARMUP_S / self.step_length - 1e-9))
+        limit = seconds_to_steps(MAX_WARMUP_S, self.step_length)
         for _ in range(limit):
             if self._agents_on(states):
                 return states

@@ -296,3 +296,40 @@ def test_config_options_the_env_owns_are_overridden_and_the_rest_kept(tmp_path):
         assert float(raw.simulation.getOption("end")) == 10.0
     finally:
         env.close()
+
+
+@pytest.mark.parametrize("step", [0.5, 1.0])
+def test_step_length_of_half_or_one_second_shows_peers(step, tmp_path):
+    # The table row "step_length=0.5 or 1.0: no agent ever sees a peer" (a message was first
+    # observed one step after it was sent, as old as the 500 ms staleness limit). Beacons now go at
+    # their own times inside a step: every agent sees every other within radio range.
+    cfg = _scenario(tmp_path, '<routes><route id="r" edges="road"/>'
+                    '<flow id="f" route="r" begin="0" end="6" period="1" departSpeed="10" departLane="0"/></routes>',
+                    step=step)
+    env = roadsense_marl.parallel_env(scenario=str(cfg), max_time_s=15.0, radio="measured", cone_half_angle_deg="off",
+                                      hazard={"probability": 0.0})
+    try:
+        core = env.unwrapped.core
+        assert core.step_length == step and core.max_steps == round(15.0 / step)
+        env.reset(seed=0)
+        pairs = visible = 0
+        while env.agents:
+            env.step({a: np.zeros(1, np.float32) for a in env.agents})
+            rec = core.record
+            s = rec.states
+            xy = np.stack([s.x, s.y], axis=1)
+            in_range = np.linalg.norm(xy[:, None] - xy[None], axis=2) < 30.0  # well inside the 50 m range
+            np.fill_diagonal(in_range, False)
+            # a vehicle SUMO inserted in this step first beacons at its insertion time, seen from the next step
+            in_range[:, rec.joined[rec.slots]] = False
+            row_of_slot = np.full(core.n_slots, -1)
+            row_of_slot[rec.slots] = np.arange(s.n)
+            senders = rec.row_extras["peer_sender"]
+            rows, cols = np.nonzero(senders >= 0)
+            seen = np.zeros_like(in_range)
+            seen[rows, row_of_slot[senders[rows, cols]]] = True
+            pairs += int(in_range.sum())
+            visible += int((seen & in_range).sum())
+    finally:
+        env.close()
+    assert pairs > 20 and visible / pairs > 0.9, f"{visible}/{pairs} peers within 30 m visible"
