@@ -48,7 +48,8 @@ def mixed(tmp_path_factory) -> str:
 def _env(mixed: str, **config):
     config.setdefault("radio", ideal_radio())
     config.setdefault("hazard", {"probability": 0.0})
-    return roadsense_marl.parallel_env(scenario=mixed, max_steps=150, **config)
+    config.setdefault("max_steps", 150)
+    return roadsense_marl.parallel_env(scenario=mixed, **config)
 
 
 def test_agents_are_the_motor_vehicles_sumo_inserts_and_the_rest_is_driven_by_sumo(mixed):
@@ -105,6 +106,43 @@ def test_an_equipped_vehicle_that_is_not_an_agent_is_heard_as_a_peer(mixed):
         assert {"b0", "t0"} <= heard, f"the bicycle and the tram broadcast as peers; heard {sorted(heard)}"
         assert other_slots and min(other_slots) >= core.n_slots
         assert core.radio.capacity == core.n_slots + 2  # agents' slots plus a pool for the two others
+    finally:
+        env.close()
+
+
+@pytest.mark.parametrize("step_length", [0.5, 1.0])
+def test_non_agents_beacon_inside_long_steps_with_their_own_interpolated_state(mixed, step_length):
+    """Steps longer than the beacon period: every equipped vehicle, agent or not, sends several
+    beacons per step from its own radio slot, and what agents hear of the bicycle and the tram is
+    their own state interpolated to the send time (between the two SUMO states around it)."""
+    env = _env(mixed, cone_half_angle_deg="off", max_peers=16, step_length=step_length, max_steps=int(15 / step_length))
+    try:
+        env.reset(seed=2)
+        core = env.unwrapped.core
+        prev, prev_x = None, None
+        checked = 0
+        while env.agents:
+            env.step(zero_actions(env))
+            rec = env.unwrapped.record
+            links = rec.all_links
+            big = np.asarray(links.sender) >= core.n_slots
+            if prev is not None and big.any():
+                # several beacons of one non-agent in one step (10 Hz beacons, steps of 0.5-1 s)
+                per_sender = np.bincount(np.asarray(links.sender)[big] - core.n_slots)
+                per_receiver = max(1, int(np.count_nonzero(rec.equipped)))
+                assert per_sender.max() >= round(step_length * 10) * per_receiver - per_receiver
+                rx = core.radio.receive(rec.time_s * 1000.0, rec.slots[rec.equipped[rec.slots]])
+                for k in np.flatnonzero(rx.sender >= core.n_slots):
+                    vid = rec.radio_ids[rx.sender[k]]
+                    if vid not in prev or vid not in rec.all_states.ids:
+                        continue
+                    i0, i1 = prev.index(vid), list(rec.all_states.ids).index(vid)
+                    w = (rx.timestamp_ms[k] - (rec.time_s - step_length) * 1000.0) / (step_length * 1000.0)
+                    x = prev_x[i0] + w * (rec.all_states.x[i1] - prev_x[i0])
+                    assert rx.payload[k, 0] == pytest.approx(x, abs=1e-6)  # ideal radio: no sensor noise
+                    checked += 1
+            prev, prev_x = list(rec.all_states.ids), np.array(rec.all_states.x)
+        assert checked > 0, "no message of a non-agent was received"
     finally:
         env.close()
 
