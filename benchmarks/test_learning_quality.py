@@ -34,7 +34,7 @@ BUDGET = int(os.environ.get("ROADSENSE_LQ_TIMESTEPS", 1_800_000))
 EPISODES = int(os.environ.get("ROADSENSE_LQ_EPISODES", 40))
 HELD_OUT_SEED = 900_000  # training resets draw from the run seed's own stream; these seeds are not used there
 #: The evaluation episode: the env's defaults, not the (possibly shorter) training episodes.
-EVAL_EPISODE = {"max_steps": 500, "hazard": {"step_window": [150, 250]}}
+EVAL_EPISODE = {"max_steps": 500, "hazard": {"onset_window_s": [15.0, 25.0]}}
 AIM = {"episodes": 276, "collisions": 0, "reaction_window_s": [0.18, 1.08], "single_ego_training_steps": 10_000_000}
 SPEED_FLOOR = 0.5  # share of no-v2v's mean speed below which the policy "stops the traffic"
 

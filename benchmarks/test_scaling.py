@@ -77,7 +77,7 @@ ENV_N = (10, 50)
 ENV_STEPS = 200
 ENV_ROUNDS = {10: 7, 50: 5}
 RADIO_N = (10, 50, 100, 200, 500, 1000)
-HAZARD_EARLY = {"step_window": (20, 60)}  # every measured episode contains the emergency brake
+HAZARD_EARLY = {"onset_window_s": (2.0, 6.0)}  # every measured episode contains the emergency brake
 
 
 # ---- case 1 ------------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 >>> from roadsense_marl import parallel_env
 >>> env = parallel_env(scenario="convoy_6")            # PettingZoo ParallelEnv, every vehicle an agent
->>> import gymnasium; gymnasium.make("RoadSense-Convoy-v1")  # the single-ego view
+>>> import gymnasium; gymnasium.make("RoadSense-Convoy-v2")  # the single-ego view
 """
 
 from roadsense_marl.env import env, make_env_config, parallel_env, raw_env
@@ -18,8 +18,8 @@ def _deprecated(old: str, new: str, target):
         import warnings
 
         warnings.warn(
-            f"{old!r} is deprecated: the env is now {new!r} (sensor noise is drawn once per transmitted "
-            "message, which changes the random stream; see roadsense_marl/env/version.py). "
+            f"{old!r} is deprecated: the env is now {new!r} (its contract changed: time constants in seconds, "
+            "beacons at their own times inside a step; see roadsense_marl/env/version.py for each version). "
             f"{old!r} builds {new!r}.",
             DeprecationWarning,
             stacklevel=3,
@@ -38,16 +38,17 @@ def _register() -> None:
 
     if GYM_ENV_ID not in gymnasium.registry:
         gymnasium.register(id=GYM_ENV_ID, entry_point="roadsense_marl.env.single_ego:SingleEgoEnv")
-    old_gym = next(k for k, v in DEPRECATED_IDS.items() if v == GYM_ENV_ID)
-    if old_gym not in gymnasium.registry:
-        gymnasium.register(id=old_gym, entry_point=_deprecated(old_gym, GYM_ENV_ID, SingleEgoEnv))
-    old_pz = next(k for k, v in DEPRECATED_IDS.items() if v == ENV_ID)
+    for old_gym in (k for k, v in DEPRECATED_IDS.items() if v == GYM_ENV_ID):
+        if old_gym not in gymnasium.registry:
+            gymnasium.register(id=old_gym, entry_point=_deprecated(old_gym, GYM_ENV_ID, SingleEgoEnv))
+    old_pz = [k for k, v in DEPRECATED_IDS.items() if v == ENV_ID]
     for kind, fn in (("parallel", parallel_env), ("aec", env)):
         registry = pettingzoo.parallel_registry if kind == "parallel" else pettingzoo.aec_registry
         if ENV_ID not in registry:
             pettingzoo.register(kind, ENV_ID, entry_point=fn)
-        if old_pz not in registry:
-            pettingzoo.register(kind, old_pz, entry_point=_deprecated(old_pz, ENV_ID, fn))
+        for old in old_pz:
+            if old not in registry:
+                pettingzoo.register(kind, old, entry_point=_deprecated(old, ENV_ID, fn))
 
 
 _register()

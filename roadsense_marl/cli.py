@@ -77,10 +77,12 @@ BRING_YOUR_OWN = """
 Your own scenario: give the path of any .sumocfg that plain `sumo` runs, wherever a name goes:
   roadsense-marl evaluate --policy rule-v2v --scenario path/to/my.sumocfg
   parallel_env(scenario="path/to/my.sumocfg", scenario_kwargs={"horizon_s": 120}, max_vehicles=64)
-- Agents: every vehicle SUMO inserts within horizon_s seconds of the config's begin (default 300,
-  capped by its end). SUMO itself is asked once (cached per file version): vehicles, trips, flows
+- Agents: every motor vehicle SUMO inserts within horizon_s seconds of the config's begin (default
+  300, capped by its end). SUMO itself is asked once (cached per file version): vehicles, trips, flows
   (number/period/vehsPerHour; probability and exp() flows get an upper bound), distributions,
-  vehicles in additional files, several route files. Persons are not agents.
+  vehicles in additional files, several route files. Persons, bicycles, trams and trains are driven
+  by SUMO; choose agents with agents={"vclass": [...], "vtype": [...], "id": [...]} (globs) and the
+  share of vehicles with a radio with penetration_rate=0.5.
 - max_vehicles: slots for the most vehicles present at once (default: one per possible agent).
 - The env sets collision detection (--collision.action remove, junctions, mingap-factor 0),
   --time-to-teleport -1, the step length and the seed; these win over the .sumocfg, and another

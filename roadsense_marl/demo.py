@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 #: The evaluation episode: the env's defaults, whatever shorter episodes training used.
-EVAL_EPISODE: dict[str, Any] = {"max_steps": 500, "hazard": {"step_window": [150, 250]}}
+EVAL_EPISODE: dict[str, Any] = {"max_steps": 500, "hazard": {"onset_window_s": [15.0, 25.0]}}
 DEFAULT_TIMESTEPS = 300_000
 
 

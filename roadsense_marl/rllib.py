@@ -152,7 +152,7 @@ class RoadSenseMultiAgentEnv(MultiAgentEnv):
         truncateds = dict(zip(out, core.truncated[out_slots].tolist()))
         infos = step_infos(core, out, out_slots)
         over = core.episode_over
-        time_up = over and core.num_steps >= core.config.max_steps
+        time_up = over and core.num_steps >= core.max_steps
         terminateds["__all__"] = over and not time_up
         truncateds["__all__"] = time_up
         self.agents = [] if over else core.slots.ids[np.flatnonzero(core.live)].tolist()

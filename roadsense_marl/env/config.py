@@ -19,9 +19,12 @@ import numpy as np
 from roadsense_marl.paths import config_path, configs_dir
 
 from roadsense_marl.env.actions import ACTION_MODES  # noqa: E402 - one owner of the action contract
+from roadsense_marl.env.agents import VehicleSelector, parse_selector  # noqa: E402 - one owner of "who is an agent"
 BACKENDS = ("libsumo", "traci")
 RENDER_MODES = ("rgb_array", "human")
 RADIO_PROFILES = ("measured", "ideal", "degraded", "defaults")
+#: Episode length in steps when neither ``max_steps`` nor ``max_time_s`` is given.
+DEFAULT_MAX_STEPS = 500
 
 
 def _unknown_key_error(section: str, key: str, valid: list[str]) -> ValueError:
@@ -48,32 +51,66 @@ def _check_pair(name: str, value: Any, *, lo: float, hi: float) -> tuple[float, 
     return (float(value[0]), float(value[1]))
 
 
+def seconds_to_steps(seconds: float, step_length: float) -> int:
+    """The number of steps of ``step_length`` s that first reaches ``seconds``: ``ceil(seconds / step_length)``.
+
+    The one place where a time in seconds becomes a count of env steps (episode length, hazard
+    delays, warm-up allowance). A tolerance of 1e-9 steps absorbs float rounding, so 0.3 s at
+    0.1 s is 3 steps, not 4.
+    """
+    return max(0, math.ceil(seconds / step_length - 1e-9))
+
+
+def onset_steps(window_s: tuple[float, float], step_length: float) -> tuple[int, int]:
+    """``(first, last)`` steps whose time after the episode start lies in ``window_s`` (seconds).
+
+    ``first = ceil(low / dt)``, ``last = floor(high / dt)`` (1e-9-step tolerance); when the window
+    holds no step time (narrower than one step) it is the single step ``first``.
+    """
+    first = seconds_to_steps(window_s[0], step_length)
+    last = max(first, math.floor(window_s[1] / step_length + 1e-9))
+    return first, last
+
+
 @dataclass(frozen=True)
 class HazardConfig:
-    """A seeded emergency brake per episode.
+    """A seeded emergency brake per episode. Times in seconds; the core converts them with the
+    run's step length (:func:`seconds_to_steps`, :func:`onset_steps`).
 
-    With ``probability`` an episode gets one hazard at a step drawn uniformly from
-    ``step_window`` (inclusive). A vehicle with a follower brakes at ``decel_range`` m/s²
-    for ``duration_range`` s and then holds its reduced speed; with ``release_prob`` it is
-    released after ``release_after_range`` s more. Its own action is ignored meanwhile.
-    ``override_delay_steps`` after the onset, every other agent that does not brake holds
-    its speed instead of following SUMO's car-following model (``None`` disables it).
+    With ``probability`` an episode gets one hazard at a step drawn uniformly among the steps whose
+    time after the episode start lies in ``onset_window_s`` (inclusive). A vehicle with a follower
+    brakes at ``decel_range`` m/s² for ``duration_range`` s and then holds its reduced speed; with
+    ``release_prob`` it is released after ``release_after_range`` s more. Its own action is ignored
+    meanwhile. ``override_delay_s`` after the onset (the first step at or after it), every other
+    agent that does not brake holds its speed instead of following SUMO's car-following model
+    (``None`` disables it).
+
+    Deprecated (env contract v1, in steps): ``step_window`` (steps) and ``override_delay_steps``
+    still load; when given they replace ``onset_window_s`` / ``override_delay_s`` and the core
+    converts them with the run's step length (``steps * step_length``), with a DeprecationWarning
+    that names the new key and value (:meth:`in_seconds`).
     """
 
     probability: float = 1.0
-    step_window: tuple[int, int] = (150, 250)
+    onset_window_s: tuple[float, float] = (15.0, 25.0)
     decel_range: tuple[float, float] = (3.0, 10.0)
     duration_range: tuple[float, float] = (0.5, 1.5)
     release_prob: float = 0.4
     release_after_range: tuple[float, float] = (2.0, 5.0)
-    override_delay_steps: int | None = 3
+    override_delay_s: float | None = 0.3
+    step_window: tuple[int, int] | None = None  # deprecated: onset_window_s
+    override_delay_steps: int | None = None  # deprecated: override_delay_s (None here: not given)
 
     def __post_init__(self) -> None:
         _check_range("hazard.probability", self.probability, lo=0.0, hi=1.0)
-        window = _check_pair("hazard.step_window", self.step_window, lo=0, hi=10**9)
-        if any(int(w) != w for w in window):
-            raise ValueError(f"hazard.step_window must hold whole steps, got {list(self.step_window)!r}")
-        object.__setattr__(self, "step_window", (int(window[0]), int(window[1])))
+        object.__setattr__(
+            self, "onset_window_s", _check_pair("hazard.onset_window_s", self.onset_window_s, lo=0.0, hi=1e7)
+        )
+        if self.step_window is not None:
+            window = _check_pair("hazard.step_window", self.step_window, lo=0, hi=10**9)
+            if any(int(w) != w for w in window):
+                raise ValueError(f"hazard.step_window must hold whole steps, got {list(self.step_window)!r}")
+            object.__setattr__(self, "step_window", (int(window[0]), int(window[1])))
         object.__setattr__(self, "decel_range", _check_pair("hazard.decel_range", self.decel_range, lo=0.0, hi=20.0))
         object.__setattr__(
             self, "duration_range", _check_pair("hazard.duration_range", self.duration_range, lo=0.0, hi=60.0)
@@ -84,13 +121,46 @@ class HazardConfig:
             "release_after_range",
             _check_pair("hazard.release_after_range", self.release_after_range, lo=0.0, hi=600.0),
         )
+        if self.override_delay_s is not None:
+            _check_range("hazard.override_delay_s", self.override_delay_s, lo=0.0, hi=1e7)
+            object.__setattr__(self, "override_delay_s", float(self.override_delay_s))
         if self.override_delay_steps is not None:
             if isinstance(self.override_delay_steps, bool) or not isinstance(self.override_delay_steps, int):
                 raise ValueError(
-                    f"hazard.override_delay_steps must be a whole number of steps or null, got {self.override_delay_steps!r}"
+                    f"hazard.override_delay_steps must be a whole number of steps, got {self.override_delay_steps!r}"
+                    " (deprecated: give hazard.override_delay_s in seconds, or null to disable the override)"
                 )
             if self.override_delay_steps < 0:
                 raise ValueError(f"hazard.override_delay_steps must be >= 0, got {self.override_delay_steps!r}")
+
+    def in_seconds(self, step_length: float) -> HazardConfig:
+        """This config with the deprecated step keys converted to seconds at ``step_length`` s.
+
+        Warns (DeprecationWarning) naming the new key and its value when a step key was given;
+        returns ``self`` when none was.
+        """
+        import warnings
+
+        if self.step_window is None and self.override_delay_steps is None:
+            return self
+        changes: dict[str, Any] = {"step_window": None, "override_delay_steps": None}
+        if self.step_window is not None:
+            window = [round(w * step_length, 9) for w in self.step_window]
+            changes["onset_window_s"] = tuple(window)
+            warnings.warn(
+                f"hazard.step_window {list(self.step_window)} (steps) is deprecated: at this run's step length "
+                f"{step_length:g} s it is hazard.onset_window_s: {window} (seconds); write that instead",
+                DeprecationWarning, stacklevel=3,
+            )
+        if self.override_delay_steps is not None:
+            delay = round(self.override_delay_steps * step_length, 9)
+            changes["override_delay_s"] = delay
+            warnings.warn(
+                f"hazard.override_delay_steps {self.override_delay_steps} (steps) is deprecated: at this run's step "
+                f"length {step_length:g} s it is hazard.override_delay_s: {delay:g} (seconds); write that instead",
+                DeprecationWarning, stacklevel=3,
+            )
+        return dataclasses.replace(self, **changes)
 
 
 @dataclass(frozen=True)
@@ -124,7 +194,8 @@ class EnvConfig:
     scenario_kwargs: Mapping[str, Any] = field(default_factory=dict)
     backend: str = "libsumo"
     step_length: float | None = None  # None: the scenario's own (0.1 s for the shipped ones)
-    max_steps: int = 500
+    max_steps: int | None = None  # None: 500, unless max_time_s is given
+    max_time_s: float | None = None  # episode length in seconds (converted by the core, ceil); excludes max_steps
     max_vehicles: int | None = None  # slots of the array core; None: one per possible agent
     radio: Any = "measured"  # profile name, path to JSON/YAML, dict, or RadioParams
     domain_randomization: bool = True
@@ -135,6 +206,12 @@ class EnvConfig:
     max_accel: float = 2.6
     vtype_randomization: bool = True
     drop_peer_prob: float = 0.0
+    #: Which SUMO vehicles are agents (:func:`roadsense_marl.env.agents.parse_selector`); None: road motor vehicles.
+    agents: VehicleSelector | None = None
+    #: Which vehicles may carry a radio (same syntax); None: any vehicle.
+    equipped: VehicleSelector | None = None
+    penetration_rate: float = 1.0  # share of (eligible) vehicles with a radio, drawn per vehicle per episode
+    max_other_vehicles: int | None = None  # radio slots for equipped non-agents; None: one per such vehicle
     hazard: HazardConfig = field(default_factory=HazardConfig)
     reward: RewardConfig = field(default_factory=RewardConfig)
     render_mode: str | None = None
@@ -152,13 +229,25 @@ class EnvConfig:
             raise ValueError(f"backend must be one of {BACKENDS}, got {self.backend!r}")
         if self.step_length is not None:
             _check_range("step_length", self.step_length, lo=0.0, hi=10.0, lo_open=True)
-        for name in ("max_steps", "max_peers", "max_vehicles"):
+        if self.max_steps is not None and self.max_time_s is not None:
+            raise ValueError(
+                f"give the episode length as max_steps or max_time_s, not both (got max_steps={self.max_steps!r}, "
+                f"max_time_s={self.max_time_s!r})"
+            )
+        if self.max_time_s is not None:
+            _check_range("max_time_s", self.max_time_s, lo=0.0, hi=1e7, lo_open=True)
+            object.__setattr__(self, "max_time_s", float(self.max_time_s))
+        elif self.max_steps is None:
+            object.__setattr__(self, "max_steps", DEFAULT_MAX_STEPS)
+        for name in ("max_steps", "max_peers", "max_vehicles", "max_other_vehicles"):
             value = getattr(self, name)
-            if value is None and name == "max_vehicles":
+            if value is None and name in ("max_vehicles", "max_other_vehicles", "max_steps"):
                 continue
-            if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 1:
-                hint = " or null (one slot per possible agent)" if name == "max_vehicles" else ""
-                raise ValueError(f"{name} must be a whole number >= 1{hint}, got {value!r}")
+            lowest = 0 if name == "max_other_vehicles" else 1
+            if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < lowest:
+                hint = {"max_vehicles": " or null (one slot per possible agent)",
+                        "max_other_vehicles": " or null (one radio slot per vehicle that is not an agent)"}.get(name, "")
+                raise ValueError(f"{name} must be a whole number >= {lowest}{hint}, got {value!r}")
             object.__setattr__(self, name, int(value))
         cone = self.cone_half_angle_deg
         if isinstance(cone, str):
@@ -175,6 +264,9 @@ class EnvConfig:
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
         _check_range("drop_peer_prob", self.drop_peer_prob, lo=0.0, hi=1.0)
+        _check_range("penetration_rate", self.penetration_rate, lo=0.0, hi=1.0)
+        object.__setattr__(self, "agents", parse_selector(self.agents, "agents"))
+        object.__setattr__(self, "equipped", parse_selector(self.equipped, "equipped"))
         if self.render_mode is not None and self.render_mode not in RENDER_MODES:
             raise ValueError(f"render_mode must be None or one of {RENDER_MODES}, got {self.render_mode!r}")
         if self.sumo_gui and self.backend != "traci":
@@ -192,9 +284,24 @@ class EnvConfig:
     def to_dict(self) -> dict[str, Any]:
         """Plain-data form (for saving next to a trained model)."""
         out = dataclasses.asdict(self)
+        for key in ("agents", "equipped"):
+            out[key] = _selector_dict(getattr(self, key))
+        for key in ("step_window", "override_delay_steps"):  # deprecated step keys: only when given
+            if out["hazard"][key] is None:
+                del out["hazard"][key]
         radio = self.radio
         out["radio"] = radio if isinstance(radio, (str, dict, type(None))) else str(radio)
         return out
+
+
+def _selector_dict(sel: VehicleSelector | None) -> dict[str, Any] | None:
+    """A selector in its config form (lists, only the keys given)."""
+    if sel is None:
+        return None
+    out: dict[str, Any] = {k: list(getattr(sel, k)) for k in ("vclass", "vtype", "id") if getattr(sel, k) is not None}
+    if sel.exclude is not None:
+        out["exclude"] = _selector_dict(sel.exclude)
+    return out
 
 
 def _build_section(cls: type, section: str, values: Mapping[str, Any]) -> Any:
@@ -202,6 +309,15 @@ def _build_section(cls: type, section: str, values: Mapping[str, Any]) -> Any:
     for key in values:
         if key not in valid:
             raise _unknown_key_error(section, key, valid)
+    values = dict(values)
+    if cls is HazardConfig and "override_delay_steps" in values and values["override_delay_steps"] is None:
+        import warnings
+
+        # the v1 way to disable the override needs no step length to convert
+        del values["override_delay_steps"]
+        values["override_delay_s"] = None
+        warnings.warn("hazard.override_delay_steps is deprecated: write hazard.override_delay_s: null to disable "
+                      "the override", DeprecationWarning, stacklevel=4)
     return cls(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in values.items()})
 
 
@@ -243,9 +359,17 @@ def make_env_config(config: str | Path | Mapping[str, Any] | EnvConfig | None = 
         base = load_yaml_config(config)
     valid = [f.name for f in dataclasses.fields(EnvConfig)]
     merged = dict(base)
+    given = [k for k in ("max_steps", "max_time_s") if overrides.get(k) is not None]
+    if len(given) == 1:
+        # an override of the episode length replaces the base's, whichever unit either is in
+        merged.pop("max_time_s" if given[0] == "max_steps" else "max_steps", None)
     for key, value in overrides.items():
         if key in ("hazard", "reward") and isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
-            merged[key] = {**merged[key], **value}
+            base_section = dict(merged[key])
+            for new, old in (("onset_window_s", "step_window"), ("override_delay_s", "override_delay_steps")):
+                if new in value:  # the seconds key of an override replaces the base's deprecated step key
+                    base_section.pop(old, None)
+            merged[key] = {**base_section, **value}
         else:
             merged[key] = value
     for key in merged:

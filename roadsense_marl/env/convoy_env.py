@@ -1,11 +1,11 @@
-"""RoadSense convoy: a PettingZoo ParallelEnv where every SUMO vehicle is an agent.
+"""RoadSense convoy: a PettingZoo ParallelEnv where every SUMO motor vehicle is an agent (configurable).
 
 | Import             | ``from roadsense_marl import parallel_env``                      |
 |--------------------|------------------------------------------------------------------|
 | Actions            | Continuous                                                        |
 | Parallel API       | Yes                                                               |
 | Manual control     | No                                                                |
-| Agents             | every vehicle of the scenario (``convoy_6``: 6; ``highway``: N)   |
+| Agents             | every motor vehicle of the scenario (``convoy_6``: 6), ``agents`` |
 | Action shape       | (1,)                                                              |
 | Action values      | [0, 1] (``brake``) or [-1, 1] (``accel``)                         |
 | Observation shape  | Dict(ego: (6,), peers: (K, 6), peer_mask: (K,))                   |
@@ -32,19 +32,22 @@ class RoadSenseParallelEnv(ParallelEnv):
     The per-step :class:`~roadsense_marl.env.core.StepRecord` is ``env.record``.
 
     ## Description
-    Every vehicle SUMO simulates is an agent running the same policy. Each step every
-    vehicle broadcasts its TRUE state (position, speed, heading, acceleration) over a shared
-    ESP-NOW emulator; a message from sender s reaches receiver r only after the latency
+    Every motor vehicle SUMO simulates is an agent running the same policy (``agents`` chooses
+    others; the rest of the traffic is driven by SUMO). Every radio-equipped vehicle broadcasts
+    its TRUE state (position, speed, heading, acceleration) over a shared ESP-NOW emulator at
+    10 Hz, each beacon at its own time inside a SUMO step with the state interpolated between the
+    two SUMO states around it (so ages and visibility do not depend on the step length); a message
+    from sender s reaches receiver r only after the latency
     sampled for that link, may be lost (distance-dependent, bursty per link) and carries
     sensor noise. An agent observes its own state exactly and its peers only through the
-    messages in its OWN receive buffer. One vehicle brakes hard at a random step (the
-    hazard); followers that react to the radio's braking warning avoid a rear-end crash.
+    messages in its OWN receive buffer. One vehicle brakes hard at a random time (the
+    hazard, drawn from ``hazard.onset_window_s``, 15..25 s); followers that react to the radio's braking warning avoid a rear-end crash.
 
     ## Action Space
     ``action_mode="brake"`` (default): ``Box(0, 1, (1,), float32)``, a brake fraction ``a``.
     ``a <= 0.02`` hands the vehicle to SUMO's car-following model; above, the vehicle is
     commanded to ``max(0, v - max_decel * a * dt)`` (``max_decel`` = 8 m/s^2). From
-    ``hazard.override_delay_steps`` after a hazard starts, an agent with ``a <= 0.02`` holds
+    ``hazard.override_delay_s`` (0.3 s) after a hazard starts, an agent with ``a <= 0.02`` holds
     its speed instead (no free braking from car-following) and SUMO's safety checks are off,
     so only braking chosen from V2V messages prevents the crash. The override lasts while the
     hazard vehicle is in the simulation and not released.
@@ -66,7 +69,7 @@ class RoadSenseParallelEnv(ParallelEnv):
     | 1   | own acceleration / 10 (m/s^2)                              | -inf | inf |
     | 2   | visible peers / K                                          | 0    | 1   |
     | 3   | min(0, lowest visible peer acceleration) / 10              | -inf | 0   |
-    | 4   | braking signal: 1 when a visible peer reports <= -2.5 m/s^2, else previous x 0.95 | 0 | 1 |
+    | 4   | braking signal: 1 when a visible peer reports <= -2.5 m/s^2, else decays with a 1.35 s half-life (0.95 per 0.1 s) | 0 | 1 |
     | 5   | max(0, largest closing speed to a visible peer ahead) / 30 | 0    | inf |
 
     ``peers`` (K, 6), one row per visible peer, nearest first, zeros for padding:
@@ -105,7 +108,8 @@ class RoadSenseParallelEnv(ParallelEnv):
 
     ## Episode End
     An agent is *terminated* when it collides (``info["reason"] = "collision"``) and
-    *truncated* when it reaches its route end (``"arrived"``) or at ``max_steps`` (500,
+    *truncated* when it reaches its route end (``"arrived"``) or at the episode length
+    (``max_steps``, 500, or ``max_time_s`` seconds converted with the step length, rounded up;
     ``"max_steps"``); every truncated agent's info has ``"TimeLimit.truncated": True``.
     Agents join in the step SUMO inserts them and are never revived. The episode ends when
     no agents remain.
@@ -119,10 +123,20 @@ class RoadSenseParallelEnv(ParallelEnv):
     :class:`roadsense_marl.env.config.EnvConfig` (``configs/env/default.yaml`` lists them with
     their defaults): ``scenario`` (name or ``.sumocfg`` path), ``scenario_kwargs``,
     ``backend`` (``"libsumo"``: fast, one simulation per process; ``"traci"``: several per
-    process, sumo-gui), ``step_length``, ``max_steps``, ``radio`` (``"measured"``, ``"ideal"``,
+    process, sumo-gui), ``step_length``, ``max_steps`` or ``max_time_s`` (not both), ``radio`` (``"measured"``, ``"ideal"``,
     ``"degraded"``, a path or a dict of ESP-NOW parameters), ``domain_randomization``,
     ``max_peers``, ``cone_half_angle_deg``, ``action_mode``, ``max_decel``, ``max_accel``,
-    ``vtype_randomization``, ``drop_peer_prob``, ``max_vehicles`` (vehicle slots of the array core:
+    ``vtype_randomization``, ``drop_peer_prob``,
+    ``agents`` (which SUMO vehicles are agents: a mapping of glob patterns on ``vclass`` / ``vtype`` /
+    ``id`` with an optional ``exclude`` of the same; default ``None``: every road motor vehicle, not
+    pedestrians, bicycles, scooters, trams, trains or ships; a selector matching no vehicle of the
+    scenario is a ValueError listing its vClasses and vTypes), ``equipped`` (which vehicles may carry a
+    radio, same syntax, default any), ``penetration_rate`` (in [0, 1], default 1: the share of them
+    that carries a radio, drawn per vehicle per episode from the seed; unequipped vehicles neither send
+    nor receive, an unequipped agent observes only its own state; ``info["equipped"]``,
+    ``record.equipped``), ``max_other_vehicles`` (radio slots for equipped vehicles that are not agents,
+    a pool apart from ``max_vehicles``: the most present at once; default one per such vehicle),
+    ``max_vehicles`` (vehicle slots of the array core:
     the most vehicles present at once; default one per possible agent), ``hazard`` and ``reward`` sections,
     ``render_mode`` (``"rgb_array"``: annotated frames; ``"human"``: the same frames in a
     matplotlib window, needs a display), ``sumo_gui`` (SUMO's own GUI, traci only), ``sumo_args``.
@@ -214,7 +228,9 @@ class RoadSenseParallelEnv(ParallelEnv):
         self.agents = self._names(live)
         obs = self._obs_dict(self.agents, self._in_order(live))
         onset = core.record.hazard_onset_step
-        infos = {a: {"hazard_vehicle": None, "hazard_onset_step": onset} for a in self.agents}
+        equipped = core.record.equipped
+        infos = {a: {"hazard_vehicle": None, "hazard_onset_step": onset, "equipped": bool(equipped[s])}
+                 for a, s in zip(self.agents, self._in_order(live).tolist())}
         if self.render_mode == "human":
             self.render()
         return obs, infos
@@ -261,7 +277,8 @@ class RoadSenseParallelEnv(ParallelEnv):
         sender = rec.extra("peer_sender") if "peer_sender" in rec.row_extras else None
         if slot is None or sender is None or agent not in self.agents:
             return []
-        return [core.agent_of_slot[j] for j in sender[slot] if j >= 0]
+        ids = rec.radio_ids  # radio slots: agents' own, then equipped vehicles that are not agents
+        return [ids[j] for j in sender[slot].tolist() if j >= 0]
 
     def close(self) -> None:
         self.core.close()
@@ -401,16 +418,18 @@ class EpisodeRenderer:
 
         core = self.core
         rec = core.record
-        s = rec.states
+        s = rec.all_states if rec.all_states is not None else rec.states  # agents and other traffic
         if s is None:
             raise RuntimeError("render() before reset()")
         wrecks = [v for v in self.crash_sites if v not in s.ids]
         w = np.array([self.crash_sites[v] for v in wrecks], dtype=np.float64).reshape(-1, 3)
         xy = np.concatenate([np.stack([s.x, s.y], axis=1), w[:, :2]])
         length = np.concatenate([s.length, w[:, 2]])
-        row_of_slot = np.full(core.n_slots, -1, dtype=np.int64)
-        row_of_slot[rec.slots] = np.arange(len(rec.slots))
-        links = rec.links
+        radio_slots = rec.radio_slots if rec.all_states is not None else rec.slots
+        row_of_slot = np.full(core.radio.capacity, -1, dtype=np.int64)
+        on_air = radio_slots >= 0
+        row_of_slot[radio_slots[on_air]] = np.flatnonzero(on_air)
+        links = rec.all_links if rec.all_links is not None else rec.links
         ok = np.asarray(links.delivered, dtype=bool)
         pairs = np.stack(
             [row_of_slot[np.asarray(links.sender)[ok]], row_of_slot[np.asarray(links.receiver)[ok]]], axis=1
@@ -426,7 +445,7 @@ class EpisodeRenderer:
             links=pairs,
             time_s=s.time_s,
             step=core.num_steps,
-            max_steps=core.config.max_steps,
+            max_steps=core.max_steps,
         )
         if self.render_mode == "human":
             self.viewer.show(frame)
@@ -441,7 +460,8 @@ class EpisodeRenderer:
 def step_infos(core: ConvoyCore, names: list[str], slots: np.ndarray) -> dict[str, dict[str, Any]]:
     """Per-agent infos of the latest step for ``names`` in ``slots`` (the views' only info builder).
 
-    Every agent: ``reward_components``, ``hazard_vehicle``, ``hazard_onset_step``; on the road:
+    Every agent: ``reward_components``, ``hazard_vehicle``, ``hazard_onset_step``, ``equipped``
+    (carries a radio this episode); on the road:
     ``gap`` (m), ``braking_signal``, ``n_visible_peers``; ended: ``reason`` (``collision``,
     ``arrived``, ``max_steps``) and, if truncated, ``TimeLimit.truncated``.
     """
@@ -455,6 +475,7 @@ def step_infos(core: ConvoyCore, names: list[str], slots: np.ndarray) -> dict[st
     signal = rec.extra("braking_signal")[slots].tolist() if "braking_signal" in have else None
     n_vis = rec.extra("n_visible")[slots].tolist() if "n_visible" in have else None
     reason = rec.end_reason[slots].tolist()
+    equipped = rec.equipped[slots].tolist()
     hv, onset = rec.hazard_vehicle, rec.hazard_onset_step
     infos: dict[str, dict[str, Any]] = {}
     for i, (a, parts) in enumerate(zip(names, columns)):
@@ -467,6 +488,7 @@ def step_infos(core: ConvoyCore, names: list[str], slots: np.ndarray) -> dict[st
                 info["n_visible_peers"] = n_vis[i]
         info["hazard_vehicle"] = hv
         info["hazard_onset_step"] = onset
+        info["equipped"] = equipped[i]
         if reason[i] >= 0:
             info["reason"] = END_REASONS[reason[i]]
             if reason[i] > 0:

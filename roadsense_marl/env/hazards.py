@@ -4,14 +4,17 @@ A hazard is drawn whole at episode reset (so the random stream does not depend o
 the agents do), except for which vehicle brakes, which is picked at onset among the
 vehicles that have a follower, from a uniform number also drawn at reset.
 
-Timeline in env steps (``dt`` = step length):
+Times are configured in seconds (:class:`~roadsense_marl.env.config.HazardConfig`) and converted
+to env steps here, with the run's step length ``dt``, by
+:func:`~roadsense_marl.env.config.onset_steps` / :func:`~roadsense_marl.env.config.seconds_to_steps`.
+Timeline in env steps (counted from the episode's first state):
 
-- ``onset_step``: the vehicle starts braking at ``decel`` m/s^2 towards
+- ``onset_step``: drawn uniformly among the steps whose time ``step * dt`` lies in ``onset_window_s``; the vehicle starts braking at ``decel`` m/s^2 towards
   ``max(0, v - decel * duration)`` (SUMO ``slowDown`` over ``duration`` s);
 - until ``release_step`` it holds the reduced speed; its own action is ignored throughout;
 - ``release_step`` (only for the ``release_prob`` share of hazards, ``release_after`` s after
   the braking ends): the vehicle is handed back to its action / car-following;
-- ``override_step`` = onset + ``override_delay_steps``: from then until the release (or the end
+- ``override_step`` = onset + ``ceil(override_delay_s / dt)``: from then until the release (or the end
   of the episode) every other agent that does not brake holds its speed (no free braking from
   SUMO's car-following model). The override needs a hazard vehicle: if none could be picked
   (no vehicle had a follower) or it has left the simulation, there is no override.
@@ -25,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from roadsense_marl.env.actions import RELEASE, SPEED_MODE_DEFAULT, SPEED_MODE_RAW
-from roadsense_marl.env.config import HazardConfig
+from roadsense_marl.env.config import HazardConfig, onset_steps, seconds_to_steps
 
 
 @dataclass(frozen=True)
@@ -49,9 +52,15 @@ NO_HAZARD = HazardPlan(onset_step=None)
 
 
 def draw_hazard_plan(cfg: HazardConfig, rng: np.random.Generator, step_length: float) -> HazardPlan:
-    """Draw an episode's hazard. Always consumes the same number of draws."""
+    """Draw an episode's hazard at ``step_length`` s per step. Always consumes the same number of draws.
+
+    The deprecated step keys of ``cfg`` (``step_window``, ``override_delay_steps``), when set, are
+    used as steps as they are (the core converts them to seconds first, see
+    :meth:`~roadsense_marl.env.config.HazardConfig.in_seconds`).
+    """
     u_happens, u_choice = rng.random(2)
-    onset = int(rng.integers(cfg.step_window[0], cfg.step_window[1] + 1))
+    first, last = cfg.step_window if cfg.step_window is not None else onset_steps(cfg.onset_window_s, step_length)
+    onset = int(rng.integers(first, last + 1))
     decel = float(rng.uniform(*cfg.decel_range))
     duration = float(rng.uniform(*cfg.duration_range))
     u_release = float(rng.random())
@@ -62,7 +71,12 @@ def draw_hazard_plan(cfg: HazardConfig, rng: np.random.Generator, step_length: f
     release_step = None
     if u_release < cfg.release_prob:
         release_step = onset + brake_steps + max(1, round(release_after / step_length))
-    override = None if cfg.override_delay_steps is None else onset + cfg.override_delay_steps
+    if cfg.override_delay_steps is not None:
+        override = onset + cfg.override_delay_steps
+    elif cfg.override_delay_s is not None:
+        override = onset + seconds_to_steps(cfg.override_delay_s, step_length)
+    else:
+        override = None
     return HazardPlan(
         onset_step=onset,
         decel=decel,

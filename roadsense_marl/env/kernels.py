@@ -189,3 +189,23 @@ def rewards(
         early_reaction[i] = er
         progress[i] = pr
         total[i] = 0 + r + cf + hb + ig + er + pr
+
+
+@_njit
+def interpolate_states(
+    x0, y0, speed0, heading0, accel0, x1, y1, speed1, heading1, accel1, row0, row1, w, out,
+):  # pragma: no cover - compiled
+    """Fill ``out`` f64[m, 5] (x, y, speed, heading_deg, accel) with each beacon's sender state
+    interpolated between two SUMO states: row ``row0[j]`` of the earlier arrays and ``row1[j]`` of
+    the later ones, at weight ``w[j]`` in [0, 1]. Linear, the heading along the shorter arc and
+    wrapped to [0, 360): the compiled twin of :func:`roadsense_marl.env.core.interpolate_states`."""
+    for j in range(row0.shape[0]):
+        a = row0[j]
+        b = row1[j]
+        wj = w[j]
+        out[j, 0] = x0[a] + wj * (x1[b] - x0[a])
+        out[j, 1] = y0[a] + wj * (y1[b] - y0[a])
+        out[j, 2] = speed0[a] + wj * (speed1[b] - speed0[a])
+        d = (heading1[b] - heading0[a] + 180.0) % 360.0 - 180.0
+        out[j, 3] = (heading0[a] + wj * d) % 360.0
+        out[j, 4] = accel0[a] + wj * (accel1[b] - accel0[a])

@@ -17,6 +17,7 @@ wrap180(heading_peer - heading_own) / 180, peer accel / 10, message age ms / 500
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,7 +29,20 @@ OFFSET_SCALE = 100.0
 HEADING_SCALE = 180.0
 AGE_SCALE_MS = 500.0
 BRAKING_ACCEL_THRESHOLD = -2.5  # m/s^2: a peer reporting this or less sets the braking signal
+#: The braking signal's decay over :data:`BRAKING_SIGNAL_DECAY_REF_S`: 0.95 per 0.1 s (env contract v1
+#: applied 0.95 per step whatever the step length; v2 defines it in time).
 BRAKING_SIGNAL_DECAY = 0.95
+BRAKING_SIGNAL_DECAY_REF_S = 0.1
+#: Half-life of the braking signal in seconds (about 1.351 s): ``0.1 * ln 2 / ln(1 / 0.95)``.
+BRAKING_SIGNAL_HALF_LIFE_S = BRAKING_SIGNAL_DECAY_REF_S * math.log(2.0) / math.log(1.0 / BRAKING_SIGNAL_DECAY)
+
+
+def braking_signal_decay(step_length: float) -> float:
+    """Per-step factor of the braking signal at ``step_length`` s: ``0.95 ** (step_length / 0.1)``,
+    i.e. a half-life of :data:`BRAKING_SIGNAL_HALF_LIFE_S` seconds at any step length (exactly 0.95
+    at 0.1 s: the v1 value, so 0.1 s runs are bit-identical to it)."""
+    return BRAKING_SIGNAL_DECAY ** (step_length / BRAKING_SIGNAL_DECAY_REF_S)
+
 
 _INF = float("inf")
 
@@ -56,7 +70,8 @@ EGO_TABLE: tuple[Feature, ...] = (
     Feature("min_peer_accel", ACCEL_SCALE, -_INF, 0.0, "m/s^2", "min(0, lowest visible peer acceleration)"),
     Feature(
         "braking_signal", 1.0, 0.0, 1.0, "1",
-        f"1 when a visible peer reports <= {BRAKING_ACCEL_THRESHOLD} m/s^2, else previous x {BRAKING_SIGNAL_DECAY}",
+        f"1 when a visible peer reports <= {BRAKING_ACCEL_THRESHOLD} m/s^2, else decays with a half-life of "
+        f"{BRAKING_SIGNAL_HALF_LIFE_S:.3f} s ({BRAKING_SIGNAL_DECAY} per {BRAKING_SIGNAL_DECAY_REF_S:g} s)",
     ),
     Feature("max_closing_speed", SPEED_SCALE, 0.0, _INF, "m/s", "max(0, largest closing speed to a visible peer ahead)"),
 )
@@ -169,6 +184,7 @@ def build_observations(
     *,
     max_peers: int,
     cone_half_angle_deg: float | None,
+    braking_decay: float = BRAKING_SIGNAL_DECAY,
 ) -> Observations:
     """Build every agent's observation from the messages in its own buffer.
 
@@ -182,6 +198,8 @@ def build_observations(
     :param max_peers: K, rows in the peer table; more visible peers keep the K nearest.
     :param cone_half_angle_deg: keep only senders within this angle of the agent's heading
         (``None`` keeps all).
+    :param braking_decay: per-step factor of the braking signal when no visible peer brakes
+        (:func:`braking_signal_decay` of the step length; default: the 0.1 s value 0.95).
     """
     n = own_speed.shape[0]
     k_max = max_peers
@@ -239,7 +257,7 @@ def build_observations(
 
     braking_now = np.zeros(n, dtype=bool)
     braking_now[rows[peer_accel <= BRAKING_ACCEL_THRESHOLD]] = True
-    braking_signal = np.where(braking_now, 1.0, prev_braking_signal * BRAKING_SIGNAL_DECAY)
+    braking_signal = np.where(braking_now, 1.0, prev_braking_signal * braking_decay)
 
     ego = np.stack(
         [
@@ -295,8 +313,9 @@ class ObservationFunction:
 class DeepSetObservation(ObservationFunction):
     """The shipped observation: own state exactly, peers from the own buffer (tables above).
 
-    Keeps each slot's braking signal between steps (it decays by ``BRAKING_SIGNAL_DECAY`` per
-    step). ``extras``: ``braking_signal`` float64[n], ``n_visible`` int64[n], ``peer_sender``
+    Keeps each slot's braking signal between steps (it decays with a half-life of
+    :data:`BRAKING_SIGNAL_HALF_LIFE_S` seconds: :func:`braking_signal_decay` per step).
+    ``extras``: ``braking_signal`` float64[n], ``n_visible`` int64[n], ``peer_sender``
     int64[n, K] (sender slots, -1 padding).
 
     :param backend: ``"auto"`` (the compiled twin in :mod:`roadsense_marl.env.kernels` when
@@ -334,6 +353,7 @@ class DeepSetObservation(ObservationFunction):
             rx.age_ms,
             max_peers=view.config.max_peers,
             cone_half_angle_deg=view.config.cone_half_angle_deg,
+            braking_decay=braking_signal_decay(view.step_length),
         )
         self.braking_signal[slots] = built.braking_signal
         obs = {"ego": built.ego, "peers": built.peers, "peer_mask": built.peer_mask}
@@ -355,8 +375,9 @@ class DeepSetObservation(ObservationFunction):
         kernels.observe(
             s.x, s.y, s.speed, s.accel, s.heading_deg, self.braking_signal[slots], view.row_of_slot[rx.receiver],
             rx.sender, np.ascontiguousarray(rx.payload, dtype=np.float64), rx.age_ms, k, cone, OFFSET_SCALE,
-            SPEED_SCALE, HEADING_SCALE, ACCEL_SCALE, AGE_SCALE_MS, BRAKING_ACCEL_THRESHOLD, BRAKING_SIGNAL_DECAY,
-            _KERNEL_EGO_COL, _KERNEL_PEER_COL, ego, peers, mask, sender, signal, n_visible,
+            SPEED_SCALE, HEADING_SCALE, ACCEL_SCALE, AGE_SCALE_MS, BRAKING_ACCEL_THRESHOLD,
+            braking_signal_decay(view.step_length), _KERNEL_EGO_COL, _KERNEL_PEER_COL, ego, peers, mask, sender,
+            signal, n_visible,
         )
         self.braking_signal[slots] = signal
         return (

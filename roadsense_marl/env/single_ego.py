@@ -1,4 +1,4 @@
-"""``RoadSense-Convoy-v1``: the single-ego Gymnasium view of the original specification.
+"""``RoadSense-Convoy-v2``: the single-ego Gymnasium view of the original specification.
 
 A view over :class:`~roadsense_marl.env.core.ConvoyCore`, not a second implementation: the
 ego is the one controlled agent; every other vehicle is driven by SUMO's car-following model
@@ -13,7 +13,15 @@ import gymnasium as gym
 import numpy as np
 
 from roadsense_marl.env.convoy_env import step_infos
-from roadsense_marl.env.core import MAX_WARMUP_STEPS, ConvoyCore
+from roadsense_marl.env.core import ConvoyCore
+
+
+def _own_steps(core: ConvoyCore) -> int:
+    """The ego's own episode length: the core's, without the warm-up allowance it adds."""
+    from roadsense_marl.env.config import seconds_to_steps
+    from roadsense_marl.env.core import MAX_WARMUP_S
+
+    return core.max_steps - seconds_to_steps(MAX_WARMUP_S, core.step_length)
 
 
 class SingleEgoEnv(gym.Env):
@@ -37,10 +45,11 @@ class SingleEgoEnv(gym.Env):
 
     ## Episode End
     Terminated when the ego collides; truncated when it arrives at its route end, after
-    ``max_steps`` (500) steps counted from the ego's own departure, or when no vehicle is left.
+    ``max_steps`` (500) steps (or ``max_time_s`` seconds) counted from the ego's own departure, or
+    when no vehicle is left.
 
     ## Arguments
-    ``gymnasium.make("RoadSense-Convoy-v1", scenario="convoy_3", ego_id="V001", **config)``
+    ``gymnasium.make("RoadSense-Convoy-v2", scenario="convoy_3", ego_id="V001", **config)``
     with every config key of the parallel env.
     """
 
@@ -50,10 +59,12 @@ class SingleEgoEnv(gym.Env):
         from roadsense_marl.env.config import make_env_config
 
         cfg = make_env_config(config.pop("config", None), scenario=scenario, **config)
-        self.max_steps = cfg.max_steps
-        # The core runs past max_steps so that a late ego still gets max_steps of its own.
-        self.core = ConvoyCore(cfg, max_steps=cfg.max_steps + MAX_WARMUP_STEPS)
+        # The core runs the warm-up allowance (MAX_WARMUP_S, in steps of the run) past the episode
+        # length so that a late ego still gets its own max_steps / max_time_s.
+        self.core = ConvoyCore(cfg, warmup_in_episode=True)
         core = self.core
+        #: The ego's own episode length in steps (``max_steps``, or ``max_time_s`` converted).
+        self.max_steps = _own_steps(core)
         self.ego_id = ego_id or core.scenario.ego_id
         if self.ego_id is None:
             raise ValueError(
@@ -78,7 +89,7 @@ class SingleEgoEnv(gym.Env):
 
     @property
     def config(self):
-        """The validated env config (``max_steps`` as given; the core's own runs longer)."""
+        """The validated env config (the episode length as given; the core's own runs longer)."""
         return self.core.config
 
     def _ahead_of_ego(self, ids: tuple[str, ...], leader: np.ndarray) -> np.ndarray:

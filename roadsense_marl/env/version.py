@@ -4,11 +4,16 @@ random stream change, so that results and models name the contract they were mad
 - v0: the first release (sensor noise drawn per delivered copy of a message).
 - v1: sensor noise drawn once per transmitted message (every receiver of a frame gets the same
   bytes); one array core with thin views.
+- v2: time constants in seconds (hazard ``onset_window_s`` / ``override_delay_s``, episode length
+  ``max_time_s``, the warm-up allowance, the braking signal's half-life), converted with the step
+  length; beacons at their own times inside a step, the sender's state interpolated between the
+  two SUMO states around it (message ages reflect beacon period and latency, not the step length);
+  a radio configuration in which no message can ever be fresh is an error.
 """
 
 from __future__ import annotations
 
-ENV_VERSION = 1
+ENV_VERSION = 2
 #: PettingZoo registry id of the multi-agent env (``pettingzoo.make("parallel", ENV_ID)``).
 ENV_ID = f"roadsense/convoy-v{ENV_VERSION}"
 #: Gymnasium id of the single-ego view.
@@ -16,4 +21,9 @@ GYM_ENV_ID = f"RoadSense-Convoy-v{ENV_VERSION}"
 #: ``metadata["name"]`` of the parallel env.
 ENV_NAME = f"roadsense_convoy_v{ENV_VERSION}"
 #: Ids that still resolve, with a warning, to the current version.
-DEPRECATED_IDS = {"roadsense/convoy-v0": ENV_ID, "RoadSense-Convoy-v0": GYM_ENV_ID}
+DEPRECATED_IDS = {
+    "roadsense/convoy-v0": ENV_ID,
+    "RoadSense-Convoy-v0": GYM_ENV_ID,
+    "roadsense/convoy-v1": ENV_ID,
+    "RoadSense-Convoy-v1": GYM_ENV_ID,
+}

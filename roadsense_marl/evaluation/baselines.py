@@ -6,7 +6,9 @@ A policy is a callable ``policy(env, obs) -> {agent: action}`` for the live agen
 - ``no-v2v``: never brakes on its own (action 0). Under the hazard override a non-braking agent
   holds its speed, so this is the lower bound: followers of the hazard vehicle crash.
 - ``rule-v2v``: full brake (action 1, 8 m/s^2) while the observed ego feature ``braking_signal``
-  is above a threshold, released when it decays below it (0.95 per step after the last warning).
+  is above a threshold, released when it decays below it (half-life
+  :data:`~roadsense_marl.env.observations.BRAKING_SIGNAL_HALF_LIFE_S`, about 1.35 s, after the last warning:
+  0.95 per step at 0.1 s).
 """
 
 from __future__ import annotations

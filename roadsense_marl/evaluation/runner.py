@@ -417,7 +417,7 @@ def compare_to_rule(results: list[dict[str, Any]]) -> list[str]:
         if r["aggregate"]["followers"] == 0:
             findings.append(
                 f"{r['policy']} ({r['radio']} radio): no hazard with followers happened in any episode, so there is "
-                "nothing to react to (is max_steps beyond hazard.step_window?)"
+                "nothing to react to (does the episode, max_steps or max_time_s, reach beyond hazard.onset_window_s?)"
             )
             break
     rule = {r["radio"]: r["aggregate"] for r in results if r["policy"] == "rule-v2v"}

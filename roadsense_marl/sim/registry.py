@@ -77,6 +77,14 @@ class Scenario:
     :param begin_s: simulation begin time in seconds (SUMO's reading of the config).
     :param additional_files: absolute paths of the config's additional files.
     :param horizon_s: seconds after ``begin_s`` that ``vehicle_ids`` covers.
+    :param vehicle_types: each vehicle's vType id as SUMO reports it, aligned with ``vehicle_ids``.
+    :param vehicle_classes: each vehicle's vClass as SUMO reports it (``passenger``, ``bicycle``,
+        ``tram``, ...), aligned with ``vehicle_ids``; the env chooses its agents by these
+        (:mod:`roadsense_marl.env.agents`).
+    :param vtype_classes: ``((vType id, vClass), ...)`` of every vType SUMO loaded.
+    :param vtype_alternatives: ``((vType id, (member, ...)), ...)`` for members of a
+        ``<vTypeDistribution>``: the types a vehicle drawn as that type may get in another episode
+        (see :class:`~roadsense_marl.sim.vehicles.VehicleSet`).
     """
 
     name: str
@@ -92,6 +100,10 @@ class Scenario:
     begin_s: float = 0.0
     additional_files: tuple[Path, ...] = ()
     horizon_s: float = DEFAULT_HORIZON_S
+    vehicle_types: tuple[str, ...] = ()
+    vehicle_classes: tuple[str, ...] = ()
+    vtype_classes: tuple[tuple[str, str], ...] = ()
+    vtype_alternatives: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     @property
     def n_vehicles(self) -> int:
@@ -282,6 +294,10 @@ def load_scenario(sumocfg: Path, name: str | None = None, ego_id: str | None = N
         begin_s=vset.begin_s,
         additional_files=additional_files,
         horizon_s=horizon,
+        vehicle_types=vset.vtypes,
+        vehicle_classes=vset.vclasses,
+        vtype_classes=vset.type_classes,
+        vtype_alternatives=vset.type_alternatives,
     )
 
 

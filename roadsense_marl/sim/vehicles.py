@@ -17,6 +17,11 @@ ids a ``.sumocfg`` produces (``<vehicle>``, ``<trip>``, ``<flow>`` with ``number
   maximum, so ``n`` is the count its Poisson distribution exceeds with probability below
   :data:`POISSON_TAIL` (1e-12); both capped by the flow's ``number``.
 
+Each vehicle's vType and vClass are SUMO's answers too (``vehicle.getTypeID`` and
+``vehicletype.getVehicleClass``; for a random flow's bound ids that were not inserted: the
+flow's ``type``, resolved through SUMO's loaded types, a ``<vTypeDistribution>`` to its first
+member), so the env can choose its agents by vClass / vType (:mod:`roadsense_marl.env.agents`).
+
 Vehicles departing after the horizon are not in the set, so a flow running to 90,000 s costs
 only what it inserts within the episode. The answer is cached in the library's cache folder,
 keyed by the files' paths and modification times, horizon, step length and SUMO version.
@@ -40,7 +45,7 @@ from roadsense_marl.sim.probe import sumo_session
 
 __all__ = ["VehicleSet", "sumo_vehicle_set", "ENV_SUMO_OPTIONS"]
 
-_CACHE_VERSION = 4
+_CACHE_VERSION = 6
 
 #: Options the env always runs SUMO with (they win over the ``.sumocfg``); the vehicle set is
 #: asked under the same ones so it matches the real run.
@@ -62,12 +67,24 @@ class VehicleSet:
     :param begin_s: the scenario's begin time in seconds as SUMO read it (``15:0:0`` -> 54000).
     :param horizon_s: the horizon in seconds after ``begin_s`` the set covers.
     :param inserted: how many of them SUMO inserted in the asking run (seed 0).
+    :param vtypes: each vehicle's vType id as SUMO reports it (a distribution resolved to the member
+        SUMO drew in the asking run), aligned with ``vehicle_ids``.
+    :param vclasses: each vehicle's vClass (SUMO's names: ``passenger``, ``bicycle``, ``tram``, ...),
+        aligned with ``vehicle_ids``.
+    :param type_classes: ``((vType id, vClass), ...)`` of every vType SUMO loaded.
+    :param type_alternatives: ``((vType id, (member, ...)), ...)``: for each member of a
+        ``<vTypeDistribution>``, every member of the distributions it belongs to (a vehicle SUMO
+        drew that type for may get any of them under another seed).
     """
 
     vehicle_ids: tuple[str, ...]
     begin_s: float
     horizon_s: float
     inserted: int
+    vtypes: tuple[str, ...] = ()
+    vclasses: tuple[str, ...] = ()
+    type_classes: tuple[tuple[str, str], ...] = ()
+    type_alternatives: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
 
 def sumo_vehicle_set(sumocfg: Path, files: Sequence[Path], horizon_s: float, step_length: float,
@@ -91,28 +108,48 @@ def sumo_vehicle_set(sumocfg: Path, files: Sequence[Path], horizon_s: float, ste
         with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
             data = json.loads(cache.read_text())
             return VehicleSet(tuple(data["vehicle_ids"]), float(data["begin_s"]), float(data["horizon_s"]),
-                              int(data["inserted"]))
-    begin, inserted, pending = _run_sumo(Path(sumocfg), horizon_s, step_length)
+                              int(data["inserted"]), tuple(data["vtypes"]), tuple(data["vclasses"]),
+                              tuple(map(tuple, data["type_classes"])),
+                              tuple((t, tuple(m)) for t, m in data["type_alternatives"]))
+    begin, inserted, pending, kinds, type_class = _run_sumo(Path(sumocfg), horizon_s, step_length)
     ids = dict.fromkeys([*inserted, *pending])
+    flow_type: dict[str, str] = {}
+    alternatives: dict[str, set[str]] = {}
+    for path in probability_files:
+        flow_type.update(_flow_types(path))
+        for members in distribution_members(path).values():
+            for m in members:
+                alternatives.setdefault(m, set()).update(members)
     for path in probability_files:
         for vid in _random_flow_bound(path, begin, begin + horizon_s, step_length):
             ids.setdefault(vid)
-    result = VehicleSet(tuple(ids), begin, float(horizon_s), len(inserted))
+    vtypes, vclasses = [], []
+    for vid in ids:
+        vtype, vclass = kinds.get(vid) or _bound_kind(vid, flow_type, type_class)
+        vtypes.append(vtype)
+        vclasses.append(vclass)
+    result = VehicleSet(tuple(ids), begin, float(horizon_s), len(inserted), tuple(vtypes), tuple(vclasses),
+                        tuple(sorted(type_class.items())),
+                        tuple((t, tuple(sorted(m))) for t, m in sorted(alternatives.items()) if len(m) > 1))
     cache.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkstemp(dir=cache.parent, suffix=".tmp")[1])
     tmp.write_text(json.dumps({"vehicle_ids": list(result.vehicle_ids), "begin_s": begin,
-                               "horizon_s": result.horizon_s, "inserted": result.inserted}))
+                               "horizon_s": result.horizon_s, "inserted": result.inserted,
+                               "vtypes": list(result.vtypes), "vclasses": list(result.vclasses),
+                               "type_classes": result.type_classes, "type_alternatives": result.type_alternatives}))
     os.replace(tmp, cache)
     return result
 
 
-def _run_sumo(sumocfg: Path, horizon_s: float, step_length: float) -> tuple[float, list[str], tuple[str, ...]]:
-    """Run the real ``sumo`` under TraCI to the horizon; (begin, inserted ids, pending ids)."""
+def _run_sumo(sumocfg: Path, horizon_s: float, step_length: float):
+    """Run the real ``sumo`` under TraCI to the horizon: (begin, inserted ids, pending ids,
+    {id: (vType, vClass)} of those, {vType id: vClass} of every type SUMO loaded)."""
     args = ["-c", str(sumocfg), "--step-length", repr(float(step_length)), "--seed", "0",
             "--no-step-log", "true", "--no-warnings", "true", "--duration-log.disable", "true"]
     for opt, value in ENV_SUMO_OPTIONS:
         args += [opt, value]
     inserted: list[str] = []
+    kinds: dict[str, str] = {}
     intended: list[float] = []  # desired departure times: actual minus the insertion delay
     with sumo_session(args, str(sumocfg)) as conn:
         begin = float(conn.simulation.getTime())
@@ -125,9 +162,57 @@ def _run_sumo(sumocfg: Path, horizon_s: float, step_length: float) -> tuple[floa
             for vid in conn.simulation.getDepartedIDList():
                 intended.append(now - conn.vehicle.getDepartDelay(vid))
                 inserted.append(vid)
+                kinds[vid] = conn.vehicle.getTypeID(vid)
         pending = tuple(conn.simulation.getPendingVehicles())
+        for vid in pending:  # loaded, not yet inserted: SUMO knows their type already
+            kinds[vid] = conn.vehicle.getTypeID(vid)
+        type_class = {t: conn.vehicletype.getVehicleClass(t) for t in conn.vehicletype.getIDList()}
     order = sorted(range(len(inserted)), key=lambda k: (round(intended[k], 6), k))
-    return begin, [inserted[k] for k in order], pending
+    classes = {vid: (t, type_class.get(t, "passenger")) for vid, t in kinds.items()}
+    return begin, [inserted[k] for k in order], pending, classes, type_class
+
+
+def distribution_members(path: Path) -> dict[str, list[str]]:
+    """``{vTypeDistribution id: its member vType ids}`` of a route/additional file (members from
+    ``vTypes="a b"`` or child ``<vType>`` elements). SUMO draws one member per vehicle and
+    seed, so a vehicle typed by a distribution has any member's vClass in some episode."""
+    from roadsense_marl.sim.registry import parse_sumo_xml  # noqa: PLC0415 - registry imports this module
+
+    try:
+        root = parse_sumo_xml(path).getroot()
+    except (ET.ParseError, OSError, EOFError):
+        return {}
+    out: dict[str, list[str]] = {}
+    for dist in root.iter("vTypeDistribution"):
+        members = dist.attrib.get("vTypes", "").replace(",", " ").split() or [
+            v.attrib["id"] for v in dist.iter("vType") if "id" in v.attrib]
+        if "id" in dist.attrib and members:
+            out.setdefault(dist.attrib["id"], []).extend(members)
+    return out
+
+
+def _flow_types(path: Path) -> dict[str, str]:
+    """``{flow id: its type attribute}`` for the flows of a route/additional file (missing type:
+    SUMO's ``DEFAULT_VEHTYPE``); a ``<vTypeDistribution>`` id maps to its first member type."""
+    from roadsense_marl.sim.registry import parse_sumo_xml  # noqa: PLC0415 - registry imports this module
+
+    try:
+        root = parse_sumo_xml(path).getroot()
+    except (ET.ParseError, OSError, EOFError):
+        return {}
+    first_member = {d: m[0] for d, m in distribution_members(path).items()}
+    out = {}
+    for el in root.iter("flow"):
+        if "id" in el.attrib:
+            vtype = el.attrib.get("type", "DEFAULT_VEHTYPE")
+            out[el.attrib["id"]] = first_member.get(vtype, vtype)
+    return out
+
+
+def _bound_kind(vid: str, flow_type: dict[str, str], type_class: dict[str, str]) -> tuple[str, str]:
+    """(vType, vClass) of a random flow's bound id SUMO did not insert in the asking run."""
+    vtype = flow_type.get(vid.rpartition(".")[0], "DEFAULT_VEHTYPE")
+    return vtype, type_class.get(vtype, "passenger")
 
 
 def _sumo_time(text: str | None, default: float) -> float:

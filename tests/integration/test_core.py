@@ -201,7 +201,7 @@ def test_an_env_pickled_mid_episode_refuses_to_step_with_a_clear_error():
 def test_the_hazard_vehicle_is_always_ahead_of_the_single_ego():
     picked = set()
     for seed in range(8):
-        env = gym.make("RoadSense-Convoy-v1", ego_id="V002", max_steps=60, hazard={"step_window": [20, 20]}).unwrapped
+        env = gym.make("RoadSense-Convoy-v2", ego_id="V002", max_steps=60, hazard={"onset_window_s": [2.0, 2.0]}).unwrapped
         try:
             env.reset(seed=seed)
             for _ in range(30):
@@ -216,7 +216,7 @@ def test_the_hazard_vehicle_is_always_ahead_of_the_single_ego():
 
 
 def test_a_late_single_ego_gets_max_steps_counted_from_its_own_departure(tmp_path):
-    env = gym.make("RoadSense-Convoy-v1", scenario=flow_scenario(tmp_path), ego_id="f.5", max_steps=20,
+    env = gym.make("RoadSense-Convoy-v2", scenario=flow_scenario(tmp_path), ego_id="f.5", max_steps=20,
                    max_vehicles=8, hazard={"probability": 0.0}).unwrapped
     try:
         env.reset(seed=0)
@@ -231,18 +231,19 @@ def test_a_late_single_ego_gets_max_steps_counted_from_its_own_departure(tmp_pat
         env.close()
 
 
-def test_the_v0_ids_still_build_the_env_and_warn():
+@pytest.mark.parametrize("old", [0, 1])
+def test_the_old_ids_still_build_the_current_env_and_warn(old):
     import pettingzoo
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        env = pettingzoo.make("parallel", "roadsense/convoy-v0", scenario="convoy_3")
-        single = gym.make("RoadSense-Convoy-v0")
+        env = pettingzoo.make("parallel", f"roadsense/convoy-v{old}", scenario="convoy_3")
+        single = gym.make(f"RoadSense-Convoy-v{old}")
     env.close()
     single.close()
     text = " ".join(str(w.message) for w in caught)
-    assert "'roadsense/convoy-v0' is deprecated" in text and "'RoadSense-Convoy-v0' is deprecated" in text
-    assert env.metadata["name"] == "roadsense_convoy_v1"
+    assert f"'roadsense/convoy-v{old}' is deprecated" in text and f"'RoadSense-Convoy-v{old}' is deprecated" in text
+    assert env.metadata["name"] == "roadsense_convoy_v2"
 
 
 def test_the_env_docstring_lists_every_ego_feature_in_order():
@@ -264,7 +265,7 @@ def test_compiled_and_numpy_observation_and_reward_give_identical_episodes():
     traces = []
     for backend in ("numpy", "numba"):
         env = parallel_env(scenario="highway", scenario_kwargs={"n_vehicles": 20}, max_steps=150,
-                           hazard={"step_window": [40, 40]}, observation_fn=DeepSetObservation(backend),
+                           hazard={"onset_window_s": [4.0, 4.0]}, observation_fn=DeepSetObservation(backend),
                            reward_fn=ConvoyReward(backend))
         rng = np.random.default_rng(0)
         try:
@@ -296,7 +297,7 @@ def test_a_gap_in_the_traffic_does_not_end_the_episode(tmp_path):
 
 
 def test_the_hazard_vehicles_action_is_ignored_from_the_onset_step_on():
-    core = ConvoyCore(scenario="convoy_6", max_steps=40, hazard={"step_window": [20, 20], "release_prob": 0.0})
+    core = ConvoyCore(scenario="convoy_6", max_steps=40, hazard={"onset_window_s": [2.0, 2.0], "release_prob": 0.0})
     try:
         core.reset(seed=4)
         acted_by_step, slot = [], -1
@@ -315,7 +316,7 @@ def test_the_hazard_vehicles_action_is_ignored_from_the_onset_step_on():
 def test_the_number_of_slots_does_not_change_the_episode():
     traces = []
     for max_vehicles in (None, 9):
-        env = parallel_env(scenario="convoy_6", max_steps=80, max_vehicles=max_vehicles, hazard={"step_window": [30, 30]})
+        env = parallel_env(scenario="convoy_6", max_steps=80, max_vehicles=max_vehicles, hazard={"onset_window_s": [3.0, 3.0]})
         try:
             traces.append(run_episode(env, 3))
         finally:

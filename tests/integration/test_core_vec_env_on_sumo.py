@@ -16,7 +16,7 @@ from roadsense_marl import parallel_env
 from roadsense_marl.policies import create_deep_set_policy_kwargs
 from roadsense_marl.training import CoreVecEnv, MaskedPPO, WorkerDiedError, make_vec_env
 
-CONVOY = dict(scenario="convoy_6", max_steps=50, hazard={"step_window": [10, 20]})
+CONVOY = dict(scenario="convoy_6", max_steps=50, hazard={"onset_window_s": [1.0, 2.0]})
 HIGHWAY = dict(scenario="highway", scenario_kwargs={"n_vehicles": 8, "lanes": 2, "length_m": 260.0, "n_initial": 3},
                max_vehicles=6, max_steps=300, hazard={"probability": 0.0})
 

@@ -40,7 +40,7 @@ def test_frame_shows_every_vehicle_and_the_links_of_this_step():
 
 
 def test_hazard_braking_and_crash_are_visible():
-    env = parallel_env(scenario="convoy_6", render_mode="rgb_array", hazard={"step_window": [30, 40]})
+    env = parallel_env(scenario="convoy_6", render_mode="rgb_array", hazard={"onset_window_s": [3.0, 4.0]})
     try:
         env.reset(seed=3)
         seen_hazard = seen_braking = seen_crash = False

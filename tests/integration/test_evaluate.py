@@ -15,7 +15,7 @@ from roadsense_marl.evaluation import evaluate, run_episode
 from roadsense_marl.evaluation.baselines import no_v2v_policy
 from roadsense_marl.evaluation.metrics import episode_metrics
 
-HAZARD = {"step_window": [30, 40], "decel_range": [9.0, 9.0], "duration_range": [1.5, 1.5], "release_prob": 0.0}
+HAZARD = {"onset_window_s": [3.0, 4.0], "decel_range": [9.0, 9.0], "duration_range": [1.5, 1.5], "release_prob": 0.0}
 SHORT = dict(scenario="convoy_6", max_steps=120, hazard=HAZARD)
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -176,7 +176,7 @@ def test_evaluate_tiny_trained_model_from_a_run_folder(tmp_path):
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny batches: extra intra-op threads only contend on a shared machine
-    train_env = gymnasium.make("RoadSense-Convoy-v1", ego_id="V001", **env_cfg)
+    train_env = gymnasium.make("RoadSense-Convoy-v2", ego_id="V001", **env_cfg)
     try:
         model = PPO("MultiInputPolicy", train_env, n_steps=64, batch_size=32, n_epochs=1, seed=0, device="cpu",
                     policy_kwargs=create_deep_set_policy_kwargs())

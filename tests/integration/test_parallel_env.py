@@ -22,7 +22,7 @@ HIGHWAY = {"scenario": "highway", "scenario_kwargs": {"n_vehicles": 12, "lanes":
     ids=["convoy_3", "convoy_6", "highway"],
 )
 def test_parallel_api_test_passes(kwargs):
-    env = parallel_env(max_steps=200, hazard={"step_window": [20, 40]}, **kwargs)
+    env = parallel_env(max_steps=200, hazard={"onset_window_s": [2.0, 4.0]}, **kwargs)
     try:
         parallel_api_test(env, num_cycles=300)
     finally:
@@ -48,7 +48,7 @@ def test_aec_view_passes_api_and_render_tests():
 def test_registered_with_pettingzoo():
     import pettingzoo
 
-    env = pettingzoo.make("parallel", "roadsense/convoy-v1", scenario="convoy_3", max_steps=5)
+    env = pettingzoo.make("parallel", "roadsense/convoy-v2", scenario="convoy_3", max_steps=5)
     try:
         env.reset(seed=0)
         assert set(env.agents) == {"V001", "V002", "V003"}
@@ -69,7 +69,7 @@ def test_spaces_are_cached_and_metadata_complete():
 
 @pytest.mark.parametrize("backend", ["libsumo", "traci"])
 def test_whole_episode_is_bit_identical_for_the_same_seed(backend):
-    kwargs = dict(scenario="convoy_6", backend=backend, max_steps=120, hazard={"step_window": [30, 50]})
+    kwargs = dict(scenario="convoy_6", backend=backend, max_steps=120, hazard={"onset_window_s": [3.0, 5.0]})
     rng = np.random.default_rng(7)
     scripted = rng.random((120, 6)).astype(np.float32)
 
@@ -99,11 +99,11 @@ def test_whole_episode_is_bit_identical_for_the_same_seed(backend):
 
 
 def test_peers_equal_senders_true_state_at_send_time():
-    """Causality through the env: every visible peer is its sender's TRUE state at now - age, and
-    it is the newest message that can have arrived: with a fixed 250 ms latency, no loss and
-    100 ms steps every visible message is exactly 300 ms old."""
+    """Causality through the env: every visible peer is its sender's TRUE state at its send time
+    now - age (interpolated between the two SUMO states around it: beacons go at their own times
+    inside a step), and it is the newest message that can have arrived: with a fixed 250 ms latency,
+    no loss and 100 ms beacons every visible message is 250 to 350 ms old."""
     latency = 250.0  # 2.5 steps
-    newest_possible_age = 300.0
     env = parallel_env(
         scenario="convoy_6",
         radio=ideal_radio(latency_ms=latency),
@@ -111,7 +111,7 @@ def test_peers_equal_senders_true_state_at_send_time():
         cone_half_angle_deg="off",
         max_peers=8,
         max_steps=150,
-        hazard={"step_window": [40, 40]},
+        hazard={"onset_window_s": [4.0, 4.0]},
     )
     history: dict[int, dict[str, tuple]] = {}
     checked = 0
@@ -130,8 +130,15 @@ def test_peers_equal_senders_true_state_at_send_time():
                 assert len(senders) == int(o["peer_mask"].sum())
                 for row, sender in zip(o["peers"], senders):
                     age = float(row[5]) * 500.0
-                    assert age == pytest.approx(newest_possible_age, abs=1e-3), f"{agent} sees {sender} {age} ms old"
-                    true = history[t_ms - 300][sender]
+                    assert latency - 1e-3 <= age < latency + 100.0 + 1e-3, f"{agent} sees {sender} {age} ms old"
+                    sent = t_ms - age
+                    if abs(sent - round(sent)) < 1e-3 and round(sent) in history:  # sent at a SUMO step
+                        true = history[round(sent)][sender]
+                    else:  # interpolated between the SUMO states around the send time
+                        before = int(np.floor(sent / 100.0)) * 100
+                        w = (sent - before) / 100.0
+                        a0, a1 = np.array(history[before][sender]), np.array(history[before + 100][sender])
+                        true = a0 + w * (a1 - a0)
                     fwd, left = row[0] * 100.0, row[1] * 100.0
                     px = s.x[i] + fwd * np.sin(h) - left * np.cos(h)
                     py = s.y[i] + fwd * np.cos(h) + left * np.sin(h)
@@ -154,7 +161,7 @@ def test_no_brake_followers_crash_and_braking_followers_do_not():
         radio="ideal",
         domain_randomization=False,
         vtype_randomization=False,
-        hazard={"step_window": [120, 120], "decel_range": [9.0, 9.0], "duration_range": [1.5, 1.5], "release_prob": 0.0},
+        hazard={"onset_window_s": [12.0, 12.0], "decel_range": [9.0, 9.0], "duration_range": [1.5, 1.5], "release_prob": 0.0},
     )
     env = parallel_env(**common)
     try:
@@ -300,7 +307,7 @@ def test_sumo_dying_mid_episode_is_a_clear_error_and_leaves_nothing_running():
 def test_traffic_recovers_after_a_released_hazard():
     env = parallel_env(
         scenario="convoy_6", max_steps=400, radio="ideal", domain_randomization=False, vtype_randomization=False,
-        hazard={"step_window": [150, 150], "decel_range": [6.0, 6.0], "duration_range": [1.0, 1.0],
+        hazard={"onset_window_s": [15.0, 15.0], "decel_range": [6.0, 6.0], "duration_range": [1.0, 1.0],
                 "release_prob": 1.0, "release_after_range": [2.0, 2.0]},
     )
     policy = braking_policy()

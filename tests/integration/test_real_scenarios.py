@@ -2,8 +2,10 @@
 and small hand-made files for each way SUMO defines vehicles that the project used to get wrong.
 
 Each wheel scenario runs for 30 s of simulated time or 300 steps, whichever is shorter; the
-vehicles SUMO inserts (read from SUMO itself every step) must all be possible agents, and the
-env's agents must join and leave exactly when SUMO's vehicles do.
+vehicles SUMO inserts (read from SUMO itself every step) must all be in the scenario's vehicle
+set, the motor vehicles among them (vClass asked from SUMO) must be exactly the possible agents,
+and the env's agents must join and leave exactly when SUMO's motor vehicles do. Scenarios with
+bicycles (``fkk_in``), persons (``DRT``, ``hiking``) and trains (``rail*``) are included.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import pytest
 from pettingzoo.test import parallel_api_test
 
 import roadsense_marl
+from roadsense_marl.env.agents import MOTOR_VCLASSES
 from roadsense_marl.sim import ScenarioError, resolve_scenario
 from roadsense_marl.sim.highway import write_straight_road
 from roadsense_marl.sim.install import sumo_binary, sumo_env
@@ -53,20 +56,31 @@ def _episode_steps(scenario) -> int:
 def run_as_env(cfg: Path | str, backend: str = "libsumo", steps: int | None = None, **config):
     """Run ``cfg`` as the env with zero actions, checking every step against SUMO's own lists.
 
+    Agents are SUMO's motor vehicles (``config["agents"]`` unset) or every vehicle
+    (``agents={"vclass": "*"}``); each vehicle's vClass is asked from the running SUMO.
     Returns (scenario, every id SUMO inserted, most agents alive at once, steps run).
     """
     scenario = resolve_scenario(cfg, horizon_s=HORIZON_S)
     steps = _episode_steps(scenario) if steps is None else steps
+    everyone = config.get("agents") == {"vclass": "*"}
     env = roadsense_marl.parallel_env(
         scenario=str(cfg), scenario_kwargs={"horizon_s": HORIZON_S}, backend=backend, max_steps=steps,
         max_vehicles=min(MAX_SLOTS, len(scenario.vehicle_ids)), **config)
+    vclass: dict[str, str] = {}
+
+    def agents_among(ids: set[str]) -> set[str]:
+        for v in ids - vclass.keys():
+            vclass[v] = raw.vehicle.getVehicleClass(v)
+        return {v for v in ids if everyone or vclass[v] in MOTOR_VCLASSES}
+
     try:
         env.reset(seed=0)
         raw = env.unwrapped.core.sim.raw
         possible = set(env.possible_agents)
-        assert possible == set(scenario.vehicle_ids)
+        known = set(scenario.vehicle_ids)
+        assert possible | set(env.unwrapped.core.other_vehicles) == known
         inserted = set(raw.vehicle.getIDList())
-        assert set(env.agents) == inserted
+        assert set(env.agents) == agents_among(inserted)
         most, n = len(env.agents), 0
         while env.agents and n < steps:
             before = set(env.agents)
@@ -75,9 +89,10 @@ def run_as_env(cfg: Path | str, backend: str = "libsumo", steps: int | None = No
             departed = set(raw.simulation.getDepartedIDList())
             live = set(raw.vehicle.getIDList())
             inserted |= departed
-            assert departed <= possible, f"SUMO inserted {sorted(departed - possible)} not in possible_agents"
+            assert departed <= known, f"SUMO inserted {sorted(departed - known)} not in the vehicle set"
+            assert agents_among(departed) <= possible, "a motor vehicle SUMO inserted is not a possible agent"
             if env.agents:  # the last step truncates everyone
-                assert set(env.agents) == live, f"step {n}: agents differ from SUMO's vehicles"
+                assert set(env.agents) == agents_among(live), f"step {n}: agents differ from SUMO's motor vehicles"
                 assert set(env.agents) - before <= departed  # joins are SUMO departures
             for gone in before - set(env.agents):  # leaves are reported in that step's dicts
                 assert terms.get(gone) or truncs.get(gone), f"{gone} left without termination or truncation"
@@ -100,7 +115,14 @@ def test_wheel_scenario_runs_as_the_env_on_libsumo(cfg, tmp_path):
         with pytest.raises(ScenarioError, match="inserts no vehicle"):  # hiking: one person, no vehicle
             resolve_scenario(cfg, horizon_s=HORIZON_S)
         return
-    scenario, inserted, most, steps = run_as_env(cfg)
+    scenario = resolve_scenario(cfg, horizon_s=HORIZON_S)
+    config = {}
+    if not set(scenario.vehicle_classes) & set(MOTOR_VCLASSES):  # rail*: trains only
+        with pytest.raises(ValueError, match=r"agents selector the default \(road motor vehicles\) matches no "
+                                             r"vehicle .* vClasses \['rail'\]"):
+            roadsense_marl.parallel_env(scenario=str(cfg), scenario_kwargs={"horizon_s": HORIZON_S})
+        config = {"agents": {"vclass": "*"}}  # every vehicle an agent: the trains run as the env
+    scenario, inserted, most, steps = run_as_env(cfg, **config)
     assert inserted and inserted <= set(scenario.vehicle_ids)
     assert steps == _episode_steps(scenario) and most <= MAX_SLOTS
 
@@ -113,7 +135,7 @@ def test_wheel_scenario_runs_as_the_env_on_traci(name):
 
 
 @pytest.mark.timeout(300)
-@pytest.mark.parametrize("name", ["game/cross.sumocfg", "game/square.sumocfg"])
+@pytest.mark.parametrize("name", ["game/cross.sumocfg", "game/square.sumocfg", "game/fkk_in.sumocfg"])  # fkk_in: bicycles
 def test_parallel_api_test_passes_on_wheel_scenarios(name):
     cfg = WHEEL / "tools" / name
     scenario = resolve_scenario(cfg, horizon_s=HORIZON_S)
@@ -274,3 +296,40 @@ def test_config_options_the_env_owns_are_overridden_and_the_rest_kept(tmp_path):
         assert float(raw.simulation.getOption("end")) == 10.0
     finally:
         env.close()
+
+
+@pytest.mark.parametrize("step", [0.5, 1.0])
+def test_step_length_of_half_or_one_second_shows_peers(step, tmp_path):
+    # The table row "step_length=0.5 or 1.0: no agent ever sees a peer" (a message was first
+    # observed one step after it was sent, as old as the 500 ms staleness limit). Beacons now go at
+    # their own times inside a step: every agent sees every other within radio range.
+    cfg = _scenario(tmp_path, '<routes><route id="r" edges="road"/>'
+                    '<flow id="f" route="r" begin="0" end="6" period="1" departSpeed="10" departLane="0"/></routes>',
+                    step=step)
+    env = roadsense_marl.parallel_env(scenario=str(cfg), max_time_s=15.0, radio="measured", cone_half_angle_deg="off",
+                                      hazard={"probability": 0.0})
+    try:
+        core = env.unwrapped.core
+        assert core.step_length == step and core.max_steps == round(15.0 / step)
+        env.reset(seed=0)
+        pairs = visible = 0
+        while env.agents:
+            env.step({a: np.zeros(1, np.float32) for a in env.agents})
+            rec = core.record
+            s = rec.states
+            xy = np.stack([s.x, s.y], axis=1)
+            in_range = np.linalg.norm(xy[:, None] - xy[None], axis=2) < 30.0  # well inside the 50 m range
+            np.fill_diagonal(in_range, False)
+            # a vehicle SUMO inserted in this step first beacons at its insertion time, seen from the next step
+            in_range[:, rec.joined[rec.slots]] = False
+            row_of_slot = np.full(core.n_slots, -1)
+            row_of_slot[rec.slots] = np.arange(s.n)
+            senders = rec.row_extras["peer_sender"]
+            rows, cols = np.nonzero(senders >= 0)
+            seen = np.zeros_like(in_range)
+            seen[rows, row_of_slot[senders[rows, cols]]] = True
+            pairs += int(in_range.sum())
+            visible += int((seen & in_range).sum())
+    finally:
+        env.close()
+    assert pairs > 20 and visible / pairs > 0.9, f"{visible}/{pairs} peers within 30 m visible"

@@ -32,7 +32,7 @@ from roadsense_marl.training.train import resume, train
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY_PPO = {"n_steps": 32, "batch_size": 64, "n_epochs": 1}
-ENV = {"scenario": "convoy_3", "max_steps": 60, "hazard": {"step_window": [20, 30]}, "max_peers": 4}
+ENV = {"scenario": "convoy_3", "max_steps": 60, "hazard": {"onset_window_s": [2.0, 3.0]}, "max_peers": 4}
 
 
 def _config(out: Path, **over) -> dict:

@@ -1,4 +1,4 @@
-"""RoadSense-Convoy-v1: the single-ego Gymnasium view over the same core."""
+"""RoadSense-Convoy-v2: the single-ego Gymnasium view over the same core."""
 
 from __future__ import annotations
 
@@ -6,13 +6,13 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-import roadsense_marl  # noqa: F401 - registers RoadSense-Convoy-v1
+import roadsense_marl  # noqa: F401 - registers RoadSense-Convoy-v2
 
 
 def test_gymnasium_env_checker_passes():
     from gymnasium.utils.env_checker import check_env
 
-    env = gym.make("RoadSense-Convoy-v1", max_steps=50)
+    env = gym.make("RoadSense-Convoy-v2", max_steps=50)
     try:
         check_env(env.unwrapped, skip_render_check=True)
     finally:
@@ -22,7 +22,7 @@ def test_gymnasium_env_checker_passes():
 def test_sb3_env_checker_passes():
     from stable_baselines3.common.env_checker import check_env
 
-    env = gym.make("RoadSense-Convoy-v1", max_steps=50).unwrapped
+    env = gym.make("RoadSense-Convoy-v2", max_steps=50).unwrapped
     try:
         check_env(env, warn=True)
     finally:
@@ -33,8 +33,8 @@ def test_ego_sees_what_the_same_agent_sees_in_the_parallel_env():
     """A view, not a copy: with every other vehicle left to SUMO in both, the ego's episode is identical."""
     from roadsense_marl import parallel_env
 
-    kwargs = dict(scenario="convoy_3", backend="traci", max_steps=80, hazard={"step_window": [30, 30]})
-    single = gym.make("RoadSense-Convoy-v1", **kwargs).unwrapped
+    kwargs = dict(scenario="convoy_3", backend="traci", max_steps=80, hazard={"onset_window_s": [3.0, 3.0]})
+    single = gym.make("RoadSense-Convoy-v2", **kwargs).unwrapped
     multi = parallel_env(**kwargs)
     multi.controlled = frozenset({"V001"})
     try:
@@ -56,7 +56,7 @@ def test_ego_sees_what_the_same_agent_sees_in_the_parallel_env():
 
 
 def test_other_vehicles_are_driven_by_sumo_not_by_the_override():
-    env = gym.make("RoadSense-Convoy-v1", max_steps=200, hazard={"step_window": [50, 50], "decel_range": [9, 9]}).unwrapped
+    env = gym.make("RoadSense-Convoy-v2", max_steps=200, hazard={"onset_window_s": [5.0, 5.0], "decel_range": [9, 9]}).unwrapped
     commanded: list[list[str]] = []
     try:
         env.reset(seed=1)
@@ -89,4 +89,21 @@ def test_other_vehicles_are_driven_by_sumo_not_by_the_override():
 
 def test_unknown_ego_is_a_clear_error():
     with pytest.raises(ValueError, match="ego_id 'V042' is not a vehicle"):
-        gym.make("RoadSense-Convoy-v1", ego_id="V042")
+        gym.make("RoadSense-Convoy-v2", ego_id="V042")
+
+
+def test_the_egos_episode_length_may_be_given_in_seconds():
+    env = gym.make("RoadSense-Convoy-v2", max_time_s=2.5, step_length=0.5).unwrapped
+    try:
+        from roadsense_marl.env.core import MAX_WARMUP_S
+
+        assert env.max_steps == 5  # 2.5 s at 0.5 s
+        assert env.core.max_steps == 5 + round(MAX_WARMUP_S / 0.5)  # the core adds the warm-up allowance, in seconds
+        env.reset(seed=0)
+        steps, truncated, terminated = 0, False, False
+        while not (truncated or terminated):
+            _, _, terminated, truncated, info = env.step(np.zeros(1, np.float32))
+            steps += 1
+        assert steps == 5 and truncated and info["reason"] == "max_steps"
+    finally:
+        env.close()

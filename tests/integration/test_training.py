@@ -22,7 +22,7 @@ def _config(tmp_path: Path, name: str, **env) -> dict:
         "total_timesteps": 384,
         "seed": 3,
         "out": str(tmp_path / name),
-        "env": {"scenario": "convoy_3", "max_steps": 60, "hazard": {"step_window": [20, 30]}, **env},
+        "env": {"scenario": "convoy_3", "max_steps": 60, "hazard": {"onset_window_s": [2.0, 3.0]}, **env},
         "vec_env": {"num_envs": 2},
         "ppo": TINY_PPO,
     }
@@ -159,7 +159,7 @@ def test_train_convoy_script_short_run_leaves_a_model_that_loads_and_predicts(tm
     model = PPO.load(models / "deep_sets_final.zip", device="cpu")
     import gymnasium as gym
 
-    env = gym.make("RoadSense-Convoy-v1", max_steps=10)
+    env = gym.make("RoadSense-Convoy-v2", max_steps=10)
     try:
         obs, _ = env.reset(seed=0)
         action, _ = model.predict(obs, deterministic=True)
@@ -190,7 +190,7 @@ def test_a_vehicle_leaving_mid_episode_ends_only_its_slot_for_sb3():
     """Crash: done for the crashed slots only, terminal; the slot then continues as padding."""
     venv = make_vec_env(
         num_envs=1, seed=5, scenario="convoy_6", max_steps=300, radio="ideal", domain_randomization=False,
-        vtype_randomization=False, hazard={"step_window": [120, 120], "decel_range": [9.0, 9.0], "duration_range": [1.5, 1.5], "release_prob": 0.0},
+        vtype_randomization=False, hazard={"onset_window_s": [12.0, 12.0], "decel_range": [9.0, 9.0], "duration_range": [1.5, 1.5], "release_prob": 0.0},
     )
     try:
         venv.reset()

@@ -37,4 +37,4 @@ def test_the_demo_evaluates_on_the_envs_standard_episode():
 
     default = make_env_config()
     assert EVAL_EPISODE["max_steps"] == default.max_steps
-    assert tuple(EVAL_EPISODE["hazard"]["step_window"]) == tuple(default.hazard.step_window)
+    assert tuple(EVAL_EPISODE["hazard"]["onset_window_s"]) == tuple(default.hazard.onset_window_s)

@@ -38,7 +38,7 @@ class _Rx:
 
 
 class _View:
-    def __init__(self, rng, n, k, cone):
+    def __init__(self, rng, n, k, cone, step_length=0.1):
         from roadsense_marl.env.config import make_env_config
 
         self.states = _States(rng, n)
@@ -48,13 +48,15 @@ class _View:
         self.rx = _Rx(rng, n, k)
         self.config = make_env_config(max_peers=4, cone_half_angle_deg=cone)
         self.imposed = rng.random(n) < 0.1
+        self.step_length = step_length
 
 
 @pytest.mark.parametrize("cone", [45.0, "off"])
 @pytest.mark.parametrize("seed", range(6))
 def test_the_observation_kernel_equals_build_observations(seed, cone):
     rng = np.random.default_rng(seed)
-    view = _View(rng, n=int(rng.integers(1, 40)), k=int(rng.integers(0, 400)), cone=cone)
+    step_length = (0.1, 0.05, 0.5, 1.0)[seed % 4]  # the braking-signal decay per step depends on it
+    view = _View(rng, n=int(rng.integers(1, 40)), k=int(rng.integers(0, 400)), cone=cone, step_length=step_length)
     ref, fast = DeepSetObservation("numpy"), DeepSetObservation("numba")
     for f in (ref, fast):
         f.reset(len(view.slots))
@@ -95,3 +97,33 @@ def test_the_reward_kernel_equals_compute_rewards(seed):
 def test_an_unknown_backend_is_named():
     with pytest.raises(ValueError, match=r"backend must be one of \('auto', 'numba', 'numpy'\), got 'gpu'"):
         DeepSetObservation("gpu")
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_interpolation_kernel_equals_interpolate_states(seed):
+    from types import SimpleNamespace
+
+    from roadsense_marl.env import kernels
+    from roadsense_marl.env.core import interpolate_states
+
+    rng = np.random.default_rng(seed)
+    n0, n1, m = 30, 35, 50
+
+    def states(n):
+        return SimpleNamespace(x=rng.uniform(-1e3, 1e3, n), y=rng.uniform(-1e3, 1e3, n), speed=rng.uniform(0, 40, n),
+                               heading_deg=rng.uniform(0, 360, n), accel=rng.uniform(-9, 3, n))
+
+    p, s = states(n0), states(n1)
+    p.heading_deg[:5], s.heading_deg[:5] = 359.5, 0.5  # across north
+    row0, row1 = rng.integers(0, n0, m), rng.integers(0, n1, m)
+    row0[:5], row1[:5] = np.arange(5), np.arange(5)
+    w = rng.uniform(0, 1, m)
+    w[:2] = (0.0, 1.0)
+    ref = interpolate_states(p, s, row0, row1, w)
+    out = np.empty((m, 5))
+    kernels.interpolate_states(p.x, p.y, p.speed, p.heading_deg, p.accel, s.x, s.y, s.speed, s.heading_deg, s.accel,
+                               row0, row1, w, out)
+    assert np.array_equal(ref, out)
+    assert np.all((ref[:, 3] >= 0) & (ref[:, 3] < 360))
+    assert np.allclose(ref[2:5, 3], (359.5 + w[2:5]) % 360.0)  # the shorter arc through north
+    assert ref[0, 0] == p.x[0] and ref[1, 0] == pytest.approx(s.x[1], abs=1e-9)  # w = 0: earlier state; 1: later

@@ -1,10 +1,16 @@
 import numpy as np
 import pytest
 
-from roadsense_marl.env.observations import build_observations, to_heading_frame, wrap180
+from roadsense_marl.env.observations import (
+    BRAKING_SIGNAL_HALF_LIFE_S,
+    braking_signal_decay,
+    build_observations,
+    to_heading_frame,
+    wrap180,
+)
 
 
-def _obs(own, msgs, k=8, cone=None, prev=None):
+def _obs(own, msgs, k=8, cone=None, prev=None, **kw):
     own_xy = np.array([[o[0], o[1]] for o in own], dtype=float)
     speed = np.array([o[2] for o in own], dtype=float)
     heading = np.array([o[3] for o in own], dtype=float)
@@ -15,7 +21,7 @@ def _obs(own, msgs, k=8, cone=None, prev=None):
     payload = np.array([m[2] for m in msgs], dtype=float).reshape(-1, 5)
     age = np.array([m[3] for m in msgs], dtype=float)
     return build_observations(
-        own_xy, speed, accel, heading, prev, rows, senders, payload, age, max_peers=k, cone_half_angle_deg=cone
+        own_xy, speed, accel, heading, prev, rows, senders, payload, age, max_peers=k, cone_half_angle_deg=cone, **kw
     )
 
 
@@ -79,6 +85,21 @@ def test_braking_signal_decays_when_no_peer_brakes():
     assert obs.braking_signal[0] == pytest.approx(0.95)
     obs = _obs([(0, 0, 10, 0, 0)], [(0, 1, (0, 10, 10, 0, -2.5), 1.0)], prev=[0.3])
     assert obs.braking_signal[0] == 1.0
+
+
+def test_braking_signal_decay_is_exactly_the_v1_factor_at_a_tenth_of_a_second():
+    assert braking_signal_decay(0.1) == 0.95  # bit-identical to env contract v1 at the shipped step length
+    assert BRAKING_SIGNAL_HALF_LIFE_S == pytest.approx(1.3513, abs=1e-4)
+
+
+@pytest.mark.parametrize("step_length", [0.05, 0.1, 0.25, 0.5, 1.0])
+def test_braking_signal_after_two_seconds_is_the_same_at_any_step_length(step_length):
+    signal = np.array([1.0])
+    msgs = [(0, 1, (0, 10, 10, 0, 0.0), 1.0)]  # a visible peer that does not brake
+    for _ in range(round(2.0 / step_length)):
+        signal = _obs([(0, 0, 10, 0, 0)], msgs, prev=signal, braking_decay=braking_signal_decay(step_length)).braking_signal
+    assert signal[0] == pytest.approx(0.95 ** 20, rel=1e-9)  # 2 s: 20 tenths of a second
+    assert signal[0] == pytest.approx(0.5 ** (2.0 / BRAKING_SIGNAL_HALF_LIFE_S), rel=1e-9)
 
 
 def test_no_messages_gives_padding_only():
