@@ -431,7 +431,6 @@ def channel_access(t_acc, sx, sy, s_slot, backoff, f_start, f_end, f_x, f_y, f_s
     taken in time order), so each event scans back from ``cand`` over those few frames only and
     then tests their distance: a time cut, then the carrier-sense cut, never all pairs."""
     s = t_acc.shape[0]
-    p = f_start.shape[0]
     cs2 = cs * cs
     so = np.argsort(f_start, kind="mergesort")
     sst = f_start[so]
