@@ -20,7 +20,8 @@ On failure the message lists each failing training seed's causes with the evalua
 Slow (``@pytest.mark.slow``): ``pytest benchmarks/test_learning_quality.py --run-slow``. Overrides
 for a small smoke run: ``ROADSENSE_LQ_TIMESTEPS`` (agent-steps per training seed; default the
 recipe's ``total_timesteps``), ``ROADSENSE_LQ_EPISODES`` (default 500), ``ROADSENSE_LQ_WORKERS``
-(default 2), ``ROADSENSE_LQ_SEEDS`` (comma-separated training seeds, default ``0,1,2``).
+(default 2), ``ROADSENSE_LQ_SEEDS`` (comma-separated training seeds, default ``0,1,2``),
+``ROADSENSE_LQ_OUT`` (folder for the results, default ``benchmarks/results``).
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ import time
 
 import pytest
 
+from pathlib import Path
+
 from harness import RESULTS_DIR, machine
 
 SCENARIO = "convoy_6"
@@ -40,6 +43,7 @@ MAX_BUDGET = 500_000  # agent-steps per training seed (issue 12)
 EPISODES = int(os.environ.get("ROADSENSE_LQ_EPISODES", 500))
 WORKERS = int(os.environ.get("ROADSENSE_LQ_WORKERS", 2))
 TRAIN_SEEDS = tuple(int(s) for s in os.environ.get("ROADSENSE_LQ_SEEDS", "0,1,2").split(","))
+OUT_DIR = Path(os.environ.get("ROADSENSE_LQ_OUT", RESULTS_DIR))
 HELD_OUT_SEED = 900_000  # training resets draw from the run seed's own stream; these seeds are not used there
 #: The targets of issue 12's "Done when".
 MAX_CRASH_EPISODES = 0
@@ -132,16 +136,16 @@ def test_every_training_seed_is_crash_free_reacts_in_time_and_beats_rule_v2v(tmp
     }
     from roadsense_marl.evaluation.runner import _jsonable
 
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    (RESULTS_DIR / "learning_quality.json").write_text(json.dumps(_jsonable(out), indent=1) + "\n")
-    (RESULTS_DIR / "learning_quality.md").write_text(
+    OUT_DIR.mkdir(parents=True, exist_ok=True)
+    (OUT_DIR / "learning_quality.json").write_text(json.dumps(_jsonable(out), indent=1) + "\n")
+    (OUT_DIR / "learning_quality.md").write_text(
         f"{len(TRAIN_SEEDS)} training seeds x {steps:,} agent-steps; {EPISODES} held-out {SCENARIO} hazard episodes, "
         f"{RADIO} radio; {'all targets met' if not problems else 'targets NOT met'}\n\n"
         + across_seeds_markdown(ev["across_seeds"]))
     rows = [(f"seed {k}: {name}", v, "", "", "") for k, r in ev["across_seeds"]["rows"].items()
             for name, v in r.items() if name in ("collision episodes", "direct follower >= 2.5 m/s^2 within 1 s")]
     rows.append(("all Done-when targets met", float(not problems), "bool", "1", "met" if not problems else "not met"))
-    results.record("7 learning quality", {"json": str(RESULTS_DIR / "learning_quality.json")}, rows)
+    results.record("7 learning quality", {"json": str(OUT_DIR / "learning_quality.json")}, rows)
     print(f"\nlearning quality: {len(TRAIN_SEEDS)} seeds x {steps:,} agent-steps "
           f"(training {sum(train_s.values()) / 60:.1f} min, evaluation {eval_s / 60:.1f} min)")
     print(across_seeds_markdown(ev["across_seeds"]))
