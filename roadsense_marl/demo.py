@@ -4,7 +4,9 @@
 the measured ESP-NOW radio (``configs/train/marl_ppo.yaml``: short 200-step training episodes
 with the hazard at step 60..120), then evaluates the model and the ``no-v2v`` / ``rule-v2v``
 baselines on the same held-out seeds on the env's standard episode (500 steps, hazard at step
-150..250), writing ``metrics.json`` and plots, and says plainly where the model stands.
+150..250), writing ``metrics.json`` and plots, and ends with a plain verdict (:func:`verdict`):
+whether the model is at least as safe as ``rule-v2v`` (McNemar's exact test on the same seeds)
+and faster (the paired 95 % interval of the mean-speed difference above 0), or what it is not.
 
 Measured on 2 shared cores (12 held-out episodes): 300k agent-steps take about 2 minutes and
 give a policy that drives (mean speed 11.2 m/s vs 12.7 for no-v2v) and has collisions in 2 of

@@ -122,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
         from roadsense_marl.evaluation.generalisation import generalisation
 
         generalisation(models[0] if models else "pretrained", episodes=args.episodes, seed=args.seed, out=args.out,
-                       **common)
+                       progress_bar=not args.no_progress, **common)
         return 0
     if len(models) > 1:
         from roadsense_marl.evaluation.seeds import evaluate_seeds

@@ -71,6 +71,7 @@ def generalisation(
     out: str | Path = "eval_generalisation",
     workers: int = 1,
     verbose: bool = True,
+    progress_bar: bool | None = None,
     **evaluate_kwargs: Any,
 ) -> dict[str, Any]:
     """Evaluate ``model`` and both baselines on every scenario x radio; write the markdown and JSON tables.
@@ -93,7 +94,8 @@ def generalisation(
     for sc in scenarios:
         for rad in radios:
             m = evaluate(model, scenario=sc, radio=rad, episodes=episodes, seed=seed, out=out_dir / f"{sc}_{rad}",
-                         plots=False, workers=workers, verbose=False, progress_bar=verbose, **evaluate_kwargs)
+                         plots=False, workers=workers, verbose=False,
+                         progress_bar=verbose if progress_bar is None else progress_bar, **evaluate_kwargs)
             cells.append({
                 "scenario": sc,
                 "radio": rad,

@@ -123,6 +123,9 @@ def test_evaluate_writes_per_episode_tables_matching_metrics_and_records_first_e
         assert int(r["collision"]) == e["collision"] and int(r["crashes"]) == e["crashes"]
         assert float(r["min_gap_m"]) == e["min_gap_m"] and float(r["mean_speed_mps"]) == e["mean_speed_mps"]
         assert int(r["followers"]) == len(e["followers"]) > 0
+        assert int(r["hazard_released"]) == e["hazard_released"] and int(r["direct_hard_brake_within_1s"]) == (
+            e["direct_hard_brake_within_1s"])
+        assert float(r["follower_speed_deficit_mps"]) == e["follower_speed_deficit_mps"]
         reacted = [f["reaction_time_s"] for f in e["followers"] if f["reacted"]]
         assert int(r["followers_reacted"]) == len(reacted)
         if reacted:
@@ -132,6 +135,7 @@ def test_evaluate_writes_per_episode_tables_matching_metrics_and_records_first_e
     fol = list(csv.DictReader(open(tmp_path / "followers.csv")))
     assert len(fol) == sum(len(e["followers"]) for res in m["results"] for e in res["episodes"])
     assert {r["reacted"] for r in fol if r["policy"] == "no-v2v"} == {"0"}
+    assert sum(int(r["direct"]) for r in fol) == 6  # one direct follower per episode and policy
     assert all(float(r["reaction_time_s"]) >= 0.1 for r in fol if r["policy"] == "rule-v2v")
     # The first two episodes of each policy as videos, one frame per step plus reset.
     names = sorted(Path(p).name for p in m["videos"])

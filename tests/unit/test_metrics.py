@@ -343,3 +343,23 @@ def test_paired_comparison_refuses_different_seeds_and_counts_discordant_crashes
     assert p["mean_speed_mps"]["n"] == 0
     with pytest.raises(ValueError, match="same seeds"):
         paired_comparison(a, b[:2])
+
+
+def test_across_seeds_reports_each_seed_and_mean_and_range():
+    from roadsense_marl.evaluation.seeds import across_seeds, across_seeds_markdown
+
+    def res(k, speed, diff):
+        return {"aggregate": {"collision_rate": {"k": k, "rate": k / 500}, "mean_speed_mps": {"mean": speed}},
+                "paired": {"rule-v2v": {"mean_speed_mps": {"mean": diff}, "collision": {"p": 1.0}}}}
+
+    t = across_seeds({"0": res(0, 11.0, 0.5), "1": res(2, 12.0, 1.5), "2": res(1, 10.0, None)})
+    assert t["seeds"] == ["0", "1", "2"] and t["rows"]["1"]["collision episodes"] == 2
+    s = t["summary"]["mean speed (m/s)"]
+    assert (s["mean"], s["min"], s["max"], s["n"]) == (11.0, 10.0, 12.0, 3)
+    d = t["summary"]["speed vs rule-v2v (m/s, paired)"]
+    assert (d["mean"], d["n"]) == (1.0, 2)  # seed 2's difference is undefined: left out, not zero
+    assert t["summary"]["followers' stopped share"]["n"] == 0
+    md = across_seeds_markdown(t)
+    assert "| collision episodes | 0 | 2 | 1 | 1 | 0 .. 2 |" in md
+    with pytest.raises(ValueError, match="at least one"):
+        across_seeds({})
