@@ -62,9 +62,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=1,
                         help="worker processes for the episodes (default 1; metrics are identical to a serial run)")
     parser.add_argument(
-        "--episode-shape", choices=("config", "training"), default="config",
-        help="'training': evaluate on the shipped training recipe's episode (its max_steps and hazard timing); "
-        "'config' (default): the env config as given",
+        "--episode-shape", choices=("config", "training", "standard"), default=None,
+        help="'training': the shipped training recipe's episodes (its max_steps and hazard timing); 'standard': "
+        "the env's default episode (500 steps); 'config': the env config as given (a run folder: its training "
+        "episodes). Default: config, and standard with --generalisation",
     )
     parser.add_argument(
         "--generalisation", action="store_true",
@@ -116,8 +117,9 @@ def run(args: argparse.Namespace) -> int:
 
         load_params(radio)  # a bad parameter file is refused before any folder or episode
 
+    shape = args.episode_shape or ("standard" if args.generalisation else "config")
     common = dict(backend=args.backend, max_steps=args.max_steps, config=args.config, workers=args.workers,
-                  episode_shape=args.episode_shape)
+                  episode_shape=shape)
     if args.generalisation:
         from roadsense_marl.evaluation.generalisation import generalisation
 

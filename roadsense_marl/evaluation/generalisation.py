@@ -42,7 +42,7 @@ def generalisation_markdown(doc: dict[str, Any]) -> str:
     """The table: one row per scenario x radio x policy."""
     lines = [
         f"Policy `{doc['model']}`; {doc['episodes']} episodes per cell on seeds {doc['seeds'][0]}..{doc['seeds'][1]} "
-        "(the same seeds for every policy in a row group).",
+        f"(the same seeds for every policy in a row group); episode shape: {doc.get('episode_shape', 'config')}.",
         "",
         "| scenario | radio | policy | collision episodes | direct follower >= 2.5 m/s² in 1 s | mean speed (m/s) "
         "| followers' speed deficit (m/s) | followers' stopped share | vs rule-v2v |",
@@ -72,12 +72,15 @@ def generalisation(
     workers: int = 1,
     verbose: bool = True,
     progress_bar: bool | None = None,
+    episode_shape: str = "standard",
     **evaluate_kwargs: Any,
 ) -> dict[str, Any]:
     """Evaluate ``model`` and both baselines on every scenario x radio; write the markdown and JSON tables.
 
     Each cell is one :func:`~roadsense_marl.evaluation.runner.evaluate` call (its own output in
-    ``out/<scenario>_<radio>/``, plots off); ``evaluate_kwargs`` are passed on (e.g. ``max_steps``).
+    ``out/<scenario>_<radio>/``, plots off), by default on the env's standard episode
+    (``episode_shape="standard"``, whatever episodes the model was trained on); ``evaluate_kwargs``
+    are passed on (e.g. ``max_steps``).
     Returns the JSON document (``cells``: scenario, radio, per-policy aggregate and paired comparisons).
 
     :raises ValueError: an empty scenario or radio list (before anything runs); bad scenario names
@@ -94,7 +97,7 @@ def generalisation(
     for sc in scenarios:
         for rad in radios:
             m = evaluate(model, scenario=sc, radio=rad, episodes=episodes, seed=seed, out=out_dir / f"{sc}_{rad}",
-                         plots=False, workers=workers, verbose=False,
+                         plots=False, episode_shape=episode_shape, workers=workers, verbose=False,
                          progress_bar=verbose if progress_bar is None else progress_bar, **evaluate_kwargs)
             cells.append({
                 "scenario": sc,
@@ -104,7 +107,8 @@ def generalisation(
             })
             if verbose:
                 print(f"{sc} x {rad}: done")
-    doc = _jsonable({"model": str(model), "episodes": episodes, "seeds": [seed, seed + episodes - 1], "cells": cells})
+    doc = _jsonable({"model": str(model), "episodes": episodes, "seeds": [seed, seed + episodes - 1],
+                     "episode_shape": episode_shape, "cells": cells})
     atomic_write_text(out_dir / "generalisation.json", json.dumps(doc, indent=1))
     md = generalisation_markdown(doc)
     atomic_write_text(out_dir / "generalisation.md", md)

@@ -27,6 +27,7 @@ from roadsense_marl.evaluation.metrics import (
 )
 
 RADIO_SWEEP = ("ideal", "measured", "degraded")
+EPISODE_SHAPES = ("config", "training", "standard")
 POLICIES = ("model",) + BASELINES
 
 
@@ -534,6 +535,16 @@ def add_paired(results: list[dict[str, Any]], policy: str) -> None:
         }
 
 
+def standard_episode() -> dict[str, Any]:
+    """The env's default episode length and hazard (``max_steps`` and the whole ``hazard`` section of
+    the default :class:`~roadsense_marl.env.config.EnvConfig`): what a model trained on shorter
+    episodes is evaluated on."""
+    from roadsense_marl.env.config import make_env_config
+
+    d = make_env_config().to_dict()
+    return {"max_steps": d["max_steps"], "hazard": d["hazard"]}
+
+
 def training_episode(train_config: Any = "marl_ppo") -> dict[str, Any]:
     """The env overrides that shape a training episode (``max_steps`` and ``hazard``) of a training
     config (a name in configs/train/, a path or a mapping; default the shipped recipe)."""
@@ -699,7 +710,8 @@ def evaluate(
     episodes in that many worker processes (:func:`run_parallel`; the records and metrics are
     bit-identical to a serial run; not with ``record``). ``episode_shape`` ``"training"`` applies
     the shipped training recipe's episode length and hazard timing (:func:`training_episode`) on top
-    of the config, ``"config"`` (default) evaluates the config as given. The policy's results hold
+    of the config, ``"standard"`` the env's default episode (:func:`standard_episode`), ``"config"``
+    (default) evaluates the config as given (a run folder: the episodes it was trained on). The policy's results hold
     ``paired``: paired comparisons with each baseline on the same seeds
     (:func:`~roadsense_marl.evaluation.metrics.paired_comparison`).
     """
@@ -723,8 +735,8 @@ def evaluate(
         raise ValueError(f"workers must be a whole number >= 1, got {workers!r}")
     if workers > 1 and record:
         raise ValueError("record (videos) runs in this process: use workers=1 with record, or record=0")
-    if episode_shape not in ("config", "training"):
-        raise ValueError(f"episode_shape must be 'config' or 'training', got {episode_shape!r}")
+    if episode_shape not in EPISODE_SHAPES:
+        raise ValueError(f"episode_shape must be one of {', '.join(map(repr, EPISODE_SHAPES))}, got {episode_shape!r}")
 
     from roadsense_marl.training.runs import atomic_write_text, check_contract, check_writable_dir, env_contract
 
@@ -734,7 +746,8 @@ def evaluate(
     if policy == "model":
         model_path, run_env_cfg, progress = resolve_model(model)  # type: ignore[arg-type]
 
-    overrides: dict[str, Any] = dict(training_episode()) if episode_shape == "training" else {}
+    overrides: dict[str, Any] = (training_episode() if episode_shape == "training"
+                                 else standard_episode() if episode_shape == "standard" else {})
     overrides.update(env_kwargs or {})
     for key, val in (("scenario", scenario), ("backend", backend), ("max_steps", max_steps)):
         if val is not None:
@@ -940,6 +953,7 @@ __all__: list[str] = [
     "load_model_policy",
     "paired_lines",
     "run_parallel",
+    "standard_episode",
     "training_episode",
     "model_contract",
     "model_policy",

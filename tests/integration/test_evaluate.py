@@ -371,8 +371,17 @@ def test_evaluation_on_the_training_episode_shape_uses_the_recipes_episode(tmp_p
     assert m["episode_shape"] == "training"
     assert m["env_config"]["max_steps"] == want["max_steps"]
     assert m["results"][0]["episodes"][0]["steps"] <= want["max_steps"]
-    with pytest.raises(ValueError, match="episode_shape must be 'config' or 'training'"):
+    with pytest.raises(ValueError, match="episode_shape must be one of 'config', 'training', 'standard'"):
         evaluate(policy="no-v2v", episodes=1, out=tmp_path, episode_shape="eval", verbose=False)
+
+
+def test_the_standard_episode_shape_restores_the_env_defaults_over_a_run_config():
+    from roadsense_marl.env.config import make_env_config
+    from roadsense_marl.evaluation.runner import standard_episode, training_episode
+
+    trained = make_env_config(None, **training_episode())
+    back = make_env_config(trained, **standard_episode())
+    assert back.to_dict() == make_env_config().to_dict() != trained.to_dict()
 
 
 def test_generalisation_table_covers_scenarios_radios_and_policies(tmp_path):
