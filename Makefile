@@ -4,7 +4,7 @@ PYTHON ?= python3
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.roadsense-installed
 
-.PHONY: install test lint demo bench bench-readme clean install-rllib test-rllib
+.PHONY: install test lint demo bench bench-readme clean install-rllib test-rllib generalisation
 
 install: $(STAMP)
 
@@ -47,6 +47,15 @@ lint: $(STAMP)
 
 demo: $(STAMP)
 	$(VENV)/bin/roadsense-marl demo
+
+# The generalisation table (scenarios x radios x policies): runs/generalisation/generalisation.{md,json}, and into the README.
+GEN_MODEL    ?= pretrained
+GEN_EPISODES ?= 50
+GEN_WORKERS  ?= 2
+generalisation: $(STAMP)
+	$(VENV)/bin/roadsense-marl evaluate --generalisation $(GEN_MODEL) --episodes $(GEN_EPISODES) \
+		--workers $(GEN_WORKERS) --no-progress --out runs/generalisation
+	$(PY) -m roadsense_marl.evaluation.generalisation README.md runs/generalisation/generalisation.md
 
 # Results go outside the source tree (ROADSENSE_MARL_BENCH_OUT or ~/.cache/roadsense_marl/bench).
 bench: $(STAMP)

@@ -4,7 +4,9 @@
 the measured ESP-NOW radio (``configs/train/marl_ppo.yaml``: short 200-step training episodes
 with the hazard at step 60..120), then evaluates the model and the ``no-v2v`` / ``rule-v2v``
 baselines on the same held-out seeds on the env's standard episode (500 steps, hazard at step
-150..250), writing ``metrics.json`` and plots, and says plainly where the model stands.
+150..250), writing ``metrics.json`` and plots, and ends with a plain verdict (:func:`verdict`):
+whether the model is at least as safe as ``rule-v2v`` (McNemar's exact test on the same seeds)
+and faster (the paired 95 % interval of the mean-speed difference above 0), or what it is not.
 
 Measured on 2 shared cores (12 held-out episodes): 300k agent-steps take about 2 minutes and
 give a policy that drives (mean speed 11.2 m/s vs 12.7 for no-v2v) and has collisions in 2 of
@@ -31,20 +33,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="runs/demo", help="output folder (default runs/demo)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="evaluation worker processes (default 1; results are identical to a serial run)")
 
 
 def verdict(metrics: dict[str, Any]) -> list[str]:
-    """Plain lines: does the model drive, and does it crash less than no-v2v and rule-v2v?"""
-    agg = {r["policy"]: r["aggregate"] for r in metrics["results"]}
-    if not {"model", "no-v2v", "rule-v2v"} <= set(agg):
+    """Plain lines: does the model drive, and is it at least as safe as ``rule-v2v`` and faster?
+
+    Safety is judged on the same seeds by McNemar's exact test on collision episodes (at least as
+    safe: no more episodes where only the model crashed than episodes where only the rule did),
+    speed by the paired 95 % interval of the per-seed mean-speed difference (faster: the whole
+    interval above 0). The last line starts with ``verdict:`` and says plainly what the model is not.
+    """
+    by = {r["policy"]: r for r in metrics["results"]}
+    if not {"model", "no-v2v", "rule-v2v"} <= set(by):
         return []
-    m, n, r = agg["model"], agg["no-v2v"], agg["rule-v2v"]
+    m, n, r = (by[k]["aggregate"] for k in ("model", "no-v2v", "rule-v2v"))
 
     def num(x: Any) -> float:
         return float(x) if x is not None else math.nan
 
     vm, vn = num(m["mean_speed_mps"]["mean"]), num(n["mean_speed_mps"]["mean"])
-    cm, cn, cr = (a["collision_rate"]["rate"] for a in (m, n, r))
+    cm, cn, cr = (num(a["collision_rate"]["rate"]) for a in (m, n, r))
     drives = math.isfinite(vm) and math.isfinite(vn) and vm >= 0.5 * vn
     lines = [
         f"model drives at {vm:.1f} m/s (no-v2v {vn:.1f}, rule-v2v {num(r['mean_speed_mps']['mean']):.1f})"
@@ -52,10 +62,47 @@ def verdict(metrics: dict[str, Any]) -> list[str]:
         f"collision rate: model {cm:.2f}, no-v2v {cn:.2f}, rule-v2v {cr:.2f}",
     ]
     if drives and cm < cn:
-        lines.append("the model uses the V2V warning (fewer crashes than no-v2v)"
-                     + ("" if cm <= cr else ", but a demo-length run does not yet match rule-v2v"))
+        lines.append("the model uses the V2V warning (fewer crashes than no-v2v)")
     elif drives:
         lines.append("the model does not yet crash less than no-v2v: train longer (roadsense-marl train)")
+    paired = (by["model"].get("paired") or {}).get("rule-v2v")
+    if paired is None:
+        lines.append("verdict: unknown: no paired comparison with rule-v2v on the same seeds")
+        return lines
+    col, sp = paired["collision"], paired["mean_speed_mps"]
+    pairs = paired["pairs"]
+    not_ok = []
+    if col["b"] <= col["c"]:
+        lines.append(f"safety: at least as safe as rule-v2v: {col['policy']} vs {col['baseline']} collision episodes "
+                     f"on the same {pairs} seeds (McNemar exact p = {col['p']:.3g})")
+    elif col["p_worse"] < 0.05:
+        lines.append(f"safety: LESS safe than rule-v2v: {col['policy']} vs {col['baseline']} collision episodes on the "
+                     f"same {pairs} seeds (only the model crashed in {col['b']}, only the rule in {col['c']}; "
+                     f"McNemar one-sided p = {col['p_worse']:.3g})")
+        not_ok.append("less safe than rule-v2v")
+    else:
+        lines.append(f"safety: NOT shown as safe as rule-v2v: {col['policy']} vs {col['baseline']} collision episodes "
+                     f"on the same {pairs} seeds (only the model crashed in {col['b']}, only the rule in {col['c']}; "
+                     f"McNemar one-sided p = {col['p_worse']:.3g}: not significant, but more crashes)")
+        not_ok.append("not as safe as rule-v2v (more collision episodes)")
+    lo, hi, d = sp.get("lo"), sp.get("hi"), sp.get("mean")
+    if lo is None or hi is None or d is None or not (math.isfinite(lo) and math.isfinite(hi)):
+        lines.append("speed: no paired speed interval (fewer than 2 paired episodes)")
+        not_ok.append("not shown faster (too few episodes)")
+    else:
+        iv = f"{d:+.2f} m/s, 95 % interval [{lo:+.2f}, {hi:+.2f}] over {sp['n']} paired seeds"
+        if sp["better"]:
+            lines.append(f"speed: faster than rule-v2v: {iv}")
+        elif sp["worse"]:
+            lines.append(f"speed: SLOWER than rule-v2v: {iv}")
+            not_ok.append("slower than rule-v2v")
+        else:
+            lines.append(f"speed: NOT shown faster than rule-v2v: {iv} (includes 0)")
+            not_ok.append("not shown faster than rule-v2v")
+    if not_ok:
+        lines.append("verdict: the model is NOT at least as safe as rule-v2v and faster: it is " + "; ".join(not_ok))
+    else:
+        lines.append("verdict: the model is at least as safe as rule-v2v and faster")
     return lines
 
 
@@ -65,6 +112,9 @@ def run(args: argparse.Namespace) -> int:
 
     if args.total_timesteps < 1 or args.episodes < 1:
         raise ValueError("--total-timesteps and --episodes must be >= 1")
+    workers = getattr(args, "workers", 1)
+    if workers < 1:
+        raise ValueError(f"--workers must be >= 1, got {workers}")
     out = Path(args.out)
     cfg = load_train_config("marl_ppo")
     cfg.update(total_timesteps=args.total_timesteps, seed=args.seed, out=str(out / "train"), checkpoint_every=0)
@@ -73,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"      model: {run_dir / 'final_model.zip'}")
     print(f"[2/2] evaluating it against no-v2v and rule-v2v on {args.episodes} held-out seeds ...")
     metrics = evaluate(run_dir, episodes=args.episodes, seed=10_000, out=str(out / "eval"), plots=not args.no_plots,
-                       env_kwargs=EVAL_EPISODE)
+                       env_kwargs=EVAL_EPISODE, workers=workers)
     for line in verdict(metrics):
         print(line)
     print(f"results: {out / 'eval' / 'metrics.json'}")

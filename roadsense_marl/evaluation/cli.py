@@ -25,11 +25,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "A model made under another env contract (features, action mode, radio noise, reward, env version) is refused."
     )
     parser.add_argument(
-        "model", nargs="?", metavar="MODEL", default=None,
+        "model", nargs="*", metavar="MODEL", default=None,
         help="SB3 PPO .zip saved by training (load only models you trust: it is unpickled), a training run "
         "folder (uses final_model.zip, the env config in config.yaml and plots progress.csv), a folder "
         "from 'roadsense-marl export' (weights only, runs no code on load), or 'pretrained' (the policy "
-        "shipped with the package)",
+        "shipped with the package). Several MODELs (>= 3 training seeds of one recipe) are evaluated on the "
+        "same seeds and reported per seed and as mean and range (OUT/across_seeds.md, .json)",
     )
     parser.add_argument(
         "--policy", choices=("model", "no-v2v", "rule-v2v"), default=None,
@@ -58,24 +59,53 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", choices=("libsumo", "traci"), default=None, help="SUMO backend (default libsumo)")
     parser.add_argument("--max-steps", type=int, default=None, help="episode length limit in steps (default 500)")
     parser.add_argument("--config", default=None, help="env YAML config (a path or a name in configs/env/)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="worker processes for the episodes (default 1; metrics are identical to a serial run)")
+    parser.add_argument(
+        "--episode-shape", choices=("config", "training", "standard"), default=None,
+        help="'training': the shipped training recipe's episodes (its max_steps and hazard timing); 'standard': "
+        "the env's default episode (500 steps); 'config': the env config as given (a run folder: its training "
+        "episodes). Default: config, and standard with --generalisation",
+    )
+    parser.add_argument(
+        "--generalisation", action="store_true",
+        help="evaluate MODEL (default: pretrained) and the baselines on convoy_3, convoy_6 and highway under the "
+        "ideal, measured and degraded radios; writes OUT/generalisation.md and .json",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the evaluation; user mistakes raise ValueError/FileNotFoundError (printed as one line)."""
-    if args.model is not None and args.policy in ("no-v2v", "rule-v2v"):
-        raise ValueError(f"--policy {args.policy} runs without a model; drop MODEL {args.model!r} or use --policy model")
-    if (args.model is not None and args.model != "pretrained" and not Path(args.model).exists()
-            and not Path(args.model + ".zip").exists()):
-        raise FileNotFoundError(
-            f"model file not found: {args.model!r} (give an SB3 .zip, a training run folder, an exported policy folder "
-            "or 'pretrained')"
-        )
+    models = list(args.model or [])
+    for m in models:
+        if m != "pretrained" and not Path(m).exists() and not Path(m + ".zip").exists():
+            raise FileNotFoundError(
+                f"model file not found: {m!r} (give an SB3 .zip, a training run folder, an exported policy folder "
+                "or 'pretrained')"
+            )
+    if models and args.policy in ("no-v2v", "rule-v2v"):
+        raise ValueError(f"--policy {args.policy} runs without a model; drop MODEL {models[0]!r} or use --policy model")
     if args.episodes < 1:
         raise ValueError(f"--episodes must be >= 1, got {args.episodes}")
     if args.record < 0:
         raise ValueError(f"--record must be >= 0, got {args.record}")
+    if args.workers < 1:
+        raise ValueError(f"--workers must be >= 1, got {args.workers}")
+    if args.workers > 1 and args.record:
+        raise ValueError("--record runs in this process: drop --workers or --record")
     if args.radio_sweep and args.radio is not None:
         raise ValueError("--radio and --radio-sweep exclude each other (the sweep runs ideal, measured and degraded)")
+    if args.generalisation:
+        for flag, bad in (("--radio", args.radio is not None), ("--radio-sweep", args.radio_sweep),
+                          ("--scenario", args.scenario is not None), ("--policy", args.policy is not None),
+                          ("--record", bool(args.record)), ("several MODELs", len(models) > 1)):
+            if bad:
+                raise ValueError(f"--generalisation runs every scenario and radio itself; drop {flag}")
+    if len(models) > 1 and (args.policy is not None or args.record or args.radio_sweep):
+        raise ValueError("several MODELs (training seeds) are evaluated with --policy model, without --record "
+                         "and --radio-sweep")
+    if len(models) == 2:
+        raise ValueError("evaluating across training seeds needs at least 3 MODELs (one per training seed), got 2")
     from roadsense_marl.training.runs import check_writable_dir
 
     check_writable_dir(args.out)  # before any episode runs
@@ -87,10 +117,26 @@ def run(args: argparse.Namespace) -> int:
 
         load_params(radio)  # a bad parameter file is refused before any folder or episode
 
+    shape = args.episode_shape or ("standard" if args.generalisation else "config")
+    common = dict(backend=args.backend, max_steps=args.max_steps, config=args.config, workers=args.workers,
+                  episode_shape=shape)
+    if args.generalisation:
+        from roadsense_marl.evaluation.generalisation import generalisation
+
+        generalisation(models[0] if models else "pretrained", episodes=args.episodes, seed=args.seed, out=args.out,
+                       progress_bar=not args.no_progress, **common)
+        return 0
+    if len(models) > 1:
+        from roadsense_marl.evaluation.seeds import evaluate_seeds
+
+        evaluate_seeds(models, episodes=args.episodes, seed=args.seed, out=args.out, scenario=args.scenario,
+                       radio=radio, plots=not args.no_plots, progress_bar=not args.no_progress, **common)
+        return 0
+
     from roadsense_marl.evaluation.runner import evaluate
 
     evaluate(
-        args.model,
+        models[0] if models else None,
         policy=args.policy,
         scenario=args.scenario,
         episodes=args.episodes,
@@ -100,11 +146,9 @@ def run(args: argparse.Namespace) -> int:
         radio_sweep=args.radio_sweep,
         baselines=args.baselines,
         plots=not args.no_plots,
-        backend=args.backend,
-        max_steps=args.max_steps,
-        config=args.config,
         record=args.record,
         record_format=args.record_format,
         progress_bar=not args.no_progress,
+        **common,
     )
     return 0

@@ -26,8 +26,29 @@ Conventions (also written into ``metrics.json`` under ``definitions``):
 - Mean speed: true speed averaged over live agent-steps; stopped share: share of live
   agent-steps slower than 0.5 m/s. A policy can reach zero collisions by parking the convoy;
   these two numbers expose that (compare them with the ``no-v2v`` baseline on the same seeds).
+- *Hard braking* (:data:`HARD_BRAKE_DECEL`, 2.5 m/s^2): a deceleration that matters. Measured
+  from the vehicle's **actual** deceleration (minus SUMO's acceleration of the step), not the
+  command: the first step ``t > onset_step`` whose state shows a deceleration >= 2.5 m/s^2;
+  time = ``(t - onset_step) * step_length`` (same clock as the reaction step). The *direct
+  follower* is the follower whose leader at onset is the hazard vehicle; it is reported apart
+  from the followers further back. "Within 1.0 s" (:data:`HARD_BRAKE_WITHIN_S`) is the share of
+  episodes with a direct follower in which it reached hard braking within 1.0 s of onset.
+- *Followers' speed deficit* (m/s): over the followers' agent-steps from the onset step to the end
+  of the episode, the mean of ``max(0, v_onset - v)``, where ``v_onset`` is the follower's own
+  speed in the state the onset step started from (its free-flow cruising speed before the
+  hazard). A follower removed by a collision counts as stopped (``v = 0``) for the rest of the
+  episode, so crashing does not shorten the deficit. *Followers' stopped share*: the share of
+  the same agent-steps with ``v < 0.5`` m/s (crashed: stopped).
+- *Released* hazards: the hazard vehicle was handed back to its policy before the episode ended;
+  *never released*: it held its reduced speed (or stop) to the end. Both are reported apart.
 - Intervals (95 %): Wilson score interval for rates (``k`` of ``n``); Student's t interval for
   means over episodes (or over followers for reaction time).
+- *Paired comparisons* (:func:`paired_comparison`, same seeds for both policies): collision
+  episodes by McNemar's exact test (two-sided binomial test on the discordant pairs, ``b`` = only
+  the policy crashed, ``c`` = only the baseline crashed; ``p_worse`` one-sided for "the policy
+  crashes more"); continuous figures by the Student t 95 % interval of the per-seed difference
+  ``policy - baseline`` over the seeds where both are defined. "Better" means the whole interval
+  lies on the better side of 0 (higher speed and min gap, lower deficit and stopped share).
 """
 
 from __future__ import annotations
@@ -41,6 +62,8 @@ import numpy as np
 from roadsense_marl.env.actions import commanded_decel  # noqa: F401 - re-exported: the one action mapping
 
 REACTION_DECEL = 0.5  # m/s^2: a commanded deceleration above this counts as braking
+HARD_BRAKE_DECEL = 2.5  # m/s^2: an actual deceleration at or above this is a reaction that matters
+HARD_BRAKE_WITHIN_S = 1.0  # s after onset: the direct follower's hard-braking target
 CLOSE_GAP_M = 10.0
 STOPPED_SPEED = 0.5  # m/s: an agent slower than this counts as stopped
 DISTANCE_BINS_M: tuple[float, ...] = (0.0, 20.0, 50.0, 100.0, math.inf)
@@ -67,6 +90,18 @@ DEFINITIONS = {
     "expected_pdr": "configured loss model of the episode's radio parameters (after domain randomisation), "
     "with the stationary burst-loss Markov chain, averaged over the bin's links",
     "message_age_ms": "age of every visible peer message at the step it was observed",
+    "hard_brake_time_s": "(t - onset_step) * step_length for the first step t > onset whose ACTUAL deceleration "
+    "(-SUMO acceleration) is >= 2.5 m/s^2",
+    "direct_follower": "the follower whose leader at hazard onset is the hazard vehicle",
+    "direct_hard_brake_within_1s": "share of episodes with a direct follower in which it reached an actual "
+    "deceleration >= 2.5 m/s^2 within 1.0 s of onset (Wilson interval)",
+    "follower_speed_deficit_mps": "mean over followers' agent-steps from onset to the episode end of "
+    "max(0, v_onset - v); v_onset = the follower's speed when the hazard started; crashed followers count as v = 0",
+    "follower_stopped_share": "share of the same follower agent-steps with v < 0.5 m/s (crashed: stopped)",
+    "hazard_released": "the hazard vehicle was handed back to its policy before the episode ended",
+    "mcnemar": "exact two-sided binomial test on discordant collision episodes (b: only the policy, c: only the "
+    "baseline); p_worse: one-sided P(policy crashes more)",
+    "paired_difference": "policy - baseline per seed, mean with Student t 95 % interval over seeds defined for both",
 }
 
 
@@ -82,7 +117,9 @@ def wilson_interval(k: int, n: int, z: float = Z95) -> tuple[float, float]:
     den = 1.0 + z * z / n
     centre = (p + z * z / (2 * n)) / den
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
-    return (max(0.0, centre - half), min(1.0, centre + half))
+    lo = 0.0 if k == 0 else max(0.0, centre - half)  # exact at the ends (no 1e-17 rounding residue)
+    hi = 1.0 if k == n else min(1.0, centre + half)
+    return (lo, hi)
 
 
 def t_quantile_975(df: int) -> float:
@@ -153,6 +190,8 @@ class EpisodeRecord:
     link_cbr: np.ndarray = field(default_factory=lambda: np.empty(0))  # receiver's CBR at that step
     message_age_ms: np.ndarray = field(default_factory=lambda: np.empty(0))
     speed: np.ndarray | None = None  # float[T, M]: true speed after step t (NaN: absent); None: not recorded
+    accel: np.ndarray | None = None  # float[T, M]: SUMO's actual acceleration in step t (m/s^2); None: not recorded
+    release_step: int | None = None  # step at which the hazard vehicle is handed back (None: never)
 
     @property
     def n_steps(self) -> int:
@@ -191,6 +230,54 @@ def reaction_steps(decel_cmd: np.ndarray, onset_step: int, threshold: float = RE
         return np.full(d.shape[1], -1, dtype=np.int64)
     first = np.argmax(starts, axis=0)
     return np.where(starts.any(axis=0), first + onset_step + 1, -1)
+
+
+def hard_brake_steps(accel: np.ndarray | None, onset_step: int, threshold: float = HARD_BRAKE_DECEL) -> np.ndarray:
+    """int[M]: first step ``t > onset_step`` whose actual deceleration ``-accel[t]`` is at least
+    ``threshold`` m/s^2 (-1: never; all -1 when ``accel`` was not recorded).
+
+    :param accel: float[T, M] SUMO's acceleration of each step (m/s^2, negative = braking; NaN: absent).
+    """
+    if accel is None:
+        return np.full(0, -1, dtype=np.int64)
+    a = np.asarray(accel, dtype=np.float64)[onset_step + 1 :]
+    hard = np.nan_to_num(-a, nan=-np.inf) >= threshold
+    if hard.shape[0] == 0:
+        return np.full(a.shape[1], -1, dtype=np.int64)
+    first = np.argmax(hard, axis=0)
+    return np.where(hard.any(axis=0), first + onset_step + 1, -1)
+
+
+def follower_speed_deficit(
+    speed: np.ndarray | None,
+    present: np.ndarray,
+    collided_step: np.ndarray,
+    followers: np.ndarray,
+    onset_step: int,
+    threshold: float = STOPPED_SPEED,
+) -> tuple[float, float]:
+    """``(speed deficit m/s, stopped share)`` of the ``followers`` (bool[M]) from ``onset_step`` to the end.
+
+    Deficit: mean of ``max(0, v_onset - v)`` over the followers' agent-steps ``t >= onset_step``,
+    ``v_onset`` the follower's speed after step ``onset_step - 1``; from its collision step on a
+    crashed follower counts with ``v = 0``. NaN, NaN when no follower has a speed at onset.
+    """
+    if speed is None or onset_step < 1:
+        return (math.nan, math.nan)
+    v = np.asarray(speed, dtype=np.float64)
+    t = np.arange(v.shape[0])[:, None]
+    cs = np.asarray(collided_step, dtype=np.int64)[None, :]
+    crashed = (cs >= 0) & (t >= cs)
+    v_on = v[onset_step - 1]
+    cols = np.asarray(followers, bool) & np.isfinite(v_on)
+    after = t >= onset_step
+    live = np.asarray(present, bool) & np.isfinite(v)
+    mask = after & cols[None, :] & (live | crashed)
+    if not mask.any():
+        return (math.nan, math.nan)
+    vv = np.where(crashed, 0.0, np.nan_to_num(v, nan=0.0))
+    deficit = np.maximum(0.0, v_on[None, :] - vv)
+    return (float(deficit[mask].mean()), float((vv[mask] < threshold).mean()))
 
 
 def received_from(
@@ -353,9 +440,21 @@ def episode_metrics(rec: EpisodeRecord) -> dict[str, Any]:
     crashes = crash_colliders(rec.collided_step, rec.leader_before)
     followers_out: list[dict[str, Any]] = []
     hazard = rec.onset_step is not None and rec.hazard_slot >= 0 and rec.onset_step < rec.n_steps
+    deficit = stopped_f = math.nan
+    direct_within: bool | None = None
+    released: bool | None = None
     if hazard:
         onset = int(rec.onset_step)  # type: ignore[arg-type]
+        released = rec.release_step is not None and rec.release_step < rec.n_steps
         fol = hazard_followers(rec.leader_before[onset], rec.hazard_slot)
+        direct = fol & (rec.leader_before[onset] == rec.hazard_slot)
+        hard = hard_brake_steps(rec.accel, onset)
+        if hard.size == 0:
+            hard = np.full(m, -1, dtype=np.int64)
+        hard_t = np.where(hard >= 0, (hard - onset) * rec.step_length, np.inf)
+        if direct.any() and rec.accel is not None:
+            direct_within = bool((hard_t[direct] <= HARD_BRAKE_WITHIN_S + 1e-9).all())
+        deficit, stopped_f = follower_speed_deficit(rec.speed, rec.present, rec.collided_step, fol, onset)
         react = reaction_steps(rec.decel_cmd, onset)
         recv = received_from(
             rec.link_step, rec.link_sender, rec.link_receiver, rec.link_delivered, rec.hazard_slot, onset, m
@@ -369,6 +468,8 @@ def episode_metrics(rec: EpisodeRecord) -> dict[str, Any]:
                     "reacted": rs >= 0,
                     "reaction_step": rs if rs >= 0 else None,
                     "reaction_time_s": round((rs - onset) * rec.step_length, 9) if rs >= 0 else None,
+                    "direct": bool(direct[j]),
+                    "hard_brake_time_s": round(float(hard_t[j]), 9) if hard[j] >= 0 else None,
                     "collided": bool(collided[j]),
                 }
             )
@@ -397,7 +498,11 @@ def episode_metrics(rec: EpisodeRecord) -> dict[str, Any]:
         "stopped_share": stopped_share(rec.speed, live),
         "hazard_onset_step": rec.onset_step,
         "hazard_vehicle": rec.agents[rec.hazard_slot] if rec.hazard_slot >= 0 else None,
+        "hazard_released": released,
         "followers": followers_out,
+        "direct_hard_brake_within_1s": direct_within,
+        "follower_speed_deficit_mps": deficit,
+        "follower_stopped_share": stopped_f,
         "pdr": pdr_total[0] / pdr_total[1] if pdr_total[1] else math.nan,
         "message_age": age_stats(rec.message_age_ms),
         "peers_visible_mean": float(vis.mean()) if vis.size else math.nan,
@@ -453,4 +558,109 @@ def aggregate(records: Sequence[EpisodeRecord], episodes: Sequence[dict[str, Any
         "peers_visible_per_agent": mean_interval([e["peers_visible_mean"] for e in eps]),
         "reward_mean": mean_interval([e["reward_mean"] for e in eps]),
         "reward_components_mean": {c: mean_interval([e["reward_components_mean"][c] for e in eps]) for c in comp_names},
+        **hazard_response(eps),
+        "by_release": {
+            "released": hazard_response([e for e in eps if e.get("hazard_released") is True], with_counts=True),
+            "never_released": hazard_response([e for e in eps if e.get("hazard_released") is False], with_counts=True),
+        },
     }
+
+
+def hazard_response(eps: Sequence[dict[str, Any]], with_counts: bool = False) -> dict[str, Any]:
+    """The hazard figures over per-episode metrics ``eps``: the direct follower's hard braking
+    within 1.0 s (Wilson, over episodes with a direct follower), followers further back (per
+    follower), followers' speed deficit and stopped share (t intervals over episodes).
+    ``with_counts`` adds the episode count, collision rate and mean speed (for subsets)."""
+    def hb(f: dict[str, Any]) -> float:
+        t = f.get("hard_brake_time_s")
+        return math.inf if t is None else float(t)
+
+    defined = [e["direct_hard_brake_within_1s"] for e in eps if e.get("direct_hard_brake_within_1s") is not None]
+    direct = [f for e in eps for f in e["followers"] if f.get("direct")]
+    further = [f for e in eps for f in e["followers"] if f.get("direct") is False]
+    lim = HARD_BRAKE_WITHIN_S + 1e-9
+    out: dict[str, Any] = {}
+    if with_counts:
+        out["episodes"] = len(eps)
+        out["collision_rate"] = rate_interval(sum(e["collision"] for e in eps), len(eps))
+        out["mean_speed_mps"] = mean_interval([e.get("mean_speed_mps", math.nan) for e in eps])
+    out.update({
+        "direct_hard_brake_within_1s": rate_interval(sum(defined), len(defined)),
+        "direct_hard_brake_time_s": mean_interval([hb(f) for f in direct if math.isfinite(hb(f))]),
+        "further_hard_brake_within_1s": rate_interval(sum(hb(f) <= lim for f in further), len(further)),
+        "further_hard_brake_time_s": mean_interval([hb(f) for f in further if math.isfinite(hb(f))]),
+        "follower_speed_deficit_mps": mean_interval([e.get("follower_speed_deficit_mps", math.nan) for e in eps]),
+        "follower_stopped_share": mean_interval([e.get("follower_stopped_share", math.nan) for e in eps]),
+    })
+    return out
+
+
+# ---- paired comparisons on the same seeds ----------------------------------------------------
+
+#: Continuous per-episode figures compared pairwise, and which direction is better (+1 higher, -1 lower).
+PAIRED_FIGURES: dict[str, int] = {
+    "mean_speed_mps": +1,
+    "follower_speed_deficit_mps": -1,
+    "stopped_share": -1,
+    "follower_stopped_share": -1,
+    "min_gap_m": +1,
+}
+
+
+def mcnemar_exact(b: int, c: int) -> dict[str, float | int]:
+    """McNemar's exact test on discordant pairs: ``b`` (only the policy had the event), ``c`` (only the baseline).
+
+    ``p`` two-sided: ``min(1, 2 * P(X <= min(b, c)))``, ``X ~ Binomial(b + c, 1/2)``; ``p_worse``
+    one-sided ``P(X >= b)`` (evidence that the policy has the event more often); both 1 when ``b + c == 0``.
+    """
+    if b < 0 or c < 0:
+        raise ValueError(f"discordant counts must be >= 0, got b={b}, c={c}")
+    n = b + c
+    if n == 0:
+        return {"b": 0, "c": 0, "p": 1.0, "p_worse": 1.0}
+    cdf = [math.comb(n, i) for i in range(n + 1)]
+    total = 2.0**n
+    p_two = min(1.0, 2.0 * sum(cdf[: min(b, c) + 1]) / total)
+    p_worse = sum(cdf[b:]) / total
+    return {"b": int(b), "c": int(c), "p": p_two, "p_worse": p_worse}
+
+
+def paired_difference(a: Sequence[float], b: Sequence[float], better: int = +1) -> dict[str, Any]:
+    """Per-pair ``a - b`` over pairs where both are finite: mean, Student t 95 % interval, and
+    ``better``/``worse``: the whole interval lies on the better/worse side of 0 (``better`` +1:
+    higher is better, -1: lower is better)."""
+    x, y = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    ok = np.isfinite(x) & np.isfinite(y)
+    d = mean_interval(x[ok] - y[ok])
+    lo, hi = d["lo"], d["hi"]
+    known = not (math.isnan(lo) or math.isnan(hi))
+    good = known and (lo > 0 if better > 0 else hi < 0)
+    bad = known and (hi < 0 if better > 0 else lo > 0)
+    return {**d, "better": bool(good), "worse": bool(bad)}
+
+
+def paired_comparison(policy_eps: Sequence[dict[str, Any]], baseline_eps: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Compare two policies' per-episode metrics on the same seeds (see the module doc).
+
+    :raises ValueError: the two lists do not hold the same seeds.
+    """
+    pa = {int(e["seed"]): e for e in policy_eps}
+    pb = {int(e["seed"]): e for e in baseline_eps}
+    if set(pa) != set(pb):
+        only = sorted(set(pa) ^ set(pb))[:5]
+        raise ValueError(f"paired comparison needs the same seeds for both policies; differing seeds include {only}")
+    seeds = sorted(pa)
+    ca = np.array([bool(pa[s]["collision"]) for s in seeds], bool)
+    cb = np.array([bool(pb[s]["collision"]) for s in seeds], bool)
+    out: dict[str, Any] = {
+        "pairs": len(seeds),
+        "collision": {**mcnemar_exact(int((ca & ~cb).sum()), int((~ca & cb).sum())),
+                      "policy": int(ca.sum()), "baseline": int(cb.sum())},
+    }
+    for key, better in PAIRED_FIGURES.items():
+        va = [pa[s].get(key, math.nan) for s in seeds]
+        vb = [pb[s].get(key, math.nan) for s in seeds]
+        va = [math.nan if v is None else v for v in va]
+        vb = [math.nan if v is None else v for v in vb]
+        out[key] = paired_difference(va, vb, better)
+    return out

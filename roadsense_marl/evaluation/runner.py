@@ -27,6 +27,7 @@ from roadsense_marl.evaluation.metrics import (
 )
 
 RADIO_SWEEP = ("ideal", "measured", "degraded")
+EPISODE_SHAPES = ("config", "training", "standard")
 POLICIES = ("model",) + BASELINES
 
 
@@ -47,7 +48,7 @@ def run_episode(env: Any, policy: Policy, seed: int) -> EpisodeRecord:
     rec = env.record
     names = tuple(rec.reward_components)
     n_comp = len(names)
-    present, gap, decel, lead, rew, comps, vis, speed = [], [], [], [], [], [], [], []
+    present, gap, decel, lead, rew, comps, vis, speed, accel = [], [], [], [], [], [], [], [], []
     collided_step = np.full(m, -1, dtype=np.int64)
     links: list[tuple[np.ndarray, ...]] = []
     ages: list[np.ndarray] = []
@@ -77,9 +78,10 @@ def run_episode(env: Any, policy: Policy, seed: int) -> EpisodeRecord:
         cols = idx[on]
         pr = np.zeros(m, dtype=bool)
         pr[cols] = True
-        g, v, sp = np.full(m, np.nan), np.full(m, np.nan), np.full(m, np.nan)
+        g, v, sp, ac = np.full(m, np.nan), np.full(m, np.nan), np.full(m, np.nan), np.full(m, np.nan)
         g[cols] = rec.gap[on]
         sp[cols] = rec.speed[on]
+        ac[cols] = rec.states.accel  # rows of states are the slots `on`, in order
         if "n_visible" in rec.row_extras:
             v[cols] = rec.extra("n_visible")[on]
         if "peers" in obs_buf and len(on):
@@ -110,6 +112,7 @@ def run_episode(env: Any, policy: Policy, seed: int) -> EpisodeRecord:
         comps.append(c)
         vis.append(v)
         speed.append(sp)
+        accel.append(ac)
 
     cat = [np.concatenate(col) for col in zip(*links)] if links else [
         np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0), np.empty(0, bool), np.empty(0),
@@ -140,7 +143,16 @@ def run_episode(env: Any, policy: Policy, seed: int) -> EpisodeRecord:
         link_cbr=cat[6],
         message_age_ms=np.concatenate(ages) if ages else np.empty(0),
         speed=np.array(speed).reshape(-1, m),
+        accel=np.array(accel).reshape(-1, m),
+        release_step=_release_step(env),
     )
+
+
+def _release_step(env: Any) -> int | None:
+    """The step at which this episode's hazard vehicle is handed back (None: never released or no hazard)."""
+    plan = getattr(getattr(getattr(env, "core", None), "hazard", None), "plan", None)
+    step = getattr(plan, "release_step", None)
+    return None if step is None else int(step)
 
 
 def run_policy(env: Any, policy: Policy, seeds: Sequence[int]) -> list[EpisodeRecord]:
@@ -354,6 +366,198 @@ def _torch_threads(n: int | None):
         torch.set_num_threads(before)
 
 
+# ---- parallel workers ------------------------------------------------------------------------
+
+_WORKER: dict[str, Any] = {}  # per worker process: the one env (libsumo: one simulation per process) and policies
+
+
+def _worker_init() -> None:
+    """Workers ignore Ctrl-C: the parent catches it and terminates them (no half-dead pool)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _worker_chunk(task: tuple[Any, str, Any, list[int]]) -> tuple[list[EpisodeRecord], str, float]:
+    """Run one chunk of seeds in a worker: ``(records in seed order, radio source, seconds)``.
+
+    The env is kept between chunks with the same config and replaced (closed first) otherwise.
+    """
+    from roadsense_marl.env.convoy_env import RoadSenseParallelEnv
+
+    cfg, name, model_path, seeds = task
+    t0 = time.perf_counter()
+    key = repr(cfg)
+    if _WORKER.get("key") != key:
+        old = _WORKER.pop("env", None)
+        if old is not None:
+            old.close()
+        _WORKER.update(key=key, env=RoadSenseParallelEnv(config=cfg), policies={})
+    env = _WORKER["env"]
+    pols = _WORKER["policies"]
+    if name not in pols:
+        pols[name] = load_model_policy(model_path, env) if name == "model" else (
+            make_baseline(name) if isinstance(name, str) else name)
+    with _torch_threads(1 if name == "model" else None):
+        records = [run_episode(env, pols[name], int(s)) for s in seeds]
+    return records, str(env.radio.nominal_params.source), time.perf_counter() - t0
+
+
+def chunk_seeds(seeds: Sequence[int], workers: int, per_worker: int = 4) -> list[list[int]]:
+    """Consecutive chunks of ``seeds`` (about ``per_worker`` per worker, for load balance), in order."""
+    n = len(seeds)
+    size = max(1, math.ceil(n / (workers * per_worker)))
+    return [list(seeds[i : i + size]) for i in range(0, n, size)]
+
+
+def _worker_main(tasks: Any, results: Any) -> None:
+    """Worker process loop: take ``(index, task)`` until ``None``; put ``(index, ok, payload)``.
+
+    An exception is sent back (as itself if it pickles, else as a RuntimeError with its text) and
+    the worker stops.
+    """
+    import pickle
+
+    _worker_init()
+    try:
+        while True:
+            item = tasks.get()
+            if item is None:
+                return
+            i, task = item
+            try:
+                results.put((i, True, _worker_chunk(task)))
+            except BaseException as exc:  # noqa: BLE001 - every failure goes back to the parent
+                try:
+                    pickle.dumps(exc)
+                    payload: BaseException = exc
+                except Exception:  # noqa: BLE001
+                    payload = RuntimeError(f"{type(exc).__name__}: {exc}")
+                results.put((i, False, payload))
+                return
+    finally:
+        env = _WORKER.pop("env", None)
+        if env is not None:
+            env.close()
+
+
+def _stop_workers(procs: Sequence[Any], graceful: bool) -> None:
+    """Join the workers (``graceful``: give them time to finish) and terminate, then kill, any left."""
+    if graceful:
+        for p in procs:
+            p.join(timeout=30)
+    for p in procs:
+        if p.is_alive():
+            p.terminate()
+    for p in procs:
+        p.join(timeout=10)
+        if p.is_alive():
+            p.kill()
+            p.join()
+
+
+def run_parallel(
+    jobs: Sequence[tuple[Any, Any, Any]], seeds: Sequence[int], workers: int, bar: Any = None
+) -> list[tuple[list[EpisodeRecord], str, float]]:
+    """Run every job ``(EnvConfig, policy name, model path)`` on ``seeds`` in ``workers`` processes.
+
+    Seeds are split into consecutive chunks; results are gathered in job and seed order, so the
+    records are those of a serial run (every episode depends only on its seed). Processes are
+    started with ``spawn`` (libsumo allows one simulation per process and must not be forked), so
+    a script calling this needs the usual ``if __name__ == "__main__":`` guard. On an error in a
+    worker (re-raised here), a worker that dies, or an interrupt, every worker is terminated and
+    joined before the exception propagates: none is left running. Returns per job
+    ``(records, radio source, seconds summed over its chunks)``. A policy name is ``"model"`` or a
+    baseline name; any other picklable callable ``policy(env, obs)`` is run as is.
+
+    :raises RuntimeError: a worker process died without reporting (exit code in the message).
+    """
+    import multiprocessing
+    import queue
+
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers must be a whole number >= 1, got {workers!r}")
+    chunks = chunk_seeds(seeds, workers)
+    tasks = [(cfg, name, model_path, ch) for (cfg, name, model_path) in jobs for ch in chunks]
+    ctx = multiprocessing.get_context("spawn")
+    task_q, result_q = ctx.Queue(), ctx.Queue()
+    procs = [ctx.Process(target=_worker_main, args=(task_q, result_q), daemon=True)
+             for _ in range(min(workers, len(tasks)))]
+    done: dict[int, tuple[list[EpisodeRecord], str, float]] = {}
+    ok = False
+    try:
+        for p in procs:
+            p.start()
+        for i, t in enumerate(tasks):
+            task_q.put((i, t))
+        for _ in procs:
+            task_q.put(None)
+        while len(done) < len(tasks):
+            try:
+                i, good, payload = result_q.get(timeout=0.5)
+            except queue.Empty:
+                dead = [p for p in procs if p.exitcode not in (None, 0)]
+                if dead:
+                    raise RuntimeError(
+                        f"evaluation worker pid {dead[0].pid} died with exit code {dead[0].exitcode} before reporting "
+                        "(out of memory, a crash in SUMO, or a script calling evaluate(workers>1) without an "
+                        "'if __name__ == \"__main__\":' guard)"
+                    ) from None
+                if all(p.exitcode == 0 for p in procs):
+                    raise RuntimeError(f"evaluation workers all exited with {len(tasks) - len(done)} chunks unreported")
+                continue
+            if not good:
+                raise payload
+            done[i] = payload
+            if bar is not None:
+                bar.update(len(payload[0]))
+        ok = True
+    finally:
+        task_q.cancel_join_thread()
+        _stop_workers(procs, graceful=ok)
+    k = len(chunks)
+    out = []
+    for j in range(len(jobs)):
+        mine = [done[j * k + c] for c in range(k)]
+        out.append(([r for p in mine for r in p[0]], mine[0][1], sum(p[2] for p in mine)))
+    return out
+
+
+def add_paired(results: list[dict[str, Any]], policy: str) -> None:
+    """Add ``paired`` to each result of ``policy``: :func:`~roadsense_marl.evaluation.metrics.paired_comparison`
+    against every baseline evaluated under the same radio on the same seeds."""
+    from roadsense_marl.evaluation.metrics import paired_comparison
+
+    for r in results:
+        if r["policy"] != policy:
+            continue
+        r["paired"] = {
+            b["policy"]: paired_comparison(r["episodes"], b["episodes"])
+            for b in results
+            if b["radio"] == r["radio"] and b["policy"] != policy and b["policy"] in BASELINES
+        }
+
+
+def standard_episode() -> dict[str, Any]:
+    """The env's default episode length and hazard (``max_steps`` and the whole ``hazard`` section of
+    the default :class:`~roadsense_marl.env.config.EnvConfig`): what a model trained on shorter
+    episodes is evaluated on."""
+    from roadsense_marl.env.config import make_env_config
+
+    d = make_env_config().to_dict()
+    return {"max_steps": d["max_steps"], "hazard": d["hazard"]}
+
+
+def training_episode(train_config: Any = "marl_ppo") -> dict[str, Any]:
+    """The env overrides that shape a training episode (``max_steps`` and ``hazard``) of a training
+    config (a name in configs/train/, a path or a mapping; default the shipped recipe)."""
+    from roadsense_marl.training import load_train_config
+
+    cfg = dict(train_config) if isinstance(train_config, dict) else load_train_config(train_config)
+    env = cfg.get("env") or {}
+    return {k: env[k] for k in ("max_steps", "hazard") if k in env}
+
+
 # ---- evaluate --------------------------------------------------------------------------------
 
 def _radio_label(radio: Any) -> str:
@@ -492,6 +696,8 @@ def evaluate(
     record: int = 0,
     record_format: str = "mp4",
     progress_bar: bool | None = None,
+    workers: int = 1,
+    episode_shape: str = "config",
 ) -> dict[str, Any]:
     """Evaluate a model (or a baseline) on ``episodes`` seeds ``seed, seed+1, ...``.
 
@@ -503,7 +709,14 @@ def evaluate(
     ideal, measured and degraded radio profiles. ``record`` > 0 writes videos of the first
     ``record`` episodes of every policy and radio to ``out/videos/<policy>_<radio>_seed<seed>.<record_format>``
     (``"mp4"`` or ``"gif"``); recording does not change the episodes. ``progress_bar`` shows a
-    progress bar over episodes on stderr (default: when ``verbose``).
+    progress bar over episodes on stderr (default: when ``verbose``). ``workers`` > 1 runs the
+    episodes in that many worker processes (:func:`run_parallel`; the records and metrics are
+    bit-identical to a serial run; not with ``record``). ``episode_shape`` ``"training"`` applies
+    the shipped training recipe's episode length and hazard timing (:func:`training_episode`) on top
+    of the config, ``"standard"`` the env's default episode (:func:`standard_episode`), ``"config"``
+    (default) evaluates the config as given (a run folder: the episodes it was trained on). The policy's results hold
+    ``paired``: paired comparisons with each baseline on the same seeds
+    (:func:`~roadsense_marl.evaluation.metrics.paired_comparison`).
     """
     from roadsense_marl.env.config import make_env_config
     from roadsense_marl.env.convoy_env import RoadSenseParallelEnv
@@ -521,6 +734,12 @@ def evaluate(
         raise ValueError(f"record must be a whole number >= 0 (episodes to record per policy), got {record!r}")
     if record_format not in ("mp4", "gif"):
         raise ValueError(f"record_format must be 'mp4' or 'gif', got {record_format!r}")
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers must be a whole number >= 1, got {workers!r}")
+    if workers > 1 and record:
+        raise ValueError("record (videos) runs in this process: use workers=1 with record, or record=0")
+    if episode_shape not in EPISODE_SHAPES:
+        raise ValueError(f"episode_shape must be one of {', '.join(map(repr, EPISODE_SHAPES))}, got {episode_shape!r}")
 
     from roadsense_marl.training.runs import atomic_write_text, check_contract, check_writable_dir, env_contract
 
@@ -530,7 +749,9 @@ def evaluate(
     if policy == "model":
         model_path, run_env_cfg, progress = resolve_model(model)  # type: ignore[arg-type]
 
-    overrides: dict[str, Any] = dict(env_kwargs or {})
+    overrides: dict[str, Any] = (training_episode() if episode_shape == "training"
+                                 else standard_episode() if episode_shape == "standard" else {})
+    overrides.update(env_kwargs or {})
     for key, val in (("scenario", scenario), ("backend", backend), ("max_steps", max_steps)):
         if val is not None:
             overrides[key] = val
@@ -562,32 +783,43 @@ def evaluate(
         total=len(radios) * len(policy_names) * episodes, unit="episode", desc="evaluate",
         disable=not (verbose if progress_bar is None else progress_bar), leave=False, dynamic_ncols=True,
     )
-    for rad in radios:
-        cfg = make_env_config(base_cfg, radio=rad)
-        env = RoadSenseParallelEnv(config=cfg)
+    cfgs = [make_env_config(base_cfg, radio=rad) for rad in radios]
+    if workers > 1:
+        gathered = run_parallel(
+            [(cfg, name, model_path) for cfg in cfgs for name in policy_names], seeds, workers, bar=bar
+        )
+    for ri, (rad, cfg) in enumerate(zip(radios, cfgs)):
+        env = RoadSenseParallelEnv(config=cfg) if workers == 1 else None
         try:
-            for name in policy_names:
-                pol = load_model_policy(model_path, env) if name == "model" else make_baseline(name)  # type: ignore[arg-type]
-                t1 = time.perf_counter()
+            for pi, name in enumerate(policy_names):
                 label = _radio_label(rad)
-                bar.set_postfix_str(f"{name}, {label} radio")
-                with _torch_threads(1 if name == "model" else None):
-                    records = _run_seeds(env, pol, seeds, bar, record, out_dir / "videos", f"{name}_{label}",
-                                         record_format)
+                t1 = time.perf_counter()
+                if env is not None:
+                    pol = load_model_policy(model_path, env) if name == "model" else make_baseline(name)  # type: ignore[arg-type]
+                    bar.set_postfix_str(f"{name}, {label} radio")
+                    with _torch_threads(1 if name == "model" else None):
+                        records = _run_seeds(env, pol, seeds, bar, record, out_dir / "videos", f"{name}_{label}",
+                                             record_format)
+                    source = str(env.radio.nominal_params.source)
+                else:
+                    records, source, worker_s = gathered[ri * len(policy_names) + pi]
+                    t1 -= worker_s  # summed over the workers' chunks
                 eps = [episode_metrics(r) for r in records]
                 all_records[(name, label)] = records
                 results.append(
                     {
                         "policy": name,
                         "radio": label,
-                        "radio_source": str(env.radio.nominal_params.source),
+                        "radio_source": source,
                         "wall_time_s": time.perf_counter() - t1,
                         "aggregate": aggregate(records, eps),
                         "episodes": eps,
                     }
                 )
         finally:
-            env.close()
+            if env is not None:
+                env.close()
+    add_paired(results, policy)
     bar.close()
 
     metrics = {
@@ -596,6 +828,8 @@ def evaluate(
         "model": str(model_path) if model_path else None,
         "seeds": seeds,
         "radios": [_radio_label(r) for r in radios],
+        "episode_shape": episode_shape,
+        "workers": workers,
         "env_config": base_cfg.to_dict(),
         "versions": _versions(),
         "definitions": DEFINITIONS,
@@ -645,7 +879,8 @@ def _fmt_mean(r: dict, unit: str = "", digits: int = 2) -> str:
 def summary_table(metrics: dict[str, Any]) -> str:
     """A short policy x metric table, then the findings (a learned policy worse than rule-v2v is said plainly)."""
     cols = ["policy", "radio", "collision rate [95% CI]", "agents crashed", "reacted", "reaction time",
-            "received", "min gap", "gap<10m", "mean speed", "stopped", "PDR", "age mean/p95", "reward"]
+            "received", "direct >=2.5 m/s2 in 1 s", "deficit", "fol. stopped",
+            "min gap", "gap<10m", "mean speed", "stopped", "PDR", "age mean/p95", "reward"]
     rows = [cols]
     for r in metrics["results"]:
         a = r["aggregate"]
@@ -659,6 +894,9 @@ def summary_table(metrics: dict[str, Any]) -> str:
                 _fmt_rate(a["follower_reacted_rate"]).split(" [")[0] + f" ({a['follower_reacted_rate']['k']}/{a['follower_reacted_rate']['n']})",
                 _fmt_mean(a["reaction_time_s"], " s"),
                 _fmt_rate(a["follower_received_rate"]).split(" [")[0],
+                _fmt_rate(a["direct_hard_brake_within_1s"]) if "direct_hard_brake_within_1s" in a else "-",
+                _fmt_mean(a.get("follower_speed_deficit_mps", {}), " m/s", 2),
+                _fmt_mean(a.get("follower_stopped_share", {}), "", 3),
                 "-" if a["min_gap_m"]["min"] is None else f"{a['min_gap_m']['min']:.1f} m",
                 _fmt_mean(a["close_gap_share"], "", 3),
                 _fmt_mean(a.get("mean_speed_mps", {}), " m/s", 1),
@@ -674,16 +912,52 @@ def summary_table(metrics: dict[str, Any]) -> str:
         lines.append("  ".join(str(v).ljust(w) for v, w in zip(row, widths)).rstrip())
         if k == 0:
             lines.append("  ".join("-" * w for w in widths))
+    for r in metrics["results"]:
+        lines.extend(paired_lines(r))
     lines.extend(metrics.get("findings", []))
     return "\n".join(lines)
+
+
+_PAIRED_NAMES = {
+    "mean_speed_mps": ("mean speed", "m/s"),
+    "follower_speed_deficit_mps": ("followers' speed deficit", "m/s"),
+    "stopped_share": ("stopped share", ""),
+    "follower_stopped_share": ("followers' stopped share", ""),
+    "min_gap_m": ("min gap", "m"),
+}
+
+
+def paired_lines(result: dict[str, Any]) -> list[str]:
+    """Plain lines for a result's ``paired`` comparisons (McNemar for collisions, paired differences)."""
+    out = []
+    for base, c in (result.get("paired") or {}).items():
+        col = c["collision"]
+        head = (f"{result['policy']} vs {base} ({result['radio']} radio, {c['pairs']} paired seeds): collision episodes "
+                f"{col['policy']} vs {col['baseline']} (McNemar exact: only {result['policy']} {col['b']}, only {base} "
+                f"{col['c']}, p = {col['p']:.3g})")
+        parts = []
+        for key, (name, unit) in _PAIRED_NAMES.items():
+            d = c.get(key) or {}
+            if d.get("mean") is None or d.get("lo") is None:
+                continue
+            verdict = "better" if d["better"] else "worse" if d["worse"] else "no clear difference"
+            parts.append(f"{name} {d['mean']:+.3f} [{d['lo']:+.3f}, {d['hi']:+.3f}]{(' ' + unit) if unit else ''} ({verdict})")
+        out.append(head + ("; difference (95 % t interval): " + "; ".join(parts) if parts else ""))
+    return out
 
 
 __all__: list[str] = [
     "RADIO_SWEEP",
     "compare_speed",
     "compare_to_rule",
+    "add_paired",
+    "chunk_seeds",
     "evaluate",
     "load_model_policy",
+    "paired_lines",
+    "run_parallel",
+    "standard_episode",
+    "training_episode",
     "model_contract",
     "model_policy",
     "resolve_model",

@@ -22,11 +22,12 @@ EPISODE_COLUMNS = (
     "min_gap_m", "close_gap_share", "mean_speed_mps", "stopped_share", "hazard_vehicle", "hazard_onset_step",
     "followers", "followers_received", "followers_reacted", "reaction_time_mean_s", "reaction_time_min_s",
     "pdr", "message_age_mean_ms", "peers_visible_mean", "reward_mean",
+    "hazard_released", "direct_hard_brake_within_1s", "follower_speed_deficit_mps", "follower_stopped_share",
 )
 #: Columns of ``followers.csv``.
 FOLLOWER_COLUMNS = (
     "scenario", "policy", "radio", "seed", "hazard_vehicle", "hazard_onset_step", "follower", "received",
-    "reacted", "reaction_step", "reaction_time_s", "collided",
+    "reacted", "reaction_step", "reaction_time_s", "collided", "direct", "hard_brake_time_s",
 )
 
 
@@ -74,6 +75,10 @@ def episode_rows(results: Sequence[dict[str, Any]], scenario: str) -> list[dict[
                     "message_age_mean_ms": e["message_age"].get("mean_ms"),
                     "peers_visible_mean": e["peers_visible_mean"],
                     "reward_mean": e["reward_mean"],
+                    "hazard_released": e.get("hazard_released"),
+                    "direct_hard_brake_within_1s": e.get("direct_hard_brake_within_1s"),
+                    "follower_speed_deficit_mps": e.get("follower_speed_deficit_mps"),
+                    "follower_stopped_share": e.get("follower_stopped_share"),
                 }
             )
     return rows
@@ -99,6 +104,8 @@ def follower_rows(results: Sequence[dict[str, Any]], scenario: str) -> list[dict
                         "reaction_step": f["reaction_step"],
                         "reaction_time_s": f["reaction_time_s"],
                         "collided": f["collided"],
+                        "direct": f.get("direct"),
+                        "hard_brake_time_s": f.get("hard_brake_time_s"),
                     }
                 )
     return rows

@@ -123,6 +123,9 @@ def test_evaluate_writes_per_episode_tables_matching_metrics_and_records_first_e
         assert int(r["collision"]) == e["collision"] and int(r["crashes"]) == e["crashes"]
         assert float(r["min_gap_m"]) == e["min_gap_m"] and float(r["mean_speed_mps"]) == e["mean_speed_mps"]
         assert int(r["followers"]) == len(e["followers"]) > 0
+        assert int(r["hazard_released"]) == e["hazard_released"] and int(r["direct_hard_brake_within_1s"]) == (
+            e["direct_hard_brake_within_1s"])
+        assert float(r["follower_speed_deficit_mps"]) == e["follower_speed_deficit_mps"]
         reacted = [f["reaction_time_s"] for f in e["followers"] if f["reacted"]]
         assert int(r["followers_reacted"]) == len(reacted)
         if reacted:
@@ -132,6 +135,7 @@ def test_evaluate_writes_per_episode_tables_matching_metrics_and_records_first_e
     fol = list(csv.DictReader(open(tmp_path / "followers.csv")))
     assert len(fol) == sum(len(e["followers"]) for res in m["results"] for e in res["episodes"])
     assert {r["reacted"] for r in fol if r["policy"] == "no-v2v"} == {"0"}
+    assert sum(int(r["direct"]) for r in fol) == 6  # one direct follower per episode and policy
     assert all(float(r["reaction_time_s"]) >= 0.1 for r in fol if r["policy"] == "rule-v2v")
     # The first two episodes of each policy as videos, one frame per step plus reset.
     names = sorted(Path(p).name for p in m["videos"])
@@ -226,3 +230,191 @@ def test_cli_unknown_scenario_is_one_line(tmp_path):
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and "convoy_99" in lines[0] and "convoy_6" in lines[0]
     assert not (tmp_path / "eval").exists()
+
+
+# ---- parallel workers, paired comparisons, training episode shape, generalisation ----------------
+
+def failing_policy(env, obs):
+    """Fault injection for worker processes (importable by name in a spawned child)."""
+    raise RuntimeError("injected fault in a worker")
+
+
+def dying_policy(env, obs):
+    """Fault injection: the worker process exits abruptly, as if killed or crashed in SUMO."""
+    import os
+
+    os._exit(3)
+
+
+def hanging_policy(env, obs):
+    import time
+
+    time.sleep(120)
+    return {}
+
+
+def _spawned_children() -> list[int]:
+    """Live child processes of this process that multiprocessing spawned (read from /proc)."""
+    import os
+
+    me, out = os.getpid(), []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            stat = (d / "stat").read_text()
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            state = stat.rsplit(")", 1)[1].split()[0]
+            if ppid == me and state != "Z" and b"spawn_main" in (d / "cmdline").read_bytes():
+                out.append(int(d.name))
+        except (OSError, IndexError, ValueError):
+            continue
+    return out
+
+
+def _records_equal(a, b) -> None:
+    import dataclasses
+
+    for f in dataclasses.fields(a):
+        x, y = getattr(a, f.name), getattr(b, f.name)
+        if isinstance(x, np.ndarray):
+            assert x.dtype == y.dtype and np.array_equal(x, y, equal_nan=x.dtype.kind == "f"), f.name
+        else:
+            assert x == y, f.name
+
+
+def test_parallel_workers_give_bit_identical_records_and_metrics_to_a_serial_run(tmp_path):
+    from roadsense_marl.env.config import make_env_config
+    from roadsense_marl.evaluation import run_policy
+    from roadsense_marl.evaluation.baselines import rule_v2v_policy
+    from roadsense_marl.evaluation.runner import run_parallel
+
+    seeds = [20, 21, 22]
+    cfg = make_env_config(None, radio="measured", **SHORT)
+    env = parallel_env(config=cfg)
+    try:
+        serial = run_policy(env, rule_v2v_policy(), seeds)
+    finally:
+        env.close()
+    [(par, source, _)] = run_parallel([(cfg, "rule-v2v", None)], seeds, workers=2)
+    assert "measured" in source and len(par) == 3
+    for a, b in zip(serial, par):
+        _records_equal(a, b)
+    assert not _spawned_children()
+
+    kw = dict(policy="rule-v2v", episodes=3, seed=20, plots=False, verbose=False, env_kwargs=SHORT)
+    m1 = evaluate(out=tmp_path / "serial", workers=1, **kw)
+    m2 = evaluate(out=tmp_path / "parallel", workers=2, **kw)
+    for r1, r2 in zip(m1["results"], m2["results"]):
+        assert (r1["episodes"], r1["aggregate"], r1.get("paired")) == (r2["episodes"], r2["aggregate"], r2.get("paired"))
+    assert m2["workers"] == 2 and not _spawned_children()
+
+
+@pytest.mark.parametrize("policy, error", [(failing_policy, "injected fault in a worker"),
+                                           (dying_policy, "died with exit code 3")])
+def test_a_worker_error_or_death_is_raised_and_leaves_no_process_behind(policy, error):
+    from roadsense_marl.env.config import make_env_config
+    from roadsense_marl.evaluation.runner import run_parallel
+
+    cfg = make_env_config(None, **SHORT)
+    with pytest.raises(RuntimeError, match=error):
+        run_parallel([(cfg, policy, None)], [1, 2, 3, 4], workers=2)
+    assert not _spawned_children()
+
+
+def test_an_interrupt_terminates_the_workers():
+    import signal
+    import time
+
+    from roadsense_marl.env.config import make_env_config
+    from roadsense_marl.evaluation.runner import run_parallel
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGALRM, interrupt)
+    signal.alarm(8)
+    t0 = time.monotonic()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run_parallel([(make_env_config(None, **SHORT), hanging_policy, None)], [1, 2], workers=2)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+    assert time.monotonic() - t0 < 60 and not _spawned_children()
+
+
+def test_workers_and_videos_exclude_each_other(tmp_path):
+    with pytest.raises(ValueError, match="workers=1 with record"):
+        evaluate(policy="rule-v2v", episodes=1, out=tmp_path, workers=2, record=1, verbose=False)
+    with pytest.raises(ValueError, match="workers must be a whole number >= 1"):
+        evaluate(policy="rule-v2v", episodes=1, out=tmp_path, workers=0, verbose=False)
+
+
+def test_the_policy_is_paired_with_each_baseline_on_the_same_seeds(tmp_path):
+    m = evaluate(policy="rule-v2v", episodes=3, seed=10, out=tmp_path, radio="ideal", env_kwargs=SHORT,
+                 plots=False, verbose=False)
+    rule, none = m["results"]
+    p = rule["paired"]["no-v2v"]
+    assert set(rule["paired"]) == {"no-v2v"} and "paired" not in none
+    # HAZARD brakes at 9 m/s^2 and never releases: no-v2v crashes in every episode, the rule in none.
+    assert p["pairs"] == 3 and (p["collision"]["b"], p["collision"]["c"]) == (0, 3)
+    assert p["collision"]["p"] == pytest.approx(0.25)
+    assert p["min_gap_m"]["n"] == 3 and p["min_gap_m"]["better"]
+    agg = rule["aggregate"]
+    assert agg["by_release"]["never_released"]["episodes"] == 3 and agg["by_release"]["released"]["episodes"] == 0
+    assert agg["direct_hard_brake_within_1s"]["n"] == 3
+    assert all(e["follower_speed_deficit_mps"] is not None for e in rule["episodes"])
+    assert "rule-v2v vs no-v2v (ideal radio, 3 paired seeds)" in __import__(
+        "roadsense_marl.evaluation.runner", fromlist=["summary_table"]).summary_table(m)
+
+
+def test_evaluation_on_the_training_episode_shape_uses_the_recipes_episode(tmp_path):
+    from roadsense_marl.training import load_train_config
+
+    want = load_train_config("marl_ppo")["env"]
+    m = evaluate(policy="no-v2v", episodes=1, seed=3, out=tmp_path, baselines=False, plots=False, verbose=False,
+                 episode_shape="training")
+    assert m["episode_shape"] == "training"
+    assert m["env_config"]["max_steps"] == want["max_steps"]
+    assert m["results"][0]["episodes"][0]["steps"] <= want["max_steps"]
+    with pytest.raises(ValueError, match="episode_shape must be one of 'config', 'training', 'standard'"):
+        evaluate(policy="no-v2v", episodes=1, out=tmp_path, episode_shape="eval", verbose=False)
+
+
+def test_the_standard_episode_shape_restores_the_env_defaults_over_a_run_config():
+    from roadsense_marl.env.config import make_env_config
+    from roadsense_marl.evaluation.runner import standard_episode, training_episode
+
+    trained = make_env_config(None, **training_episode())
+    back = make_env_config(trained, **standard_episode())
+    assert back.to_dict() == make_env_config().to_dict() != trained.to_dict()
+
+
+def test_generalisation_table_covers_scenarios_radios_and_policies(tmp_path):
+    from roadsense_marl.evaluation.generalisation import README_END, README_START, generalisation, splice_readme
+
+    doc = generalisation("pretrained", scenarios=("convoy_3",), radios=("ideal", "degraded"), episodes=2, seed=5,
+                         out=tmp_path / "gen", max_steps=120, env_kwargs={"hazard": HAZARD}, verbose=False)
+    assert [(c["scenario"], c["radio"]) for c in doc["cells"]] == [("convoy_3", "ideal"), ("convoy_3", "degraded")]
+    assert all([r["policy"] for r in c["results"]] == ["model", "no-v2v", "rule-v2v"] for c in doc["cells"])
+    md = (tmp_path / "gen" / "generalisation.md").read_text()
+    assert md.count("| convoy_3 |") == 6 and "| model |" in md
+    assert json.loads((tmp_path / "gen" / "generalisation.json").read_text()) == doc
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{README_START}\nOLD TABLE\n{README_END}\nrest\n")
+    splice_readme(readme, md)
+    text = readme.read_text()
+    assert "OLD TABLE" not in text and md.strip() in text and text.endswith(f"{README_END}\nrest\n")
+    readme.write_text("no markers\n")
+    with pytest.raises(ValueError, match="needs the lines"):
+        splice_readme(readme, md)
+
+
+def test_cli_generalisation_refuses_a_scenario_and_two_models_are_too_few(tmp_path):
+    res = _cli("--generalisation", "--scenario", "convoy_3", cwd=tmp_path)
+    assert res.returncode == 2 and res.stderr.strip().count("\n") == 0 and "drop --scenario" in res.stderr
+    res = _cli("pretrained", "pretrained", "--episodes", "1", cwd=tmp_path)
+    assert res.returncode == 2 and "at least 3 MODELs" in res.stderr and res.stderr.strip().count("\n") == 0
+    res = _cli("--policy", "no-v2v", "--workers", "0", cwd=tmp_path)
+    assert res.returncode == 2 and "--workers must be >= 1" in res.stderr

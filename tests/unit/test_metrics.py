@@ -9,6 +9,8 @@ import pytest
 
 from roadsense_marl.espnow import load_params, loss_probability
 from roadsense_marl.evaluation.metrics import (
+    HARD_BRAKE_DECEL,
+    HARD_BRAKE_WITHIN_S,
     EpisodeRecord,
     aggregate,
     close_gap_share,
@@ -16,11 +18,16 @@ from roadsense_marl.evaluation.metrics import (
     crash_colliders,
     episode_metrics,
     expected_delivery_ratio,
+    follower_speed_deficit,
+    hard_brake_steps,
     hazard_followers,
+    mcnemar_exact,
     mean_interval,
     mean_speed,
     min_gap,
     pdr_by_cbr,
+    paired_comparison,
+    paired_difference,
     pdr_by_distance,
     reaction_steps,
     received_from,
@@ -264,3 +271,107 @@ def test_pdr_by_cbr_bins_links_by_the_receivers_busy_ratio():
     assert math.isnan(bins[2]["pdr"]) and bins[5]["bin"] == "0.8-1"  # CBR 1.0 falls in the last bin
     assert bins[5]["cbr_mean"] == pytest.approx(0.995) and bins[0]["cbr_mean"] == pytest.approx(0.025)
     assert pdr_by_cbr(np.empty(0), np.empty(0, bool)) == []
+
+
+# ---- hard braking, followers' speed deficit, released hazards, paired tests --------------------
+
+def _record_with_motion(release_step: int | None = None) -> EpisodeRecord:
+    """:func:`_record` plus actual motion: A (further back) decelerates 3 m/s^2 from step 13 and
+    drives 4 m/s from then on; B (the direct follower) brakes only 2 m/s^2 and crashes at step 14."""
+    rec = _record(onset=10, brake_at=13)
+    accel = np.where(rec.present, 0.0, np.nan)
+    accel[13:, 0] = -3.0
+    accel[11:15, 1] = -2.0
+    speed = np.where(rec.present, 10.0, np.nan)
+    speed[13:, 0] = 4.0
+    rec.accel, rec.speed, rec.release_step = accel, speed, release_step
+    return rec
+
+
+def test_hard_braking_is_read_from_the_actual_deceleration_from_the_step_after_onset():
+    a = np.zeros((6, 3))
+    a[2, 0] = -2.5  # exactly the threshold: counts
+    a[1, 1] = -9.0  # at onset (step 1): not after it
+    a[4, 1] = -2.49
+    np.testing.assert_array_equal(hard_brake_steps(a, onset_step=1), [2, -1, -1])
+    assert HARD_BRAKE_DECEL == 2.5 and HARD_BRAKE_WITHIN_S == 1.0
+
+
+def test_direct_follower_is_reported_apart_from_followers_further_back():
+    e = episode_metrics(_record_with_motion())
+    fol = {f["agent"]: f for f in e["followers"]}
+    assert fol["B"]["direct"] and not fol["A"]["direct"]
+    assert fol["B"]["hard_brake_time_s"] is None  # 2 m/s^2 is not a deceleration that matters
+    assert fol["A"]["hard_brake_time_s"] == pytest.approx(0.3, abs=1e-12)
+    assert e["direct_hard_brake_within_1s"] is False
+    assert e["hazard_released"] is False
+
+
+def test_speed_deficit_counts_a_crashed_follower_as_stopped_to_the_end():
+    e = episode_metrics(_record_with_motion())
+    # A: 3 steps at 10 m/s then 7 at 4 m/s -> deficit 6; B: 4 steps at 10, then crashed (v=0) for 6 steps
+    assert e["follower_speed_deficit_mps"] == pytest.approx((7 * 6.0 + 6 * 10.0) / 20)
+    assert e["follower_stopped_share"] == pytest.approx(6 / 20)
+    assert follower_speed_deficit(None, np.ones((3, 1), bool), np.array([-1]), np.array([True]), 1) == (
+        pytest.approx(math.nan, nan_ok=True), pytest.approx(math.nan, nan_ok=True))
+
+
+def test_released_and_never_released_hazards_are_aggregated_separately():
+    recs = [_record_with_motion(release_step=12), _record_with_motion(release_step=None), _record_with_motion(99)]
+    eps = [episode_metrics(r) for r in recs]
+    assert [e["hazard_released"] for e in eps] == [True, False, False]  # step 99 is after the 20-step episode
+    agg = aggregate(recs, eps)
+    assert agg["by_release"]["released"]["episodes"] == 1 and agg["by_release"]["never_released"]["episodes"] == 2
+    assert agg["direct_hard_brake_within_1s"]["k"] == 0 and agg["direct_hard_brake_within_1s"]["n"] == 3
+    assert agg["further_hard_brake_within_1s"]["k"] == 3 and agg["further_hard_brake_within_1s"]["n"] == 3
+
+
+def test_mcnemar_exact_matches_the_binomial_by_hand():
+    assert mcnemar_exact(0, 0) == {"b": 0, "c": 0, "p": 1.0, "p_worse": 1.0}
+    r = mcnemar_exact(1, 6)  # P(X <= 1), X ~ Bin(7, 1/2) = 8/128; two-sided 16/128
+    assert r["p"] == pytest.approx(16 / 128) and r["p_worse"] == pytest.approx(127 / 128)
+    assert mcnemar_exact(6, 0)["p_worse"] == pytest.approx(1 / 64)
+    with pytest.raises(ValueError, match="b=-1"):
+        mcnemar_exact(-1, 2)
+
+
+def test_paired_difference_uses_the_t_interval_of_per_seed_differences():
+    d = paired_difference([11.0, 12.0, 13.0, math.nan], [10.0, 10.0, 10.0, 10.0], better=+1)
+    assert d["n"] == 3 and d["mean"] == pytest.approx(2.0)
+    half = t_quantile_975(2) * 1.0 / math.sqrt(3)
+    assert d["lo"] == pytest.approx(2.0 - half) and d["hi"] == pytest.approx(2.0 + half)
+    assert d["better"] is False and d["worse"] is False  # the interval includes 0
+    lower = paired_difference([0.1, 0.1, 0.2], [0.5, 0.6, 0.5], better=-1)
+    assert lower["better"] and not lower["worse"]
+    same = paired_difference([1.0, 2.0], [1.0, 2.0])
+    assert not same["better"] and not same["worse"]
+
+
+def test_paired_comparison_refuses_different_seeds_and_counts_discordant_crashes():
+    a = [{"seed": 1, "collision": True}, {"seed": 2, "collision": False}, {"seed": 3, "collision": False}]
+    b = [{"seed": 3, "collision": True}, {"seed": 2, "collision": False}, {"seed": 1, "collision": False}]
+    p = paired_comparison(a, b)
+    assert p["pairs"] == 3 and p["collision"]["b"] == 1 and p["collision"]["c"] == 1
+    assert p["mean_speed_mps"]["n"] == 0
+    with pytest.raises(ValueError, match="same seeds"):
+        paired_comparison(a, b[:2])
+
+
+def test_across_seeds_reports_each_seed_and_mean_and_range():
+    from roadsense_marl.evaluation.seeds import across_seeds, across_seeds_markdown
+
+    def res(k, speed, diff):
+        return {"aggregate": {"collision_rate": {"k": k, "rate": k / 500}, "mean_speed_mps": {"mean": speed}},
+                "paired": {"rule-v2v": {"mean_speed_mps": {"mean": diff}, "collision": {"p": 1.0}}}}
+
+    t = across_seeds({"0": res(0, 11.0, 0.5), "1": res(2, 12.0, 1.5), "2": res(1, 10.0, None)})
+    assert t["seeds"] == ["0", "1", "2"] and t["rows"]["1"]["collision episodes"] == 2
+    s = t["summary"]["mean speed (m/s)"]
+    assert (s["mean"], s["min"], s["max"], s["n"]) == (11.0, 10.0, 12.0, 3)
+    d = t["summary"]["speed vs rule-v2v (m/s, paired)"]
+    assert (d["mean"], d["n"]) == (1.0, 2)  # seed 2's difference is undefined: left out, not zero
+    assert t["summary"]["followers' stopped share"]["n"] == 0
+    md = across_seeds_markdown(t)
+    assert "| collision episodes | 0 | 2 | 1 | 1 | 0 .. 2 |" in md
+    with pytest.raises(ValueError, match="at least one"):
+        across_seeds({})
