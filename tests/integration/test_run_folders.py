@@ -136,9 +136,9 @@ def test_a_run_made_under_another_env_version_is_refused_for_resume_and_evaluate
     cfg["contract"]["env_version"] = 0
     cfg["contract"]["ego_features"][0] = "speed_kmh"
     (run / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
-    with pytest.raises(ContractMismatch, match=r"env_version: run 0, this version 1; ego_features: run \['speed_kmh'"):
+    with pytest.raises(ContractMismatch, match=rf"env_version: run 0, this version {ENV_VERSION}; ego_features: run \['speed_kmh'"):
         resume(run, total_timesteps=768)
-    with pytest.raises(ContractMismatch, match=r"env_version: model 1, config.yaml beside it 0"):
+    with pytest.raises(ContractMismatch, match=rf"env_version: model {ENV_VERSION}, config.yaml beside it 0"):
         evaluate(run, episodes=1, out=tmp_path / "e", verbose=False)
 
 

@@ -106,11 +106,12 @@ def _alive(pid: int) -> bool:
 
 
 def test_closing_a_two_worker_vec_env_closes_every_sumo():
+    before = _descendants(os.getpid())  # e.g. multiprocessing's resource tracker, which lives on
     venv = make_vec_env(num_envs=2, num_cpus=2, seed=0, scenario="convoy_3", backend="traci", max_steps=30)
     venv.reset()
     for _ in range(5):
         venv.step(np.zeros((venv.num_envs, 1), dtype=np.float32))
-    procs = _descendants(os.getpid())
+    procs = _descendants(os.getpid()) - before
     sumo = [p for p in procs if Path(f"/proc/{p}/comm").read_text().strip().startswith("sumo")]
     assert len(sumo) == 2, "one SUMO per env copy, started by the workers"
     venv.close()
