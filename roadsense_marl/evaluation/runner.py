@@ -442,7 +442,9 @@ def _worker_main(tasks: Any, results: Any) -> None:
 
 
 def _stop_workers(procs: Sequence[Any], graceful: bool) -> None:
-    """Join the workers (``graceful``: give them time to finish) and terminate, then kill, any left."""
+    """Join the workers (``graceful``: give them time to finish) and terminate, then kill, any left.
+    Workers that never started (a failure while starting an earlier one) are skipped."""
+    procs = [p for p in procs if p.pid is not None]
     if graceful:
         for p in procs:
             p.join(timeout=30)
