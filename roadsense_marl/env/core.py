@@ -50,7 +50,10 @@ class StepView:
     conventions); ``slots`` int64[n] slot of each row; ``row_of_slot`` int64[S] (-1: not on the
     road); ``rx``: the valid messages in the receivers' own buffers (:class:`~roadsense_marl.espnow.RxBatch`,
     receiver/sender are slots); ``imposed`` bool[n] rows whose motion the hazard imposes;
-    ``t_ms`` simulation time (ms); ``num_steps`` steps taken; ``config`` the :class:`EnvConfig`.
+    ``t_ms`` simulation time (ms); ``num_steps`` steps taken; ``config`` the :class:`EnvConfig`;
+    ``ended_victim`` bool[k], for :meth:`~roadsense_marl.env.rewards.RewardFunction.terminal`: the
+    agents that left in this step and were only the victim of their collision (SUMO's collision
+    records, :attr:`~roadsense_marl.sim.VehicleStates.victims`), aligned with its ``collided``.
     """
 
     config: EnvConfig
@@ -62,6 +65,7 @@ class StepView:
     t_ms: float
     num_steps: int
     step_length: float
+    ended_victim: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
 
 
 @dataclass
@@ -390,7 +394,7 @@ class ConvoyCore:
             states = self.sim.step()
             self.num_steps += 1
         return dataclasses.replace(states, arrived=emptied.arrived, collided=emptied.collided,
-                                   departed=states.ids)
+                                   collisions=emptied.collisions, departed=states.ids)
 
     def _enter(self, states, prev_t_ms: float) -> None:
         """Phases 4-7 for a new SUMO state (also the first state of an episode)."""
@@ -404,7 +408,7 @@ class ConvoyCore:
         ended = np.union1d(changes.collided, changes.left) if len(changes.collided) or len(changes.left) else changes.left
         if len(ended):
             self.radio.forget(ended)
-            self.hazard.left(ended)
+            self.hazard.left(ended, changes.collided)
         if len(changes.joined):
             self.commands.clear(changes.joined)
             self.observation_fn.clear(changes.joined)
@@ -446,6 +450,8 @@ class ConvoyCore:
         else:
             extras = {}
         if len(ended):
+            victims = states.victims
+            view.ended_victim = (np.isin(slots.ids[ended], victims) if victims else np.zeros(len(ended), bool))
             total, parts = self.reward_fn.terminal(view, np.isin(ended, changes.collided))
             reward[ended] = total
             table[ended] = np.column_stack([parts[c] for c in names])
