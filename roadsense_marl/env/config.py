@@ -114,11 +114,14 @@ class RewardConfig:
     progress: float = 4.0  # per s, x allowed speed / 30 m/s; > 0 stops "park at a safe gap" from being optimal
     signal_threshold: float = 0.1  # braking_signal at or above this counts as "set"
     collision_victim: float = 0.0  # per event, for the vehicle that was hit
+    brake_shortfall: float = -2.0  # per s and m/s^2 braked less than needed to stop short of the leader
+    shortfall_cap: float = 8.0  # m/s^2: the shortfall counted at most (the brake action's full deceleration)
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
             _check_range(f"reward.{f.name}", getattr(self, f.name), lo=-1e6, hi=1e6)
         _check_range("reward.signal_threshold", self.signal_threshold, lo=0.0, hi=1.0, lo_open=True)
+        _check_range("reward.shortfall_cap", self.shortfall_cap, lo=0.0, hi=1e6)
 
 
 @dataclass(frozen=True)

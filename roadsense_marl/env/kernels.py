@@ -138,17 +138,18 @@ def observe(
 @_njit
 def rewards(
     gap, accel, speed, leader, braking_signal, imposed, w, dt, total, safety, comfort, hard_brake, ignore_warning,
-    early_reaction, progress,
+    early_reaction, progress, brake_shortfall,
 ):  # pragma: no cover - compiled
-    """Fill the six reward components and their total (float64[n], rate x ``dt``) for agents on the road.
+    """Fill the seven reward components and their total (float64[n], rate x ``dt``) for agents on the road.
 
-    ``w``: float64[13] weights in :data:`roadsense_marl.env.rewards.REWARD_WEIGHT_ORDER`; ``leader`` int64[n] row of the
+    ``w``: float64[15] weights in :data:`roadsense_marl.env.rewards.REWARD_WEIGHT_ORDER`; ``leader`` int64[n] row of the
     leader (-1 none); ``dt`` the step length (s). Same arithmetic, same order, as
     :func:`roadsense_marl.env.rewards.compute_rewards` (the constants are that module's).
     """
     (_collision, gap_close, gap_good, gap_far, no_leader, comfort_scale, hard_large, very_hard_large,
      ignore_w, early_w, progress_w, signal_threshold) = (w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7],
                                                          w[8], w[9], w[10], w[11])
+    shortfall_w, shortfall_cap = w[13], w[14]
     for i in range(gap.shape[0]):
         g = gap[i]
         decel = max(0.0, -accel[i])
@@ -188,15 +189,18 @@ def rewards(
         ig = ig * dt
         er = er * dt
         pr = progress_w * allowed / 30.0 * dt
+        sf = shortfall_w * min(max(need - decel, 0.0), shortfall_cap) * dt
         if not chosen:
             cf = 0.0
             hb = 0.0
             ig = 0.0
             er = 0.0
+            sf = 0.0
         safety[i] = r
         comfort[i] = cf
         hard_brake[i] = hb
         ignore_warning[i] = ig
         early_reaction[i] = er
         progress[i] = pr
-        total[i] = 0 + r + cf + hb + ig + er + pr
+        brake_shortfall[i] = sf
+        total[i] = 0 + r + cf + hb + ig + er + pr + sf

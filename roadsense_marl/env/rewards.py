@@ -42,6 +42,11 @@ Terms, each already multiplied by ``dt`` (v: own speed, v_L: the leader's, closi
   behind a leader within 35 m, else v: the speed the leader allows. Behind a stopped or braking
   leader, holding back earns as much progress as driving on (nothing: driving on only closes
   the gap), so the term never pays for not braking.
+- ``brake_shortfall`` (per second, per m/s^2): ``brake_shortfall`` [-2] x min(``shortfall_cap``
+  [8], max(0, d_req - d)), d_req the required deceleration (below): braking less than the
+  leader's distance and closing speed need to stop short of it. The dense form of "do not be
+  on a collision course", from ground truth; it also covers a stopped hazard long after the
+  warning faded. Zero for whoever brakes as hard as needed or is not closing.
 - collisions (per event, in ``safety``): ``collision`` [-100] for the collider; the victim
   (SUMO's collision records: hit, never hitting) gets ``collision_victim`` [0]. A collided
   vehicle in no record counts as collider. Both terminate (SUMO removes both).
@@ -62,12 +67,12 @@ import numpy as np
 
 from roadsense_marl.env.config import RewardConfig
 
-REWARD_COMPONENTS = ("safety", "comfort", "hard_brake", "ignore_warning", "early_reaction", "progress")
+REWARD_COMPONENTS = ("safety", "comfort", "hard_brake", "ignore_warning", "early_reaction", "progress", "brake_shortfall")
 #: RewardConfig fields in the order the compiled reward kernel takes them.
 REWARD_WEIGHT_ORDER = (
     "collision", "gap_close", "gap_good", "gap_far", "no_leader", "comfort_scale", "hard_brake_large_gap",
     "very_hard_brake_large_gap", "ignore_warning", "early_reaction", "progress", "signal_threshold",
-    "collision_victim",
+    "collision_victim", "brake_shortfall", "shortfall_cap",
 )
 BRAKING_DECEL = 0.5  # m/s^2: below this an agent counts as not braking
 HARD_DECEL = 4.5
@@ -146,7 +151,8 @@ def compute_rewards(
     signal_set = braking_signal >= w.signal_threshold
     has_leader = ~np.isnan(leader_speed)
     closing = np.where(has_leader, speed - np.where(has_leader, leader_speed, 0.0), 0.0)
-    required = signal_set | (required_decel(gap, closing) >= REQUIRED_DECEL)
+    need = required_decel(gap, closing)
+    required = signal_set | (need >= REQUIRED_DECEL)
 
     safety = gap_rate(gap, leader_speed, w) * dt
     scale = np.where(gap < 20.0, np.maximum(0.1, (gap - 5.0) / 15.0), 1.0)
@@ -161,6 +167,7 @@ def compute_rewards(
     early = np.where(signal_set & braking & (gap > 15.0), w.early_reaction * braking_signal, 0.0) * dt
     allowed = np.where(has_leader & (gap <= LAG_GAP), np.minimum(speed, np.where(has_leader, leader_speed, 0.0)), speed)
     progress = w.progress * allowed / 30.0 * dt
+    shortfall = w.brake_shortfall * np.minimum(np.maximum(need - decel, 0.0), w.shortfall_cap) * dt
 
     components = {
         "safety": safety,
@@ -169,6 +176,7 @@ def compute_rewards(
         "ignore_warning": np.where(chosen, ignore_warning, 0.0),
         "early_reaction": np.where(chosen, early, 0.0),
         "progress": progress,
+        "brake_shortfall": np.where(chosen, shortfall, 0.0),
     }
     total = sum(components.values())
     return np.asarray(total, dtype=np.float64), components
@@ -234,7 +242,7 @@ class ConvoyReward(RewardFunction):
             w = view.config.reward
             if self._weights is None or self._weights[0] is not w:
                 self._weights = (w, np.array([float(getattr(w, f)) for f in REWARD_WEIGHT_ORDER]))
-            out = np.empty((7, s.n))
+            out = np.empty((len(REWARD_COMPONENTS) + 1, s.n))
             kernels.rewards(s.gap, s.accel, s.speed, s.leader, signal, np.asarray(view.imposed, dtype=np.bool_),
                             self._weights[1], float(view.step_length), *out)
             return out[0], dict(zip(REWARD_COMPONENTS, out[1:]))

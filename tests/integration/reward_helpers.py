@@ -35,8 +35,8 @@ class _CoreAgents:
         return [self.core.agent_of_slot[s] for s in np.flatnonzero(self.core.live)]
 
     def obs(self) -> dict:
-        ego = self.core.obs["ego"]
-        return {self.core.agent_of_slot[s]: {"ego": ego[s]} for s in np.flatnonzero(self.core.live)}
+        obs = self.core.obs
+        return {self.core.agent_of_slot[s]: {k: v[s] for k, v in obs.items()} for s in np.flatnonzero(self.core.live)}
 
     def slot_actions(self, acts: dict) -> np.ndarray:
         out = np.zeros(self.core.n_slots)
