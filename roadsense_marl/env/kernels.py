@@ -180,7 +180,7 @@ def rewards(
         scale = max(0.1, (g - 5.0) / 15.0) if g < 20.0 else 1.0
         cf = 0.0 if required else comfort_scale * pen * scale
         hb = (very_hard_large if decel >= 4.5 else hard_large) if (g > 35.0 and braking and not required) else 0.0
-        ig = ignore_w * sig if (signal_set and not braking and speed[i] > 0.5 and closing > 0.0) else 0.0
+        ig = ignore_w * sig * (1.0 - decel / 2.5) if (signal_set and decel < 2.5 and speed[i] > 0.5 and closing > 0.0) else 0.0
         er = early_w * sig if (signal_set and braking and g > 15.0) else 0.0
         allowed = min(speed[i], v_lead) if (has_leader and g <= 35.0) else speed[i]
         r = r * dt

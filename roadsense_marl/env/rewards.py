@@ -32,9 +32,11 @@ Terms, each already multiplied by ``dt`` (v: own speed, v_L: the leader's, closi
 - ``hard_brake`` (per second): braking (d > 0.5) with a gap above 35 m or no leader ->
   ``hard_brake_large_gap`` [-2], d >= 4.5 -> ``very_hard_brake_large_gap`` [-4]; not charged
   for required braking.
-- ``ignore_warning`` (per second): braking signal set (>= ``signal_threshold`` [0.1]), not
-  braking (d <= 0.5), moving (v > 0.5 m/s) and closing on the leader (closing > 0) ->
-  ``ignore_warning`` [-5] x signal.
+- ``ignore_warning`` (per second): braking signal set (>= ``signal_threshold`` [0.1]), moving
+  (v > 0.5 m/s) and closing on the leader (closing > 0) -> ``ignore_warning`` [-5] x signal x
+  max(0, 1 - d / 2.5 m/s^2): full when not braking, nothing from a deceleration that matters
+  (``WARNED_DECEL`` = 2.5 m/s^2, the reaction the evaluation counts) on. The radio says the car
+  ahead brakes hard, not how hard: a real first reaction is right; it ends once not closing.
 - ``early_reaction`` (per second): signal set, braking and gap > 15 m -> ``early_reaction``
   [0] x signal. Off by default: it pays for *how long* one brakes on a warning, so it ranks a
   gentle brake (which brakes longer) above a full one.
@@ -76,6 +78,7 @@ REWARD_WEIGHT_ORDER = (
 )
 BRAKING_DECEL = 0.5  # m/s^2: below this an agent counts as not braking
 HARD_DECEL = 4.5
+WARNED_DECEL = 2.5  # m/s^2: a reaction to a warning that matters (below it, the warning is partly ignored)
 MOVING_SPEED = 0.5  # m/s: at or below this a vehicle counts as stopped
 REQUIRED_DECEL = 0.5  # m/s^2: a needed deceleration from this on makes braking "required"
 STOP_MARGIN = 2.0  # m: the gap the required deceleration leaves to the leader
@@ -162,8 +165,8 @@ def compute_rewards(
         np.where(decel >= HARD_DECEL, w.very_hard_brake_large_gap, w.hard_brake_large_gap),
         0.0,
     ) * dt
-    ignoring = signal_set & ~braking & (speed > MOVING_SPEED) & (closing > 0.0)
-    ignore_warning = np.where(ignoring, w.ignore_warning * braking_signal, 0.0) * dt
+    ignoring = signal_set & (decel < WARNED_DECEL) & (speed > MOVING_SPEED) & (closing > 0.0)
+    ignore_warning = np.where(ignoring, w.ignore_warning * braking_signal * (1.0 - decel / WARNED_DECEL), 0.0) * dt
     early = np.where(signal_set & braking & (gap > 15.0), w.early_reaction * braking_signal, 0.0) * dt
     allowed = np.where(has_leader & (gap <= LAG_GAP), np.minimum(speed, np.where(has_leader, leader_speed, 0.0)), speed)
     progress = w.progress * allowed / 30.0 * dt

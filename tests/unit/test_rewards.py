@@ -88,8 +88,12 @@ def test_hard_braking_with_large_gap_and_no_need():
 def test_ignoring_a_warning_is_penalised_and_early_reaction_is_off_by_default():
     _, c = _r(gap=25, accel=0.0, speed=10, leader_speed=8.0, signal=0.8)
     assert c["ignore_warning"] == pytest.approx(-4.0 * DT) and c["early_reaction"] == 0
-    _, c = _r(gap=25, accel=-2.0, speed=10, leader_speed=8.0, signal=0.8)
-    assert c["ignore_warning"] == 0 and c["early_reaction"] == 0
+    _, c = _r(gap=25, accel=-1.0, speed=10, leader_speed=8.0, signal=0.8)
+    assert c["ignore_warning"] == pytest.approx(-4.0 * 0.6 * DT)  # a small brake is a partial reaction
+    _, c = _r(gap=25, accel=-2.5, speed=10, leader_speed=8.0, signal=0.8)
+    assert c["ignore_warning"] == 0 and c["early_reaction"] == 0  # 2.5 m/s^2: a reaction that matters
+    _, c = _r(gap=25, accel=0.0, speed=8.0, leader_speed=8.0, signal=0.8)
+    assert c["ignore_warning"] == 0  # not closing: nothing to react to
     _, c = _r(gap=25, accel=-2.0, speed=10, leader_speed=8.0, signal=0.8, w=RewardConfig(early_reaction=2.0))
     assert c["early_reaction"] == pytest.approx(1.6 * DT)
     _, c = _r(gap=25, accel=0.0, speed=10, leader_speed=8.0, signal=0.05)
