@@ -59,7 +59,7 @@ or the constant deceleration that stops the closing on the leader before the gap
 ``REQUIRED_DECEL`` (0.5 m/s^2).
 
 Vehicles whose motion is imposed (the hazard vehicle while it brakes) get no comfort,
-hard-brake or warning terms: they did not choose that motion (and their samples stay out of
+hard-brake, warning or shortfall terms: they did not choose that motion (and their samples stay out of
 the PPO loss, :mod:`roadsense_marl.training.ppo`).
 """
 
