@@ -165,25 +165,33 @@ class HazardConfig:
 
 @dataclass(frozen=True)
 class RewardConfig:
-    """Reward weights (see :mod:`roadsense_marl.env.rewards` for the shape of each term)."""
+    """Reward weights (see :mod:`roadsense_marl.env.rewards` for the shape of each term).
 
-    collision: float = -100.0
-    gap_close: float = -5.0  # at 5 m, rising linearly to gap_good at 20 m
-    gap_good: float = 4.0  # 20..35 m
-    gap_far: float = -2.0  # beyond 35 m behind a leader
-    no_leader: float = 0.0
-    comfort_scale: float = 1.0  # multiplies the comfort term (0 disables it)
-    hard_brake_large_gap: float = -2.0
-    very_hard_brake_large_gap: float = -4.0
-    ignore_warning: float = -5.0
-    early_reaction: float = 2.0
-    progress: float = 0.0  # x speed / 30 m/s per step; > 0 stops "park at a safe gap" from being optimal
+    Every term but the collisions is a rate **per second** (the env multiplies it by the step
+    length); ``collision`` / ``collision_victim`` are per event (the collider / the vehicle it hit).
+    """
+
+    collision: float = -100.0  # per event, for the collider (SUMO's collision records)
+    gap_close: float = -5.0  # per s, at 5 m, rising linearly to gap_good at 20 m
+    gap_good: float = 4.0  # per s, 20..35 m (and farther behind a stopped leader)
+    gap_far: float = -2.0  # per s, beyond 35 m behind a moving leader
+    no_leader: float = 0.0  # per s
+    comfort_scale: float = 1.0  # multiplies the comfort rate (0 disables it)
+    hard_brake_large_gap: float = -2.0  # per s
+    very_hard_brake_large_gap: float = -4.0  # per s
+    ignore_warning: float = -5.0  # per s, x braking signal
+    early_reaction: float = 0.0  # per s, x braking signal; 0: it ranks gentle braking above full braking
+    progress: float = 4.0  # per s, x allowed speed / 30 m/s; > 0 stops "park at a safe gap" from being optimal
     signal_threshold: float = 0.1  # braking_signal at or above this counts as "set"
+    collision_victim: float = 0.0  # per event, for the vehicle that was hit
+    brake_shortfall: float = -2.0  # per s and m/s^2 braked less than needed to stop short of the leader
+    shortfall_cap: float = 8.0  # m/s^2: the shortfall counted at most (the brake action's full deceleration)
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
             _check_range(f"reward.{f.name}", getattr(self, f.name), lo=-1e6, hi=1e6)
         _check_range("reward.signal_threshold", self.signal_threshold, lo=0.0, hi=1.0, lo_open=True)
+        _check_range("reward.shortfall_cap", self.shortfall_cap, lo=0.0, hi=1e6)
 
 
 @dataclass(frozen=True)

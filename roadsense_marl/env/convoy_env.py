@@ -90,15 +90,19 @@ class RoadSenseParallelEnv(ParallelEnv):
     Peer values come from the (noisy, delayed) messages; own values are ground truth.
 
     ## Rewards
-    Per agent, from ground truth (SUMO's bumper-to-bumper gap and collisions; termination
-    uses the same truth). Terms (see :mod:`roadsense_marl.env.rewards`): ``safety``
-    (collision -100; gap 5..20 m linear -5..+4; 20..35 m +4; beyond 35 m -2; no leader 0),
-    ``comfort`` (deceleration penalty, softened close to a leader), ``hard_brake`` (braking
-    with a gap above 35 m), ``ignore_warning`` (not braking while warned and closing),
-    ``early_reaction`` (braking on a warning with a gap above 15 m), ``progress`` (speed / 30,
-    weight 0 by default: set ``reward={"progress": w}`` so that stopping is not a free way to
-    keep a safe gap; the shipped training config does). Each term is in
-    ``info["reward_components"]``; weights are the ``reward`` config section.
+    Per agent, from ground truth (SUMO's bumper-to-bumper gap and collision records; termination
+    uses the same truth); see :mod:`roadsense_marl.env.rewards`. Every term but the collision is a
+    rate per second times the step length (at 0.1 s a step earns about +0.4..+0.6 while following
+    well), so a second of driving earns the same at any step length; scale the discount with it
+    (``gamma = gamma_per_second ** step_length``; the shipped training config: 0.904 per second).
+    ``safety`` (collision -100 per event for the **collider** only, ``collision_victim`` 0 for the
+    vehicle it hit; gap 5..20 m linear -5..+4 /s, 20..35 m +4 /s, beyond 35 m -2 /s behind a moving
+    leader), ``comfort`` and ``hard_brake`` (deceleration charges, none for braking the situation
+    requires: warned, or needing >= 0.5 m/s^2 to stop 2 m short of the leader), ``ignore_warning``
+    (braking less than 2.5 m/s^2 while warned and closing, graded), ``early_reaction`` (off by default), ``progress``
+    (4 /s x the speed the leader allows / 30 m/s: holding back behind a stopped leader costs
+    nothing), ``brake_shortfall`` (-2 /s per m/s^2 braked less than needed to stop short of the
+    leader). Each term is in ``info["reward_components"]``; weights are the ``reward`` config section.
 
     ## Starting State
     ``reset(seed)`` (re)loads the scenario in SUMO with per-episode vType perturbation

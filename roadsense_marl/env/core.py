@@ -63,6 +63,9 @@ class StepView:
     decay :func:`~roadsense_marl.env.observations.braking_signal_decay`); ``cbr`` float64[R] each
     radio slot's own channel busy ratio (agent slots first; what its radio measures; 0 with the
     shared channel off; :attr:`~roadsense_marl.espnow.Radio.cbr`, read-only).
+    ``ended_victim`` bool[k], for :meth:`~roadsense_marl.env.rewards.RewardFunction.terminal`: the
+    agents that left in this step and were only the victim of their collision (SUMO's collision
+    records, :attr:`~roadsense_marl.sim.VehicleStates.victims`), aligned with its ``collided``.
     """
 
     config: EnvConfig
@@ -75,6 +78,7 @@ class StepView:
     num_steps: int
     step_length: float
     cbr: Any = None
+    ended_victim: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
 
 
 @dataclass
@@ -573,7 +577,7 @@ class ConvoyCore:
             states = self.sim.step()
             self.num_steps += 1
         return dataclasses.replace(states, arrived=emptied.arrived, collided=emptied.collided,
-                                   departed=states.ids)
+                                   collisions=emptied.collisions, departed=states.ids)
 
     def _enter(self, states, prev_t_ms: float) -> None:
         """Phases 4-7 for a new SUMO state (also the first state of an episode)."""
@@ -589,7 +593,7 @@ class ConvoyCore:
         ended = np.union1d(changes.collided, changes.left) if len(changes.collided) or len(changes.left) else changes.left
         if len(ended):
             self.radio.forget(ended)
-            self.hazard.left(ended)
+            self.hazard.left(ended, changes.collided)
         if len(changes.joined):
             self.equipped[changes.joined] = self.equipped_vehicles[
                 self._agent_vehicle_index[slots.agent_index[changes.joined]]]
@@ -640,6 +644,8 @@ class ConvoyCore:
         else:
             extras = {}
         if len(ended):
+            victims = states.victims
+            view.ended_victim = (np.isin(slots.ids[ended], victims) if victims else np.zeros(len(ended), bool))
             total, parts = self.reward_fn.terminal(view, np.isin(ended, changes.collided))
             reward[ended] = total
             table[ended] = np.column_stack([parts[c] for c in names])

@@ -17,7 +17,9 @@ Timeline in env steps (counted from the episode's first state):
 - ``override_step`` = onset + ``ceil(override_delay_s / dt)``: from then until the release (or the end
   of the episode) every other agent that does not brake holds its speed (no free braking from
   SUMO's car-following model). The override needs a hazard vehicle: if none could be picked
-  (no vehicle had a follower) or it has left the simulation, there is no override.
+  (no vehicle had a follower) or it arrived at its route end, there is no override. A collision
+  that removes the hazard vehicle does not end it: the cars behind must not be rewarded for the
+  crash by being free to speed up again (it ends at the planned release, as it would have).
 """
 
 from __future__ import annotations
@@ -134,21 +136,24 @@ class HazardRuntime:
         self.vehicle: str | None = None
         self.slot = -1
         self.target_speed = 0.0
+        self.crashed = False  # the hazard vehicle was removed by a collision
 
     def imposed(self, step: int) -> bool:
         """True while the hazard vehicle is on the road and its motion is imposed (its action
         ignored) at ``step``."""
         return self.slot >= 0 and hazard_controls(self.plan, step)
 
-    def left(self, ended_slots: np.ndarray) -> None:
-        """The hazard vehicle left the road if its slot is among ``ended_slots`` (the slot may be reused)."""
+    def left(self, ended_slots: np.ndarray, collided_slots: np.ndarray | None = None) -> None:
+        """The hazard vehicle left the road if its slot is among ``ended_slots`` (the slot may be
+        reused); ``collided_slots`` (int64[k]) are the ended slots that left in a collision."""
         if self.slot >= 0 and np.isin(self.slot, ended_slots):
+            self.crashed = collided_slots is not None and bool(np.isin(self.slot, collided_slots))
             self.slot = -1
 
     def override(self, step: int) -> bool:
         """True while non-braking agents hold their speed: the plan's override window, while the
-        hazard vehicle is on the road."""
-        return self.slot >= 0 and override_active(self.plan, step)
+        hazard vehicle is on the road or after a collision removed it (module docstring)."""
+        return (self.slot >= 0 or self.crashed) and override_active(self.plan, step)
 
     def pick(self, step: int, states, row_slot: np.ndarray) -> None:
         """At the onset step, choose the braking vehicle (before actions are applied, so that its

@@ -137,17 +137,19 @@ def observe(
 
 @_njit
 def rewards(
-    gap, accel, speed, leader, braking_signal, imposed, w, total, safety, comfort, hard_brake, ignore_warning,
-    early_reaction, progress,
+    gap, accel, speed, leader, braking_signal, imposed, w, dt, total, safety, comfort, hard_brake, ignore_warning,
+    early_reaction, progress, brake_shortfall,
 ):  # pragma: no cover - compiled
-    """Fill the six reward components and their total (float64[n]) for agents on the road.
+    """Fill the seven reward components and their total (float64[n], rate x ``dt``) for agents on the road.
 
-    ``w``: float64[12] weights in :data:`roadsense_marl.env.rewards.REWARD_WEIGHT_ORDER`; ``leader`` int64[n] row of the
-    leader (-1 none); the closing speed is own speed minus the leader's (0 without one).
+    ``w``: float64[15] weights in :data:`roadsense_marl.env.rewards.REWARD_WEIGHT_ORDER`; ``leader`` int64[n] row of the
+    leader (-1 none); ``dt`` the step length (s). Same arithmetic, same order, as
+    :func:`roadsense_marl.env.rewards.compute_rewards` (the constants are that module's).
     """
     (_collision, gap_close, gap_good, gap_far, no_leader, comfort_scale, hard_large, very_hard_large,
      ignore_w, early_w, progress_w, signal_threshold) = (w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7],
                                                          w[8], w[9], w[10], w[11])
+    shortfall_w, shortfall_cap = w[13], w[14]
     for i in range(gap.shape[0]):
         g = gap[i]
         decel = max(0.0, -accel[i])
@@ -155,40 +157,53 @@ def rewards(
         braking = decel > 0.5
         sig = braking_signal[i]
         signal_set = sig >= signal_threshold
-        # safety
+        lead = leader[i]
+        has_leader = lead >= 0
+        v_lead = speed[lead] if has_leader else 0.0
+        closing = speed[i] - v_lead if has_leader else 0.0
+        need = closing * closing / (2.0 * max(g - 2.0, 0.1)) if closing > 0.0 else 0.0
+        required = signal_set or need >= 0.5
+        # safety: gap keeping
         if g < 20.0:
             r = gap_close + (gap_good - gap_close) * (min(max(g, 5.0), 20.0) - 5.0) / 15.0
         elif g <= 35.0:
             r = gap_good
         elif math.isfinite(g):
-            r = gap_far
+            r = gap_far if (has_leader and v_lead > 0.5) else gap_good
         else:
             r = no_leader
-        # comfort
+        # comfort: not for required braking
         if decel <= 3.0:
             pen = -2.0 * max(decel - 0.5, 0.0) / 2.5
         else:
             pen = -2.0 - 3.0 * min(decel - 3.0, 1.5) / 1.5
         scale = max(0.1, (g - 5.0) / 15.0) if g < 20.0 else 1.0
-        cf = comfort_scale * pen * scale
-        hb = (very_hard_large if decel >= 4.5 else hard_large) if (g > 35.0 and braking) else 0.0
-        lead = leader[i]
-        closing = speed[i] - speed[lead] if lead >= 0 else 0.0
-        ig = ignore_w * sig if (signal_set and not braking and speed[i] > 0.5 and closing > 0.0) else 0.0
+        cf = 0.0 if required else comfort_scale * pen * scale
+        hb = (very_hard_large if decel >= 4.5 else hard_large) if (g > 35.0 and braking and not required) else 0.0
+        ig = ignore_w * sig * (1.0 - decel / 2.5) if (signal_set and decel < 2.5 and speed[i] > 0.5 and closing > 0.0) else 0.0
         er = early_w * sig if (signal_set and braking and g > 15.0) else 0.0
-        pr = progress_w * speed[i] / 30.0
+        allowed = min(speed[i], v_lead) if (has_leader and g <= 35.0) else speed[i]
+        r = r * dt
+        cf = cf * dt
+        hb = hb * dt
+        ig = ig * dt
+        er = er * dt
+        pr = progress_w * allowed / 30.0 * dt
+        sf = shortfall_w * min(max(need - decel, 0.0), shortfall_cap) * dt
         if not chosen:
             cf = 0.0
             hb = 0.0
             ig = 0.0
             er = 0.0
+            sf = 0.0
         safety[i] = r
         comfort[i] = cf
         hard_brake[i] = hb
         ignore_warning[i] = ig
         early_reaction[i] = er
         progress[i] = pr
-        total[i] = 0 + r + cf + hb + ig + er + pr
+        brake_shortfall[i] = sf
+        total[i] = 0 + r + cf + hb + ig + er + pr + sf
 
 
 @_njit

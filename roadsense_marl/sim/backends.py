@@ -219,11 +219,11 @@ class LibsumoBackend(SumoBackend):
     def step(self) -> VehicleStates:
         ls, f = self._ls, self._getters
         ls.simulationStep()  # the public call: it also runs TraCI step listeners a user added
-        collided = _collided(ls.simulation) if f.colliding() else ()
-        return self.read(f.departed(), f.arrived(), collided)
+        collided, collisions = _collided(ls.simulation) if f.colliding() else ((), ())
+        return self.read(f.departed(), f.arrived(), collided, collisions)
 
     def read(self, departed: Sequence[str] = (), arrived: Sequence[str] = (),
-             collided: Sequence[str] = ()) -> VehicleStates:
+             collided: Sequence[str] = (), collisions: Sequence[tuple[str, str]] = ()) -> VehicleStates:
         f = self._getters
         raw = f.ids()
         if raw != self._raw_ids:
@@ -242,7 +242,8 @@ class LibsumoBackend(SumoBackend):
         for name in self.extra_fields:
             extras[name] = np.fromiter(map(getattr(f, name), ids), OPTIONAL_FIELDS[name][0], n)
         return assemble_states(f.time(), ids, xy[0], xy[1], speed, accel, heading,
-                               self._length_arr, leader, gap, departed, arrived, collided, extras)
+                               self._length_arr, leader, gap, departed, arrived, collided, extras,
+                               collisions=collisions)
 
     def _reorder(self, raw: tuple[str, ...], gone: Sequence[str]) -> None:
         """The vehicles changed: new order, position index, and per-vehicle constants (read-only
@@ -327,17 +328,20 @@ def libsumo_getters(ls: Any) -> _Getters:
     return g
 
 
-def _collided(simulation: Any) -> tuple[str, ...]:
-    """Colliders and victims of this step (SUMO lists both in its colliding ids; the
-    collision records are read too, in case a victim is missing there)."""
+def _collided(simulation: Any) -> tuple[tuple[str, ...], tuple[tuple[str, str], ...]]:
+    """Colliders and victims of this step, and SUMO's collision records as ``(collider, victim)``
+    pairs (``simulation.getCollisions()``). SUMO lists both roles in its colliding ids; the records
+    are read too, in case a victim is missing there."""
     colliding = tuple(simulation.getCollidingVehiclesIDList())
     if not colliding:
-        return ()
+        return (), ()
     seen = dict.fromkeys(colliding)
+    pairs = []
     for c in simulation.getCollisions():
         seen.setdefault(c.collider)
         seen.setdefault(c.victim)
-    return tuple(seen)
+        pairs.append((str(c.collider), str(c.victim)))
+    return tuple(seen), tuple(pairs)
 
 
 # --------------------------------------------------------------------------- traci
@@ -438,15 +442,16 @@ class TraciBackend(SumoBackend):
         conn.simulationStep()
         res = conn.simulation.getSubscriptionResults()
         collided: tuple[str, ...] = ()
+        collisions: tuple[tuple[str, str], ...] = ()
         if res[tc.VAR_COLLIDING_VEHICLES_IDS]:
-            collided = _collided(conn.simulation)
+            collided, collisions = _collided(conn.simulation)
         arrived = res[tc.VAR_ARRIVED_VEHICLES_IDS]
         gone = set(arrived) | set(collided)
         params = {tc.VAR_LEADER: ("d", LEADER_LOOKAHEAD_M)}
         for vid in res[tc.VAR_DEPARTED_VEHICLES_IDS]:
             if vid not in gone:
                 conn.vehicle.subscribe(vid, self._vars, parameters=params)
-        return self._read(res[tc.VAR_TIME], res[tc.VAR_DEPARTED_VEHICLES_IDS], arrived, collided)
+        return self._read(res[tc.VAR_TIME], res[tc.VAR_DEPARTED_VEHICLES_IDS], arrived, collided, collisions)
 
     def read(self) -> VehicleStates:
         """State right after start/load (no step yet). traci keeps the previous episode's
@@ -458,7 +463,8 @@ class TraciBackend(SumoBackend):
         return self._read(self._conn.simulation.getTime(), (), (), (), only=set(vehicles))
 
     def _read(self, time_s: float, departed: Sequence[str], arrived: Sequence[str],
-              collided: Sequence[str], only: set[str] | None = None) -> VehicleStates:
+              collided: Sequence[str], collisions: Sequence[tuple[str, str]] = (),
+              only: set[str] | None = None) -> VehicleStates:
         tc = self._tc
         results = self._conn.vehicle.getAllSubscriptionResults()
         ids = sorted(results if only is None else (v for v in results if v in only), key=self._key)
@@ -474,7 +480,7 @@ class TraciBackend(SumoBackend):
         extras = {f: column(self._extra_vars[f], OPTIONAL_FIELDS[f][0]) for f in self.extra_fields}
         return assemble_states(time_s, ids, xy[0], xy[1], column(tc.VAR_SPEED), column(tc.VAR_ACCELERATION),
                                column(tc.VAR_ANGLE), column(tc.VAR_LENGTH), leader, gap,
-                               departed, arrived, collided, extras)
+                               departed, arrived, collided, extras, collisions=collisions)
 
     def set_speed(self, vid: str, speed: float) -> None:
         self._conn.vehicle.setSpeed(vid, speed)

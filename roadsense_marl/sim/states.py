@@ -78,6 +78,9 @@ class VehicleStates:
     ``departed``, ``arrived``, ``collided`` list the vehicles that entered, left at their
     route end, or were in a collision (collider or victim) during this step. Collided
     vehicles are removed by SUMO, so they are not in ``ids``, and they are not in ``arrived``.
+    ``collisions`` holds SUMO's collision records of this step as ``(collider, victim)`` id pairs
+    (``simulation.getCollisions()``; the collider is the vehicle that ran into the victim, for a
+    rear-end collision the follower); :attr:`colliders` / :attr:`victims` are the roles by id.
     ``ids`` follow the scenario's departure order, not SUMO's internal order.
     """
 
@@ -95,11 +98,27 @@ class VehicleStates:
     arrived: tuple[str, ...] = ()
     collided: tuple[str, ...] = ()
     extras: Mapping[str, np.ndarray] = field(default_factory=dict)
+    collisions: tuple[tuple[str, str], ...] = ()
 
     @property
     def n(self) -> int:
         """Number of vehicles on the road."""
         return len(self.ids)
+
+    @property
+    def colliders(self) -> tuple[str, ...]:
+        """Vehicles of ``collided`` that ran into another in this step: a collider in any of
+        SUMO's records, or in no record at all (a collision SUMO reported without a record
+        counts against the vehicle, never silently for it)."""
+        victims_only = set(self.victims)
+        return tuple(v for v in self.collided if v not in victims_only)
+
+    @property
+    def victims(self) -> tuple[str, ...]:
+        """Vehicles of ``collided`` that were only ever the victim (hit, never hitting) in this step."""
+        hit = {v for _, v in self.collisions}
+        hitting = {c for c, _ in self.collisions}
+        return tuple(v for v in self.collided if v in hit and v not in hitting)
 
     @property
     def lane_index(self) -> np.ndarray:
@@ -170,12 +189,15 @@ def assemble_states(
     arrived: Sequence[str] = (),
     collided: Sequence[str] = (),
     extras: Mapping[str, np.ndarray] | None = None,
+    *,
+    collisions: Sequence[tuple[str, str]] = (),
 ) -> VehicleStates:
     """Build :class:`VehicleStates` from per-vehicle columns (float64[n] each, aligned with ``ids``).
 
     ``leader`` is either the int64[n] leader index (then ``gap_or_min_gap`` is the gap, m) or
     the raw ``getLeader`` answers per vehicle (then ``gap_or_min_gap`` is each follower's
     minGap, see :func:`leader_columns`). Arrivals that also collided are dropped from ``arrived``.
+    ``collisions``: SUMO's ``(collider, victim)`` records of the step.
     """
     ids = tuple(ids)
     if isinstance(leader, np.ndarray):
@@ -191,4 +213,5 @@ def assemble_states(
         time_s=float(time_s), ids=ids, x=x, y=y, speed=speed, accel=accel, heading_deg=heading_deg,
         length=length, leader=leader, gap=gap, departed=tuple(departed), arrived=arrived_t,
         collided=collided_t, extras=extras if extras is not None else {},
+        collisions=tuple((str(c), str(v)) for c, v in collisions),
     )

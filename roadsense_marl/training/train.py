@@ -11,7 +11,14 @@ extractor, and only then write into the run folder (see :mod:`roadsense_marl.tra
 - ``checkpoints/model_<steps>_steps.zip``: intermediate models and the one saved on Ctrl-C;
 - ``run.json``: status and step count; ``tb/``: TensorBoard logs;
 - ``progress.csv``: SB3's log per rollout, with ``rollout/collision_rate`` (share of
-  vehicle-episodes that ended in a collision) and ``rollout/padded_fraction``.
+  vehicle-episodes that ended in a collision), ``rollout/padded_fraction`` and
+  ``train/explained_variance`` (the critic's, over the samples learned from).
+
+``critic_check`` (``after_updates``, ``min_explained_variance``, ``window``): after that many PPO
+updates the mean explained variance of the last ``window`` updates must reach the minimum, or the
+run stops with a one-line :class:`~roadsense_marl.training.callbacks.CriticNotLearningError` (the
+model so far is saved, ``run.json`` says why); ``after_updates: 0`` (the default) turns it off.
+``run.json`` records the check's value (``critic_check_explained_variance``).
 
 An existing run is changed only on request: ``--resume RUN`` continues it from its latest
 model, ``--overwrite`` replaces it. Ctrl-C saves the current model and progress, stops the
@@ -30,7 +37,10 @@ from typing import Any, Mapping
 from roadsense_marl.paths import config_path
 
 TRAIN_KEYS = ("total_timesteps", "seed", "out", "checkpoint_every", "torch_threads", "engine", "env", "vec_env", "policy",
-              "ppo", "rllib")
+              "ppo", "rllib", "critic_check")
+CRITIC_CHECK_KEYS = ("after_updates", "min_explained_variance", "window")
+#: Off unless the config asks for it (the shipped marl_ppo.yaml does).
+CRITIC_CHECK_DEFAULT = {"after_updates": 0, "min_explained_variance": 0.0, "window": 5}
 #: Written into a run's config.yaml by training; accepted (and recomputed) when such a file is reused as a config.
 RECORD_KEYS = ("contract",)
 VEC_ENV_KEYS = ("num_envs", "num_cpus", "via")
@@ -114,25 +124,45 @@ def check_train_config(data: Mapping[str, Any], source: str = "training config")
     every = out["checkpoint_every"]
     if isinstance(every, bool) or not isinstance(every, int) or every < 0:
         raise ValueError(f"checkpoint_every must be a whole number >= 0, got {every!r}")
+    out["critic_check"] = check_critic_check(out.get("critic_check"), source)
+    return out
+
+
+def check_critic_check(section: Any, source: str = "training config") -> dict[str, Any]:
+    """The ``critic_check`` section over its defaults; errors name the key and what would be valid."""
+    if section is None:
+        section = {}
+    if not isinstance(section, Mapping):
+        raise ValueError(f"'critic_check' in {source} must be a mapping of {', '.join(CRITIC_CHECK_KEYS)}, got {section!r}")
+    for key in section:
+        if key not in CRITIC_CHECK_KEYS:
+            raise ValueError(f"unknown critic_check key {key!r} in {source}.{_suggest(str(key), CRITIC_CHECK_KEYS)} "
+                             f"Valid: {', '.join(CRITIC_CHECK_KEYS)}")
+    out = {**CRITIC_CHECK_DEFAULT, **section}
+    _number("critic_check.after_updates", out["after_updates"], lo=0, integer=True, section="")
+    _number("critic_check.window", out["window"], lo=1, integer=True, section="")
+    _number("critic_check.min_explained_variance", out["min_explained_variance"], hi=1.0, section="")
     return out
 
 
 # -- validation of the PPO and policy sections ------------------------------------------------
 
 def _number(key: str, value: Any, *, lo: float | None = None, hi: float | None = None, lo_open: bool = False,
-            integer: bool = False, none_ok: bool = False) -> None:
+            integer: bool = False, none_ok: bool = False, section: str = "ppo.") -> None:
     import math
+
+    key = section + key
 
     if value is None and none_ok:
         return
     kind = "a whole number" if integer else "a number"
     ok = not isinstance(value, bool) and isinstance(value, int if integer else (int, float))
     if not ok or (not integer and not math.isfinite(value)):
-        raise ValueError(f"ppo.{key} must be {kind}{' or null' if none_ok else ''}, got {value!r}")
+        raise ValueError(f"{key} must be {kind}{' or null' if none_ok else ''}, got {value!r}")
     if lo is not None and (value <= lo if lo_open else value < lo):
-        raise ValueError(f"ppo.{key} must be {'>' if lo_open else '>='} {lo}, got {value!r}")
+        raise ValueError(f"{key} must be {'>' if lo_open else '>='} {lo}, got {value!r}")
     if hi is not None and value > hi:
-        raise ValueError(f"ppo.{key} must be <= {hi}, got {value!r}")
+        raise ValueError(f"{key} must be <= {hi}, got {value!r}")
 
 
 #: Checks for the PPO keyword arguments a YAML config can set (SB3 2.x names).
@@ -376,7 +406,7 @@ def _run(cfg: dict[str, Any], env_cfg: Any, policy_kwargs: dict[str, Any], out: 
     from stable_baselines3.common.logger import configure
 
     from roadsense_marl.cli import RunFailure
-    from roadsense_marl.training.callbacks import CollisionRateCallback
+    from roadsense_marl.training.callbacks import CollisionRateCallback, CriticCheckCallback, CriticNotLearningError
     from roadsense_marl.training.runs import (
         CONFIG_FILE, FINAL_MODEL, atomic_write_text, clear_run_folder, env_contract, merge_progress, save_model,
         write_state,
@@ -418,7 +448,9 @@ def _run(cfg: dict[str, Any], env_cfg: Any, policy_kwargs: dict[str, Any], out: 
         model.set_logger(configure(str(segment), ["csv", "tensorboard"] + (["stdout"] if verbose else [])))
         write_state(out, status="running", pid=os.getpid(), total_timesteps=cfg["total_timesteps"],
                     resumed_from=(str(start[0].relative_to(out)) if start else None), resumed_at=start_steps)
-        callbacks = [CollisionRateCallback(), PaddedFractionCallback()]
+        check = cfg["critic_check"]
+        critic = CriticCheckCallback(check["after_updates"], check["min_explained_variance"], check["window"])
+        callbacks = [CollisionRateCallback(), PaddedFractionCallback(), critic]
         if cfg["checkpoint_every"]:
             callbacks.append(_checkpoints(cfg["checkpoint_every"], out, record))
         try:
@@ -438,6 +470,13 @@ def _run(cfg: dict[str, Any], env_cfg: Any, policy_kwargs: dict[str, Any], out: 
                 f"vector-env worker process died: {', '.join(dead)} during training at step {model.num_timesteps}; "
                 f"the model was saved to {path}; continue with: roadsense-marl train --resume {out}"
             ) from None
+        except CriticNotLearningError as exc:
+            failed = exc
+            with contextlib.suppress(Exception):
+                path = _save_after_stop(model, out, segment, start_steps, record, "failed")
+            with contextlib.suppress(Exception):
+                write_state(out, error=str(exc)[:500], critic_check_explained_variance=critic.checked)
+            raise RunFailure(f"{exc}; the model so far was saved in {out}") from None
         except Exception as exc:  # anything else: keep the model, record the failure, re-raise the error
             failed = exc
             with contextlib.suppress(Exception):
@@ -449,7 +488,7 @@ def _run(cfg: dict[str, Any], env_cfg: Any, policy_kwargs: dict[str, Any], out: 
         save_model(model, out / FINAL_MODEL, record)
         merge_progress(out, segment / "progress.csv", start_steps)
         write_state(out, status="finished", latest_model=FINAL_MODEL, num_timesteps=int(model.num_timesteps),
-                    final_num_timesteps=int(model.num_timesteps))
+                    final_num_timesteps=int(model.num_timesteps), critic_check_explained_variance=critic.checked)
     except BaseException as exc:
         failed = exc
         raise

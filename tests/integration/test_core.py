@@ -362,3 +362,31 @@ def test_the_channel_aware_observation_adds_the_own_cbr_as_the_last_ego_column()
             assert o["ego"][-1] == np.float32(rec.cbr[slot]) and o["ego"][-1] > 0.0
     finally:
         env.close()
+
+
+def test_only_the_collider_pays_for_a_rear_end_crash_and_the_override_outlives_the_crash():
+    """No-v2v into a never-released hazard: SUMO's record names the follower as collider; it gets the
+    collision penalty, the hazard vehicle it hit gets collision_victim (0). Both leave. The hold-speed
+    override does not end because the crash removed the hazard vehicle: the cars left keep their speed
+    instead of accelerating away (which would reward the crash)."""
+    core = ConvoyCore(scenario="convoy_6", max_steps=300, hazard={"onset_window_s": [6.0, 8.0], "release_prob": 0.0})
+    try:
+        core.reset(seed=2)
+        crash_step, speeds = None, []
+        while not core.episode_over:
+            core.step(np.zeros(core.n_slots))
+            if core.terminated.any():
+                ended = np.flatnonzero(core.terminated)
+                names = [core.agent_of_slot[s] for s in ended]
+                (collider, victim), = core.record.states.collisions
+                assert victim == core.record.hazard_vehicle and sorted(names) == sorted([collider, victim])
+                by_name = dict(zip(names, core.reward[ended]))
+                assert by_name[collider] == core.config.reward.collision and by_name[victim] == 0.0
+                crash_step = core.num_steps
+            elif crash_step is not None:
+                speeds.append(core.record.states.speed.copy())
+        assert crash_step is not None and core.hazard.crashed and len(speeds) > 100
+        speeds = np.array(speeds)
+        assert speeds.shape[1] >= 2 and np.abs(speeds - speeds[0]).max() < 1e-6, "the others held their speed"
+    finally:
+        core.close()

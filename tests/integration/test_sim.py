@@ -220,6 +220,9 @@ def test_forced_rear_end_collision_is_reported_and_not_as_arrival(backend):
                 collided, t = states.collided, states.time_s
                 break
         assert set(collided) == {"V001", "V002"}, "collider and victim are both reported"
+        # SUMO's collision record says who ran into whom: V001 (behind) is the collider
+        assert states.collisions == (("V001", "V002"),)
+        assert states.colliders == ("V001",) and states.victims == ("V002",)
         assert not set(collided) & set(arrived) and "V001" not in states.arrived
         assert "V001" not in states.ids and "V002" not in states.ids  # removed by SUMO
         assert t is not None and t < 4.0

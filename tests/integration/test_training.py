@@ -55,7 +55,8 @@ def test_training_with_traci_in_one_process_saves_a_model_that_acts(tmp_path):
         assert (out / name).is_file(), name
     assert list((out / "tb").glob("events.out.tfevents.*"))
     header = (out / "progress.csv").read_text().splitlines()[0].split(",")
-    assert {"rollout/collision_rate", "rollout/padded_fraction", "time/total_timesteps"} <= set(header)
+    assert {"rollout/collision_rate", "rollout/padded_fraction", "time/total_timesteps",
+            "train/explained_variance"} <= set(header)
     assert _act_in_parallel_env(out / "final_model.zip") == 40
 
 
@@ -202,8 +203,9 @@ def test_a_vehicle_leaving_mid_episode_ends_only_its_slot_for_sb3():
                 break
         assert crashed, "idle followers crash into the braking vehicle"
         assert all(dones[i] for i in crashed) and not all(dones), "only the crashed slots end"
+        # only the collider pays (SUMO's collision record); the hazard vehicle it hit gets collision_victim (0)
+        assert sorted(float(rewards[i]) for i in crashed) == [-100.0, 0.0]
         for i in crashed:
-            assert rewards[i] == -100.0
             assert "terminal_observation" in infos[i] and not infos[i].get("TimeLimit.truncated", False)
             assert not obs["peer_mask"][i].any() and not obs["ego"][i].any(), "the slot continues as padding"
     finally:
@@ -221,3 +223,43 @@ def test_a_live_libsumo_env_in_this_process_is_a_clear_error_before_forking():
     venv = make_vec_env(num_envs=1, seed=0, scenario="convoy_3", max_steps=5)  # fine once it is closed
     venv.reset()
     venv.close()
+
+
+def test_a_critic_that_cannot_learn_stops_the_run_with_one_clear_line(tmp_path):
+    """vf_coef 0: the value head never learns, so the explained variance stays near 0 and the
+    critic check (after 2 updates, minimum 0.5) must stop the run, say why in one line and in run.json."""
+    import json
+
+    import yaml
+
+    cfg = {**_config(tmp_path, "unused"), "total_timesteps": 1152, "ppo": {**TINY_PPO, "vf_coef": 0.0},
+           "critic_check": {"after_updates": 2, "min_explained_variance": 0.5, "window": 2}}
+    cfg.pop("out")
+    path = tmp_path / "no_critic.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    run = tmp_path / "run"
+    out = subprocess.run(
+        [sys.executable, "-m", "roadsense_marl.cli", "train", "--config", str(path), "--out", str(run), "--no-progress"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert out.returncode == 1, out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and "the critic is not learning" in lines[0], out.stderr
+    assert "critic_check.min_explained_variance=0.5" in lines[0]
+    state = json.loads((run / "run.json").read_text())
+    assert state["status"] == "failed" and "critic is not learning" in state["error"]
+    assert state["critic_check_explained_variance"] < 0.5
+
+
+@pytest.mark.parametrize(
+    "section,needle",
+    [({"after_update": 3}, "unknown critic_check key 'after_update'"),
+     ({"after_updates": -1}, "critic_check.after_updates must be >= 0"),
+     ({"min_explained_variance": 2.0}, "critic_check.min_explained_variance must be <= 1.0"),
+     ([1], "'critic_check' in training config must be a mapping")],
+)
+def test_a_bad_critic_check_is_named(section, needle, tmp_path):
+    from roadsense_marl.training.train import check_train_config
+
+    with pytest.raises(ValueError, match=needle):
+        check_train_config({**_config(tmp_path, "x"), "critic_check": section})

@@ -38,7 +38,7 @@ class _Rx:
 
 
 class _View:
-    def __init__(self, rng, n, k, cone, step_length=0.1):
+    def __init__(self, rng, n, k, cone, step_length=None):
         from roadsense_marl.env.config import make_env_config
 
         self.states = _States(rng, n)
@@ -48,7 +48,7 @@ class _View:
         self.rx = _Rx(rng, n, k)
         self.config = make_env_config(max_peers=4, cone_half_angle_deg=cone)
         self.imposed = rng.random(n) < 0.1
-        self.step_length = step_length
+        self.step_length = float(rng.choice([0.1, 0.05, 0.25])) if step_length is None else step_length
 
 
 @pytest.mark.parametrize("cone", [45.0, "off"])
@@ -80,7 +80,8 @@ def test_the_observation_kernel_equals_build_observations(seed, cone):
 def test_the_reward_kernel_equals_compute_rewards(seed):
     rng = np.random.default_rng(100 + seed)
     view = _View(rng, n=int(rng.integers(1, 60)), k=0, cone=45.0)
-    w = RewardConfig(progress=float(rng.uniform(0, 2)), comfort_scale=float(rng.uniform(0, 2)))
+    w = RewardConfig(progress=float(rng.uniform(0, 2)), comfort_scale=float(rng.uniform(0, 2)),
+                     early_reaction=float(rng.uniform(0, 2)))
     object.__setattr__(view.config, "reward", w)
     extras = {"braking_signal": np.where(rng.random(view.states.n) < 0.5, rng.random(view.states.n), 0.0)}
     t1, c1 = ConvoyReward("numpy")(view, extras)
@@ -89,8 +90,9 @@ def test_the_reward_kernel_equals_compute_rewards(seed):
     for key in c1:
         assert np.array_equal(c1[key], c2[key]), key
     s = view.states
-    closing = np.where(s.leader >= 0, s.speed - s.speed[np.maximum(s.leader, 0)], 0.0)
-    t3, _ = compute_rewards(s.gap, np.zeros(s.n, bool), s.accel, s.speed, closing, extras["braking_signal"], view.imposed, w)
+    leader_speed = np.where(s.leader >= 0, s.speed[np.maximum(s.leader, 0)], np.nan)
+    t3, _ = compute_rewards(s.gap, s.accel, s.speed, leader_speed, extras["braking_signal"], view.imposed, w,
+                            view.step_length)
     assert np.array_equal(t1, t3)
 
 
