@@ -8,7 +8,11 @@ random stream change, so that results and models name the contract they were mad
   ``max_time_s``, the warm-up allowance, the braking signal's half-life), converted with the step
   length; beacons at their own times inside a step, the sender's state interpolated between the
   two SUMO states around it (message ages reflect beacon period and latency, not the step length);
-  a radio configuration in which no message can ever be fresh is an error.
+  a radio configuration in which no message can ever be fresh is an error; the shared radio
+  channel (airtime, CSMA/CA collisions, channel busy ratio) on in the ``measured`` and
+  ``degraded`` profiles; the reward by construction (rates per second, collider-only crash
+  penalty, no charge for required braking, progress the leader allows, ``brake_shortfall``); the
+  hold-speed override outlives the hazard vehicle's crash; ``agents`` / ``penetration_rate``.
 """
 
 from __future__ import annotations
