@@ -21,7 +21,7 @@ PRETRAINED_NAME = "pretrained"
 SHIPPED_DIR = Path(__file__).resolve().parent / "pretrained"
 #: The documented way to produce the shipped policy (from the shipped training config).
 RETRAIN_COMMAND = (
-    "roadsense-marl train --config marl_ppo --total-timesteps 2000000 --out runs/pretrained && "
+    "roadsense-marl train --config marl_ppo --out runs/pretrained && "
     f"roadsense-marl export runs/pretrained --out {SHIPPED_DIR}"
 )
 

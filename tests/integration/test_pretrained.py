@@ -10,24 +10,10 @@ from pathlib import Path
 import pytest
 
 from roadsense_marl import pretrained
-from roadsense_marl.env.version import ENV_VERSION
 from roadsense_marl.training.runs import is_exported_policy, read_exported_config
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = is_exported_policy(pretrained.SHIPPED_DIR)
-
-
-def _shipped_env_version() -> int | None:
-    return read_exported_config(pretrained.SHIPPED_DIR)["contract"].get("env_version") if SHIPPED else ENV_VERSION
-
-
-#: The shipped policy was trained under env contract v1; v2 (time in seconds, beacons inside a
-#: step) refuses it until it is retrained and exported again (done when v2 is merged). Strict: once
-#: the shipped policy matches the env again these tests must pass, and this marker must go.
-STALE_POLICY = pytest.mark.xfail(
-    SHIPPED and _shipped_env_version() != ENV_VERSION,
-    reason="the shipped pretrained policy predates env contract v2: retrain and export it", strict=True,
-)
 
 
 @pytest.mark.parametrize("command", ["evaluate", "record"])
@@ -43,7 +29,6 @@ def test_pretrained_without_a_shipped_policy_is_one_line_with_the_command_to_mak
 
 
 @pytest.mark.skipif(not SHIPPED, reason="no pretrained policy shipped")
-@STALE_POLICY
 def test_shipped_policy_was_trained_under_the_current_env_contract():
     from roadsense_marl.env import make_env_config
     from roadsense_marl.training.runs import check_contract, env_contract
@@ -55,7 +40,6 @@ def test_shipped_policy_was_trained_under_the_current_env_contract():
 
 
 @pytest.mark.skipif(not SHIPPED, reason="no pretrained policy shipped")
-@STALE_POLICY
 def test_pretrained_evaluates_and_records_from_the_command_line(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     res = subprocess.run([sys.executable, "-m", "roadsense_marl.cli", "evaluate", "pretrained", "--episodes", "1",

@@ -19,19 +19,6 @@ REPO = Path(__file__).resolve().parents[2]
 BLOCKS = re.findall(r"```(python|bash)\n(.*?)```", (REPO / "README.md").read_text(), flags=re.S)
 
 
-def _shipped_policy_is_stale() -> bool:
-    """The shipped pretrained policy was made under an older env contract (after a contract bump, until
-    it is retrained and exported again; ``test_pretrained.py`` holds a strict xfail on the same
-    condition, so this cannot stay unnoticed)."""
-    from roadsense_marl import pretrained
-    from roadsense_marl.env.version import ENV_VERSION
-    from roadsense_marl.training.runs import is_exported_policy, read_exported_config
-
-    if not is_exported_policy(pretrained.SHIPPED_DIR):
-        return False
-    return read_exported_config(pretrained.SHIPPED_DIR)["contract"].get("env_version") != ENV_VERSION
-
-
 def _env() -> dict[str, str]:
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
@@ -47,7 +34,6 @@ def test_readme_has_code_blocks():
 @pytest.mark.timeout(600)
 def test_readme_blocks_run_in_order(tmp_path):
     """Blocks run in README order in one folder, so later blocks can use what earlier ones wrote."""
-    stale_policy = _shipped_policy_is_stale()
     for i, (kind, code) in enumerate(BLOCKS):
         if kind == "python":
             script = tmp_path / f"block_{i}.py"
@@ -60,8 +46,6 @@ def test_readme_blocks_run_in_order(tmp_path):
             if not command:
                 continue
             argv = shlex.split(command)
-            if "pretrained" in argv[:3] and stale_policy:
-                continue  # refused by the contract check until the shipped policy is retrained
             if argv[0] == "make":
                 argv = ["make", "-n", "-C", str(REPO), *argv[1:]]
             out = subprocess.run(argv, cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=300)
