@@ -65,6 +65,8 @@ def verdict(metrics: dict[str, Any]) -> list[str]:
         lines.append("the model uses the V2V warning (fewer crashes than no-v2v)")
     elif drives:
         lines.append("the model does not yet crash less than no-v2v: train longer (roadsense-marl train)")
+    from roadsense_marl.evaluation.metrics import at_least_as_safe
+
     paired = (by["model"].get("paired") or {}).get("rule-v2v")
     if paired is None:
         lines.append("verdict: unknown: no paired comparison with rule-v2v on the same seeds")
@@ -72,7 +74,7 @@ def verdict(metrics: dict[str, Any]) -> list[str]:
     col, sp = paired["collision"], paired["mean_speed_mps"]
     pairs = paired["pairs"]
     not_ok = []
-    if col["b"] <= col["c"]:
+    if at_least_as_safe(paired):
         lines.append(f"safety: at least as safe as rule-v2v: {col['policy']} vs {col['baseline']} collision episodes "
                      f"on the same {pairs} seeds (McNemar exact p = {col['p']:.3g})")
     elif col["p_worse"] < 0.05:

@@ -101,9 +101,15 @@ def run(args: argparse.Namespace) -> int:
                           ("--record", bool(args.record)), ("several MODELs", len(models) > 1)):
             if bad:
                 raise ValueError(f"--generalisation runs every scenario and radio itself; drop {flag}")
-    if len(models) > 1 and (args.policy is not None or args.record or args.radio_sweep):
-        raise ValueError("several MODELs (training seeds) are evaluated with --policy model, without --record "
-                         "and --radio-sweep")
+    if len(models) > 1 and (args.policy is not None or args.record or args.radio_sweep or not args.baselines):
+        raise ValueError("several MODELs (training seeds) are evaluated with --policy model, with the baselines, "
+                         "without --record and --radio-sweep")
+    shape_given = args.episode_shape or ("standard" if args.generalisation else None)
+    if args.max_steps is not None and shape_given in ("training", "standard"):
+        why = "--generalisation uses the standard episode" if args.generalisation and not args.episode_shape else (
+            f"--episode-shape {shape_given} sets the episode length")
+        raise ValueError(f"--max-steps {args.max_steps} and {why}: give one of them (--episode-shape config keeps "
+                         "--max-steps)")
     if len(models) == 2:
         raise ValueError("evaluating across training seeds needs at least 3 MODELs (one per training seed), got 2")
     from roadsense_marl.training.runs import check_writable_dir

@@ -17,6 +17,8 @@ import math
 from pathlib import Path
 from typing import Any, Sequence
 
+from roadsense_marl.evaluation.metrics import HARD_BRAKE_LABEL, at_least_as_safe
+
 SCENARIOS = ("convoy_3", "convoy_6", "highway")
 
 
@@ -25,13 +27,17 @@ def _cell(agg: dict[str, Any], key: str, fmt: str) -> str:
     return fmt.format(x) if x is not None and math.isfinite(x) else "-"
 
 
-def holds(paired_rule: dict[str, Any] | None) -> str:
-    """``"holds"`` / ``"fails: ..."`` for one cell from the policy's paired comparison with rule-v2v."""
+def holds(paired_rule: dict[str, Any] | None, aggregate: dict[str, Any] | None = None) -> str:
+    """``"holds"`` / ``"fails: ..."`` for one cell from the policy's paired comparison with rule-v2v;
+    ``"no hazard: nothing to judge"`` when no episode of the cell (``aggregate``) had a hazard with a
+    follower (e.g. episodes that end before the onset)."""
     if not paired_rule:
         return "-"
     col = paired_rule["collision"]
+    if aggregate is not None and not (aggregate.get("direct_hard_brake_within_1s") or {}).get("n"):
+        return "no hazard: nothing to judge"
     why = []
-    if col["b"] > col["c"]:
+    if not at_least_as_safe(paired_rule):
         why.append(f"more crash episodes than rule-v2v ({col['policy']} vs {col['baseline']})")
     if paired_rule["follower_speed_deficit_mps"].get("worse"):
         why.append("larger speed deficit")
@@ -44,7 +50,7 @@ def generalisation_markdown(doc: dict[str, Any]) -> str:
         f"Policy `{doc['model']}`; {doc['episodes']} episodes per cell on seeds {doc['seeds'][0]}..{doc['seeds'][1]} "
         f"(the same seeds for every policy in a row group); episode shape: {doc.get('episode_shape', 'config')}.",
         "",
-        "| scenario | radio | policy | collision episodes | direct follower >= 2.5 m/s² in 1 s | mean speed (m/s) "
+        f"| scenario | radio | policy | collision episodes | direct follower {HARD_BRAKE_LABEL} | mean speed (m/s) "
         "| followers' speed deficit (m/s) | followers' stopped share | vs rule-v2v |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
@@ -56,7 +62,7 @@ def generalisation_markdown(doc: dict[str, Any]) -> str:
                 f"| {c['scenario']} | {c['radio']} | {r['policy']} | {col['k']}/{col['n']} | "
                 f"{_cell(a, 'direct_hard_brake_within_1s', '{:.2f}')} | {_cell(a, 'mean_speed_mps', '{:.1f}')} | "
                 f"{_cell(a, 'follower_speed_deficit_mps', '{:.2f}')} | {_cell(a, 'follower_stopped_share', '{:.3f}')} | "
-                f"{holds((r.get('paired') or {}).get('rule-v2v')) if r['policy'] == 'model' else ''} |"
+                f"{holds((r.get('paired') or {}).get('rule-v2v'), a) if r['policy'] == 'model' else ''} |"
             )
     return "\n".join(lines) + "\n"
 

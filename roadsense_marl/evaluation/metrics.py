@@ -64,6 +64,8 @@ from roadsense_marl.env.actions import commanded_decel  # noqa: F401 - re-export
 REACTION_DECEL = 0.5  # m/s^2: a commanded deceleration above this counts as braking
 HARD_BRAKE_DECEL = 2.5  # m/s^2: an actual deceleration at or above this is a reaction that matters
 HARD_BRAKE_WITHIN_S = 1.0  # s after onset: the direct follower's hard-braking target
+#: How tables name the hard-braking share (from the two constants above).
+HARD_BRAKE_LABEL = f">= {HARD_BRAKE_DECEL:g} m/s^2 within {HARD_BRAKE_WITHIN_S:g} s"
 CLOSE_GAP_M = 10.0
 STOPPED_SPEED = 0.5  # m/s: an agent slower than this counts as stopped
 DISTANCE_BINS_M: tuple[float, ...] = (0.0, 20.0, 50.0, 100.0, math.inf)
@@ -91,10 +93,10 @@ DEFINITIONS = {
     "with the stationary burst-loss Markov chain, averaged over the bin's links",
     "message_age_ms": "age of every visible peer message at the step it was observed",
     "hard_brake_time_s": "(t - onset_step) * step_length for the first step t > onset whose ACTUAL deceleration "
-    "(-SUMO acceleration) is >= 2.5 m/s^2",
+    f"(-SUMO acceleration) is >= {HARD_BRAKE_DECEL:g} m/s^2",
     "direct_follower": "the follower whose leader at hazard onset is the hazard vehicle",
     "direct_hard_brake_within_1s": "share of episodes with a direct follower in which it reached an actual "
-    "deceleration >= 2.5 m/s^2 within 1.0 s of onset (Wilson interval)",
+    f"deceleration >= {HARD_BRAKE_DECEL:g} m/s^2 within {HARD_BRAKE_WITHIN_S:g} s of onset (Wilson interval)",
     "follower_speed_deficit_mps": "mean over followers' agent-steps from onset to the episode end of "
     "max(0, v_onset - v); v_onset = the follower's speed when the hazard started; crashed followers count as v = 0",
     "follower_stopped_share": "share of the same follower agent-steps with v < 0.5 m/s (crashed: stopped)",
@@ -637,6 +639,14 @@ def paired_difference(a: Sequence[float], b: Sequence[float], better: int = +1) 
     good = known and (lo > 0 if better > 0 else hi < 0)
     bad = known and (hi < 0 if better > 0 else lo > 0)
     return {**d, "better": bool(good), "worse": bool(bad)}
+
+
+def at_least_as_safe(paired: dict[str, Any]) -> bool:
+    """Whether the policy is at least as safe as the baseline of a :func:`paired_comparison`: no more
+    episodes where only the policy crashed than where only the baseline did (McNemar's discordant
+    pairs ``b <= c``). The one definition the demo verdict and the generalisation table use."""
+    col = paired["collision"]
+    return col["b"] <= col["c"]
 
 
 def paired_comparison(policy_eps: Sequence[dict[str, Any]], baseline_eps: Sequence[dict[str, Any]]) -> dict[str, Any]:

@@ -20,6 +20,7 @@ import numpy as np
 from roadsense_marl.evaluation.baselines import BASELINES, Policy, make_baseline
 from roadsense_marl.evaluation.metrics import (
     DEFINITIONS,
+    HARD_BRAKE_LABEL,
     EpisodeRecord,
     aggregate,
     episode_metrics,
@@ -881,7 +882,7 @@ def _fmt_mean(r: dict, unit: str = "", digits: int = 2) -> str:
 def summary_table(metrics: dict[str, Any]) -> str:
     """A short policy x metric table, then the findings (a learned policy worse than rule-v2v is said plainly)."""
     cols = ["policy", "radio", "collision rate [95% CI]", "agents crashed", "reacted", "reaction time",
-            "received", "direct >=2.5 m/s2 in 1 s", "deficit", "fol. stopped",
+            "received", f"direct {HARD_BRAKE_LABEL}", "deficit", "fol. stopped",
             "min gap", "gap<10m", "mean speed", "stopped", "PDR", "age mean/p95", "reward"]
     rows = [cols]
     for r in metrics["results"]:

@@ -15,13 +15,15 @@ import math
 from pathlib import Path
 from typing import Any, Sequence
 
+from roadsense_marl.evaluation.metrics import HARD_BRAKE_LABEL
+
 #: Headline figures: (label, path into a result dict, format). A path step of "paired:<baseline>"
 #: reads the result's paired comparison with that baseline.
 HEADLINE: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ("collision episodes", ("aggregate", "collision_rate", "k"), "{:.0f}"),
     ("collision rate", ("aggregate", "collision_rate", "rate"), "{:.3f}"),
-    ("direct follower >= 2.5 m/s^2 within 1 s", ("aggregate", "direct_hard_brake_within_1s", "rate"), "{:.3f}"),
-    ("further followers >= 2.5 m/s^2 within 1 s", ("aggregate", "further_hard_brake_within_1s", "rate"), "{:.3f}"),
+    (f"direct follower {HARD_BRAKE_LABEL}", ("aggregate", "direct_hard_brake_within_1s", "rate"), "{:.3f}"),
+    (f"further followers {HARD_BRAKE_LABEL}", ("aggregate", "further_hard_brake_within_1s", "rate"), "{:.3f}"),
     ("mean speed (m/s)", ("aggregate", "mean_speed_mps", "mean"), "{:.2f}"),
     ("followers' speed deficit (m/s)", ("aggregate", "follower_speed_deficit_mps", "mean"), "{:.3f}"),
     ("followers' stopped share", ("aggregate", "follower_stopped_share", "mean"), "{:.3f}"),
@@ -90,6 +92,17 @@ def across_seeds_markdown(table: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _training_seed(model: Any) -> int | None:
+    """The training seed a run folder's ``config.yaml`` records (None: not a run folder, or none)."""
+    from roadsense_marl.training.runs import read_run_config
+
+    p = Path(str(model))
+    if not (p.is_dir() and (p / "config.yaml").is_file()):
+        return None
+    seed = read_run_config(p).get("seed")
+    return seed if isinstance(seed, int) and not isinstance(seed, bool) else None
+
+
 def evaluate_seeds(
     models: Sequence[str | Path],
     *,
@@ -108,18 +121,38 @@ def evaluate_seeds(
     ``out/across_seeds.json`` (per-seed results' aggregates and paired comparisons, plus
     :func:`across_seeds`) and ``out/across_seeds.md``. ``evaluate_kwargs`` go to
     :func:`~roadsense_marl.evaluation.runner.evaluate` (e.g. ``env_kwargs``, ``radio``, ``plots``).
+    ``labels`` name the columns (default: each run folder's training seed from its ``config.yaml``
+    when every model has a distinct one, else 0, 1, 2, ...).
 
-    :raises ValueError: fewer than ``min_models`` models, labels that do not match, or models
-        whose env configs (what the baselines run on) differ.
+    :raises ValueError: fewer than ``min_models`` models, labels that do not match, the same model
+        given twice or models trained on different env configs (both before any episode), or models
+        whose evaluated env configs (what the baselines run on) differ.
     """
     from roadsense_marl.evaluation.metrics import paired_comparison
-    from roadsense_marl.evaluation.runner import BASELINES, _jsonable, evaluate
+    from roadsense_marl.evaluation.runner import BASELINES, _jsonable, evaluate, resolve_model
     from roadsense_marl.training.runs import atomic_write_text
 
     models = list(models)
     if len(models) < min_models:
         raise ValueError(f"evaluating across training seeds needs at least {min_models} trained models, got {len(models)}")
-    labels = [str(x) for x in (labels if labels is not None else range(len(models)))]
+    # before any episode: distinct models, one env config, labels from the runs' training seeds
+    resolved = [resolve_model(m) for m in models]
+    paths = [str(Path(r[0]).resolve()) for r in resolved]
+    for i, q in enumerate(paths):
+        if q in paths[:i]:
+            raise ValueError(f"model {str(models[i])!r} is the same model as {str(models[paths.index(q)])!r}: "
+                             "training seeds must be different models")
+    envs = [r[1] for r in resolved]
+    if all(isinstance(e, dict) for e in envs):
+        for m, e in zip(models[1:], envs[1:]):
+            diff = sorted(k for k in set(envs[0]) | set(e) if envs[0].get(k) != e.get(k))
+            if diff:
+                raise ValueError(f"model {str(m)!r} was trained on another env than {str(models[0])!r} (differing keys: "
+                                 f"{diff}); training seeds must share one env config")
+    if labels is None:
+        seeds = [_training_seed(m) for m in models]
+        labels = seeds if None not in seeds and len(set(seeds)) == len(seeds) else list(range(len(models)))
+    labels = [str(x) for x in labels]
     if len(labels) != len(models) or len(set(labels)) != len(labels):
         raise ValueError(f"labels must be {len(models)} distinct names, one per model, got {labels!r}")
     out_dir = Path(out)

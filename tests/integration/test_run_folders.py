@@ -404,3 +404,59 @@ def test_a_config_file_completed_on_the_command_line_is_checked_with_those_value
     err = _one_line_error(capsys, "train", "--config", str(cfg), "--out", str(tmp_path / "r"))
     assert "total_timesteps must be a whole number >= 1, got None" in err and "--total-timesteps" in err
     assert not (tmp_path / "r").exists()
+
+
+# ---- several training seeds: checked before any episode --------------------------------------------
+
+def _seeded_copies(run: Path, tmp_path: Path, seeds) -> list[Path]:
+    out = []
+    for s in seeds:
+        dst = tmp_path / f"run{s}"
+        shutil.copytree(run, dst)
+        cfg = yaml.safe_load((dst / "config.yaml").read_text())
+        cfg["seed"] = s
+        (dst / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+        out.append(dst)
+    return out
+
+
+def test_training_seeds_are_labelled_by_the_seed_each_run_records(finished_run, tmp_path):
+    from roadsense_marl.evaluation.seeds import evaluate_seeds
+
+    runs = _seeded_copies(finished_run, tmp_path, (9, 7, 8))
+    doc = evaluate_seeds(runs, episodes=1, out=tmp_path / "e", verbose=False, plots=False, max_steps=40)
+    assert doc["labels"] == ["9", "7", "8"] and doc["across_seeds"]["seeds"] == ["9", "7", "8"]
+    assert sorted(p.name for p in (tmp_path / "e").glob("seed_*")) == ["seed_7", "seed_8", "seed_9"]
+
+
+def test_the_same_model_twice_or_models_from_different_envs_are_refused_before_any_episode(finished_run, tmp_path):
+    from roadsense_marl.evaluation.seeds import evaluate_seeds
+
+    a, b = _seeded_copies(finished_run, tmp_path, (1, 2))
+    with pytest.raises(ValueError, match=r"is the same model as"):
+        evaluate_seeds([a, b, a], episodes=1, out=tmp_path / "e1", verbose=False)
+    cfg = yaml.safe_load((b / "config.yaml").read_text())
+    cfg["env"]["scenario"] = "convoy_6"  # the runs were trained on convoy_3
+    (b / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    c = _seeded_copies(finished_run, tmp_path, (3,))[0]
+    with pytest.raises(ValueError, match=r"trained on another env .*differing keys: \['scenario'\]"):
+        evaluate_seeds([a, c, b], episodes=1, out=tmp_path / "e2", verbose=False)
+    assert not (tmp_path / "e1").exists() and not (tmp_path / "e2").exists()
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--policy", "rule-v2v", "--episode-shape", "training", "--max-steps", "50"],
+     "--max-steps 50 and --episode-shape training sets the episode length"),
+    (["--generalisation", "--max-steps", "50"], "--max-steps 50 and --generalisation uses the standard episode"),
+])
+def test_an_episode_length_given_twice_is_one_line(tmp_path, capsys, argv, words):
+    assert cli_main(["evaluate", *argv, "--out", str(tmp_path / "e")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and words in err[0] and not (tmp_path / "e").exists()
+
+
+def test_several_models_without_baselines_is_one_line(finished_run, tmp_path, capsys):
+    runs = [str(r) for r in _seeded_copies(finished_run, tmp_path, (1, 2, 3))]
+    assert cli_main(["evaluate", *runs, "--no-baselines", "--out", str(tmp_path / "e")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "with the baselines" in err[0]
