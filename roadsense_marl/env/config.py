@@ -87,8 +87,8 @@ class HazardConfig:
 
     Deprecated (env contract v1, in steps): ``step_window`` (steps) and ``override_delay_steps``
     still load; when given they replace ``onset_window_s`` / ``override_delay_s`` and the core
-    converts them with the run's step length (``steps * step_length``), with a DeprecationWarning
-    that names the new key and value (:meth:`in_seconds`).
+    converts them with the run's step length (``steps * step_length``), with a FutureWarning (shown to
+    users by default, unlike DeprecationWarning) that names the new key and value (:meth:`in_seconds`).
     """
 
     probability: float = 1.0
@@ -136,7 +136,7 @@ class HazardConfig:
     def in_seconds(self, step_length: float) -> HazardConfig:
         """This config with the deprecated step keys converted to seconds at ``step_length`` s.
 
-        Warns (DeprecationWarning) naming the new key and its value when a step key was given;
+        Warns (FutureWarning) naming the new key and its value when a step key was given;
         returns ``self`` when none was.
         """
         import warnings
@@ -150,7 +150,7 @@ class HazardConfig:
             warnings.warn(
                 f"hazard.step_window {list(self.step_window)} (steps) is deprecated: at this run's step length "
                 f"{step_length:g} s it is hazard.onset_window_s: {window} (seconds); write that instead",
-                DeprecationWarning, stacklevel=3,
+                FutureWarning, stacklevel=3,
             )
         if self.override_delay_steps is not None:
             delay = round(self.override_delay_steps * step_length, 9)
@@ -158,7 +158,7 @@ class HazardConfig:
             warnings.warn(
                 f"hazard.override_delay_steps {self.override_delay_steps} (steps) is deprecated: at this run's step "
                 f"length {step_length:g} s it is hazard.override_delay_s: {delay:g} (seconds); write that instead",
-                DeprecationWarning, stacklevel=3,
+                FutureWarning, stacklevel=3,
             )
         return dataclasses.replace(self, **changes)
 
@@ -294,9 +294,11 @@ class EnvConfig:
         out = dataclasses.asdict(self)
         for key in ("agents", "equipped"):
             out[key] = _selector_dict(getattr(self, key))
-        for key in ("step_window", "override_delay_steps"):  # deprecated step keys: only when given
-            if out["hazard"][key] is None:
-                del out["hazard"][key]
+        for key, new in (("step_window", "onset_window_s"), ("override_delay_steps", "override_delay_s")):
+            if out["hazard"][key] is None:  # deprecated step keys: only when given, and then they replace
+                del out["hazard"][key]      # the seconds key (which holds its unused default)
+            else:
+                del out["hazard"][new]
         radio = self.radio
         out["radio"] = radio if isinstance(radio, (str, dict, type(None))) else str(radio)
         return out
@@ -318,6 +320,11 @@ def _build_section(cls: type, section: str, values: Mapping[str, Any]) -> Any:
         if key not in valid:
             raise _unknown_key_error(section, key, valid)
     values = dict(values)
+    if cls is HazardConfig:
+        for new, old in (("onset_window_s", "step_window"), ("override_delay_s", "override_delay_steps")):
+            if new in values and old in values:
+                raise ValueError(f"hazard.{old} (deprecated, steps) and hazard.{new} (seconds) are both given "
+                                 f"({values[old]!r} and {values[new]!r}); give only hazard.{new}")
     if cls is HazardConfig and "override_delay_steps" in values and values["override_delay_steps"] is None:
         import warnings
 
@@ -325,7 +332,7 @@ def _build_section(cls: type, section: str, values: Mapping[str, Any]) -> Any:
         del values["override_delay_steps"]
         values["override_delay_s"] = None
         warnings.warn("hazard.override_delay_steps is deprecated: write hazard.override_delay_s: null to disable "
-                      "the override", DeprecationWarning, stacklevel=4)
+                      "the override", FutureWarning, stacklevel=4)
     return cls(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in values.items()})
 
 

@@ -190,7 +190,7 @@ def test_the_hazard_window_is_in_seconds(step_length):
 
 
 def test_deprecated_step_window_converts_with_the_run_step_length_and_says_the_new_key():
-    with pytest.warns(DeprecationWarning, match=r"at this run's step length 0.5 s it is hazard.onset_window_s: \[5.0, 5.0\]"):
+    with pytest.warns(FutureWarning, match=r"at this run's step length 0.5 s it is hazard.onset_window_s: \[5.0, 5.0\]"):
         core = ConvoyCore(scenario="convoy_6", step_length=0.5, max_steps=20, radio="ideal",
                           hazard={"step_window": [10, 10]})
     try:

@@ -77,7 +77,7 @@ def test_shipped_env_configs_load():
     assert files, "configs/env/ ships at least one config"
     for f in files:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", DeprecationWarning)  # shipped configs use no deprecated key
+            warnings.simplefilter("error", FutureWarning)  # shipped configs use no deprecated key
             cfg = make_env_config(f)
         assert isinstance(cfg, EnvConfig) and cfg.hazard.step_window is None and cfg.hazard.override_delay_steps is None
 
@@ -154,13 +154,13 @@ def test_deprecated_step_keys_convert_with_the_run_step_length_and_warn_with_the
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             hz = cfg.hazard.in_seconds(step_length)
-        text = [str(w.message) for w in caught if w.category is DeprecationWarning]
+        text = [str(w.message) for w in caught if w.category is FutureWarning]
         assert len(text) == 2
         assert f"step length {step_length:g} s it is hazard.onset_window_s: {window}" in text[0]
         assert f"step length {step_length:g} s it is hazard.override_delay_s: {delay} " in text[1]
         assert hz.step_window is None and hz.override_delay_steps is None
     assert hz.onset_window_s == (2.0, 4.0) and hz.override_delay_s == 0.2
-    with pytest.warns(DeprecationWarning, match=r"override_delay_s: null"):
+    with pytest.warns(FutureWarning, match=r"override_delay_s: null"):
         off = make_env_config(hazard={"override_delay_steps": None})
     assert off.hazard.override_delay_s is None
     plain = make_env_config().hazard
@@ -176,3 +176,20 @@ def test_episode_length_in_steps_or_seconds():
     assert make_env_config({"max_steps": 40}, max_time_s=2.5).max_time_s == 2.5
     base = make_env_config(EnvConfig(hazard=HazardConfig(step_window=(1, 2))).to_dict(), hazard={"onset_window_s": [3, 4]})
     assert base.hazard.step_window is None and base.hazard.onset_window_s == (3.0, 4.0)
+
+
+def test_a_deprecated_step_key_beside_its_seconds_key_is_an_error_naming_both():
+    with pytest.raises(ValueError, match=r"hazard.step_window .* and hazard.onset_window_s .* both given"):
+        make_env_config(hazard={"step_window": [50, 100], "onset_window_s": [15, 25]})
+    with pytest.raises(ValueError, match=r"hazard.override_delay_steps .* and hazard.override_delay_s .* both given"):
+        make_env_config(hazard={"override_delay_steps": 3, "override_delay_s": 0.3})
+
+
+def test_a_config_with_a_deprecated_step_key_round_trips_through_to_dict():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        cfg = make_env_config(hazard={"step_window": [50, 100], "override_delay_steps": 2})
+        plain = cfg.to_dict()
+        assert list(plain["hazard"]["step_window"]) == [50, 100] and "onset_window_s" not in plain["hazard"]
+        assert plain["hazard"]["override_delay_steps"] == 2 and "override_delay_s" not in plain["hazard"]
+        assert make_env_config(plain) == cfg
