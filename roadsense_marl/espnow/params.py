@@ -405,29 +405,37 @@ def _range(sec: Mapping[str, Any], key: str, where: str, *, lo: float, hi: float
     return a, b
 
 
-def _int(sec: Mapping[str, Any], sname: str, key: str, where: str, lo: int) -> int:
+def _int(sec: Mapping[str, Any], sname: str, key: str, where: str, lo: int, hi: int | None = None) -> int:
     value = sec.get(key)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value) or value < lo:
-        raise _bad(where, f"{sname}.{key}", value, f"an integer >= {lo}")
+    if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+            or value != int(value) or value < lo or (hi is not None and value > hi)):
+        raise _bad(where, f"{sname}.{key}", value, f"an integer >= {lo}" + (f" and <= {hi}" if hi is not None else ""))
     return int(value)
 
 
 def _channel(ch: Mapping[str, Any], where: str) -> dict[str, Any]:
-    """The ``channel`` section as RadioParams fields (errors name ``channel.<key>``)."""
+    """The ``channel`` section as RadioParams fields (errors name ``channel.<key>``).
+
+    Upper bounds keep a typo from silently breaking a run: payload at most 1,470 B (ESP-NOW v2.0's
+    limit; v1.0 and the original firmware: 250 B), contention window at most 1,023 (802.11's
+    CWmax), PHY rate at most 150 Mbit/s (ESP32 802.11n), alert beacons at most 100 Hz.
+    """
     return {
         "channel_enabled": _flag(ch, "channel", "enabled", where),
-        "channel_payload_bytes": _int(ch, "channel", "payload_bytes", where, 0),
-        "channel_frame_overhead_bytes": _int(ch, "channel", "frame_overhead_bytes", where, 0),
-        "channel_phy_rate_mbps": _num(ch, "channel", "phy_rate_mbps", where, lo=0.0, lo_open=True),
-        "channel_preamble_us": _num(ch, "channel", "preamble_us", where),
-        "channel_carrier_sense_range_m": _num(ch, "channel", "carrier_sense_range_m", where, lo=0.0, lo_open=True),
-        "channel_slot_us": _num(ch, "channel", "slot_us", where, lo=0.0, lo_open=True),
-        "channel_difs_us": _num(ch, "channel", "difs_us", where),
-        "channel_cw_min": _int(ch, "channel", "cw_min", where, 0),
-        "channel_max_access_delay_ms": _num(ch, "channel", "max_access_delay_ms", where, lo=0.0, lo_open=True),
-        "channel_cbr_window_ms": _num(ch, "channel", "cbr_window_ms", where, lo=0.0, lo_open=True),
+        "channel_payload_bytes": _int(ch, "channel", "payload_bytes", where, 0, 1470),
+        "channel_frame_overhead_bytes": _int(ch, "channel", "frame_overhead_bytes", where, 0, 2304),
+        "channel_phy_rate_mbps": _num(ch, "channel", "phy_rate_mbps", where, lo=0.0, hi=150.0, lo_open=True),
+        "channel_preamble_us": _num(ch, "channel", "preamble_us", where, hi=1000.0),
+        "channel_carrier_sense_range_m": _num(ch, "channel", "carrier_sense_range_m", where, lo=0.0, hi=10_000.0,
+                                              lo_open=True),
+        "channel_slot_us": _num(ch, "channel", "slot_us", where, lo=0.0, hi=1000.0, lo_open=True),
+        "channel_difs_us": _num(ch, "channel", "difs_us", where, hi=10_000.0),
+        "channel_cw_min": _int(ch, "channel", "cw_min", where, 0, 1023),
+        "channel_max_access_delay_ms": _num(ch, "channel", "max_access_delay_ms", where, lo=0.0, hi=10_000.0,
+                                            lo_open=True),
+        "channel_cbr_window_ms": _num(ch, "channel", "cbr_window_ms", where, lo=0.0, hi=10_000.0, lo_open=True),
         "alert_beacon_hz": None if ch.get("alert_beacon_hz") is None else _num(
-            ch, "channel", "alert_beacon_hz", where, lo=0.0, lo_open=True),
+            ch, "channel", "alert_beacon_hz", where, lo=0.0, hi=100.0, lo_open=True),
         "alert_accel_threshold_ms2": _num(ch, "channel", "alert_accel_threshold_ms2", where, lo=None),
     }
 

@@ -56,6 +56,9 @@ def test_channel_is_on_in_measured_and_degraded_and_off_in_ideal_and_defaults():
     ({"channel": "maybe"}, r"invalid channel = 'maybe': must be \"off\", \"on\""),
     ({"channel": {"cw_min": -1}}, r"channel.cw_min = -1: must be an integer >= 0"),
     ({"channel": {"phy_rate_mbps": 0}}, r"channel.phy_rate_mbps = 0"),
+    ({"channel": {"payload_bytes": 10_000_000}}, r"channel.payload_bytes = 10000000: must be an integer >= 0 and <= 1470"),
+    ({"channel": {"cw_min": 10**9}}, r"channel.cw_min = 1000000000: must be an integer >= 0 and <= 1023"),
+    ({"channel": {"alert_beacon_hz": 100_000}}, r"channel.alert_beacon_hz = 100000: must be <= 100.0"),
     ({"channel": {"carrier_sense": 10}}, r"unknown radio parameter channel.carrier_sense\. Did you mean "
                                          r"'carrier_sense_range_m'"),
     ({"channel": {"enabled": True}}, r"channel.enabled = True: must be false unless the radio range is finite"),
