@@ -146,6 +146,15 @@ class Radio:
         acceleration at or below ``channel.alert_accel_threshold_ms2`` beacons at that rate instead
         (phase modulo the alert period) until a broadcast reports otherwise, as the original
         firmware's 20 Hz while alerting; :meth:`beacon_due` and :meth:`beacon_times` follow it.
+        With ``channel.dcc = "reactive"`` each vehicle's beacon period is instead
+        ``max(nominal period, T_off)``, ``T_off`` the minimum inter-beacon gap of the ETSI DCC state
+        its own :attr:`cbr` falls in (:meth:`RadioParams.dcc_gap_ms`, ETSI TS 102 687 V1.2.1 Annex A),
+        re-evaluated at each :meth:`receive` for the slots it serves (the nominal period is the alert
+        period while alerting, also taken at the receive). A slot whose period changes to ``P``
+        beacons on the grid ``phase * P / base_period + k * P`` (its random phase kept as the same
+        fraction of the period, so slots switching together stay spread out), from the first grid
+        time at least ``P`` after its latest beacon: consecutive beacons are never closer than the
+        period in force, hence never closer than ``T_off``.
     :param payload_fields: payload column names; the first five must be :data:`PAYLOAD_FIELDS`
         for the env; the object API adds accel y/z and gyro columns (see ``FIELD_NOISE``).
     :param backend: ``"numba"`` (compiled kernels, :mod:`roadsense_marl.espnow.kernels`),
@@ -214,6 +223,10 @@ class Radio:
         self._bin_lo, self._bin_rate = self.params.bin_table() if self.params.uses_bins else (_EMPTY, _EMPTY)
         self._chan = _ch.ChannelConsts(self.params) if self.params.channel_enabled else None
         self._clear()
+        if self.params.channel_dcc == "reactive":
+            # reactive DCC: each slot's own beacon grid anchor + k * period (ms), re-evaluated at receive
+            self._dcc_anchor = self._phases.copy()
+            self._dcc_period = np.full(self.capacity, 1000.0 / self.beacon_hz)
 
     def _clear(self) -> None:
         cap, f = self.capacity, len(self.payload_fields)
@@ -257,6 +270,7 @@ class Radio:
         self._pos = np.zeros((cap, 2))
         self.cbr = np.zeros(cap)
         self._alerting = np.zeros(cap, bool)  # latest broadcast reported hard braking (alert beacon rate)
+        self._dcc_anchor = self._dcc_period = None  # reactive DCC schedule (set by reset when switched on)
         # reused scratch buffers (internal only; never handed out)
         self._w_si = self._w_lid = np.empty(0, np.int32)
         self._w_z = np.empty(0)
@@ -273,7 +287,7 @@ class Radio:
         self._require_reset()
         s = _slots("slots", slots, self.capacity)
         period = 1000.0 / self.beacon_hz
-        schedule = self._alert_schedule(s)
+        schedule = self._schedule(s)
         if schedule is not None:
             ph, per = schedule
             return (t_now_ms - t_prev_ms >= per * (1.0 - 1e-9)) | (
@@ -283,9 +297,12 @@ class Radio:
         ph = self._phases[s]
         return np.floor((t_now_ms - ph) / period) > np.floor((t_prev_ms - ph) / period)
 
-    def _alert_schedule(self, s: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-        """``(phase, period)`` per slot when some of ``s`` are alerting and the parameters set
-        ``channel.alert_beacon_hz``; else None (every slot at ``beacon_hz``, the common case)."""
+    def _schedule(self, s: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """``(phase, period)`` (ms) per slot of ``s``: with reactive DCC each slot's own anchor and
+        period; else when some of ``s`` are alerting and the parameters set ``channel.alert_beacon_hz``,
+        the alert grid for those; else None (every slot at ``beacon_hz``, the common case)."""
+        if self._dcc_period is not None:
+            return self._dcc_anchor[s], self._dcc_period[s]
         hz = self.params.alert_beacon_hz
         if hz is None or not len(s) or not self._alerting[s].any():
             return None
@@ -321,7 +338,7 @@ class Radio:
             raise ValueError(f"beacon_times needs t_now_ms >= t_prev_ms, got t_prev_ms={lo!r} > t_now_ms={hi!r}")
         period: float | np.ndarray = 1000.0 / self.beacon_hz
         ph = self._phases[s]
-        schedule = self._alert_schedule(s)
+        schedule = self._schedule(s)
         if schedule is not None:
             ph, per = schedule
             period = per[:, None]
@@ -465,7 +482,7 @@ class Radio:
             # One time for all: the step's time, not the senders' access times. Each frame is put on
             # the air at its sender's latest beacon instant <= t (where beacon_times would put it);
             # only the overlap uses that instant, arrival stays t + access delay + latency.
-            schedule = self._alert_schedule(ss)
+            schedule = self._schedule(ss)
             period, ph = (1000.0 / self.beacon_hz, self._phases[ss]) if schedule is None else (schedule[1], schedule[0])
             t_acc = np.minimum(ph + np.floor((t - ph) / period) * period, t)
         else:
@@ -707,6 +724,8 @@ class Radio:
         self._deliver(now)
         if self._chan is not None:
             self._channel_receive(now, rs)
+            if self._dcc_period is not None and len(rs):
+                self._dcc_update(now, rs)
         if not self._sorted:
             self._sort_pool()
         n = self._n
@@ -738,13 +757,36 @@ class Radio:
                 self.cbr[rs] = _k.channel_cbr(now, c.window, rs, self._pos, *store, c.cs)
             else:
                 self.cbr[rs] = _ch.cbr_reference(now, rs, self._pos, *store, c)
-        keep = self._c_end[:nc] + c.difs > now - max(c.window, 1000.0 / self.beacon_hz)
+        longest = 1000.0 / self.beacon_hz if self._dcc_period is None else max(
+            1000.0 / self.beacon_hz, float(self.params.dcc_gap_ms(1.0)))
+        keep = self._c_end[:nc] + c.difs > now - max(c.window, longest)
         if not keep.all():
             idx = np.flatnonzero(keep)
             for name in _CHANNEL_ARRAYS:
                 a = getattr(self, name)
                 a[: len(idx)] = a[idx]
             self._nc = len(idx)
+
+    def _dcc_update(self, now: float, rs: np.ndarray) -> None:
+        """Reactive DCC: new beacon period ``max(nominal, T_off(cbr))`` of these slots; a slot whose
+        period changes re-anchors its grid at its latest beacon time ``<= now`` on the old grid."""
+        base = 1000.0 / self.beacon_hz
+        nominal: float | np.ndarray = base
+        if self.params.alert_beacon_hz is not None:
+            nominal = np.where(self._alerting[rs], 1000.0 / self.params.alert_beacon_hz, base)
+        new = np.maximum(nominal, self.params.dcc_gap_ms(self.cbr[rs]))
+        old = self._dcc_period[rs]
+        changed = new != old
+        if changed.any():
+            r, o, p = rs[changed], old[changed], new[changed]
+            a = self._dcc_anchor[r]
+            last = a + np.floor((now - a) / o) * o  # latest beacon time <= now on the old grid
+            # the new grid keeps the slot's random phase as the same fraction of the new period (beacons
+            # of slots switching together stay spread over the period); its first beacon is at least
+            # one new period after the last one
+            phase = self._phases[r] * (p / base)
+            self._dcc_anchor[r] = phase + np.ceil((last + p - phase) / p) * p
+            self._dcc_period[r] = p
 
     def _deliver(self, now: float) -> None:
         """Move in-flight messages that have arrived by ``now`` into the tables (newest sent wins)
@@ -856,6 +898,9 @@ class Radio:
         owner[(owner >= 0) & gone[np.maximum(owner, 0)]] = -1
         self.cbr[s] = 0.0
         self._alerting[s] = False
+        if self._dcc_period is not None:
+            self._dcc_anchor[s] = self._phases[s]
+            self._dcc_period[s] = 1000.0 / self.beacon_hz
         if self._m:
             hit = rows[self._p_lid[: self._m]]
             if hit.any():
