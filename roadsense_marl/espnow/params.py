@@ -18,7 +18,8 @@ the top level or inside a section::
                           jitter_std_range_ms, gps_noise_range_m}
     channel.{enabled, payload_bytes, frame_overhead_bytes, phy_rate_mbps, preamble_us,
              carrier_sense_range_m, slot_us, difs_us, cw_min, max_access_delay_ms, cbr_window_ms,
-             alert_beacon_hz, alert_accel_threshold_ms2, dcc, dcc_table}
+             alert_beacon_hz, alert_accel_threshold_ms2, dcc, dcc_table,
+             dcc_relax_ms}
              (or ``channel: "off"`` / ``"on"`` / false / true; see :data:`CHANNEL_SOURCES`)
     _metadata.distance_bins: {"0_20m": {"count": 7581, "loss_rate": 0.058}, ..., "100m_plus": {...}}
 
@@ -100,6 +101,7 @@ DEFAULTS: dict[str, Any] = {
         "alert_accel_threshold_ms2": -2.5,
         "dcc": "off",
         "dcc_table": [[0.30, 60.0], [0.40, 100.0], [0.50, 180.0], [0.60, 260.0], [None, 460.0]],
+        "dcc_relax_ms": 1000.0,
     },
 }
 
@@ -130,6 +132,12 @@ CHANNEL_SOURCES: dict[str, str] = {
     "dcc_table": "ETSI TS 102 687 V1.2.1, Annex A, reactive DCC parameters for ~1 ms frames: Relaxed CBR < 0.30: "
                  "60 ms; Active1 < 0.40: 100 ms; Active2 < 0.50: 180 ms; Active3 < 0.60: 260 ms; Restrictive: "
                  "460 ms (rows [cbr_upper, T_off ms], the last row's cbr_upper null: everything above)",
+    "dcc_relax_ms": "hysteresis (a modelling choice, not a value from the standard): a vehicle moves to a more "
+                    "restrictive state at the first CBR reading that calls for it, to a less restrictive one only "
+                    "after 1 s without such a reading. Without it, neighbours that cut their rate together read "
+                    "an almost idle 100 ms window right after (the silence before their first longer gap ends) "
+                    "and relax together: a synchronised on/off oscillation. Implementations of the ETSI state "
+                    "machine use asymmetric windows as well (Vanetza: 1 s up, 5 s down); 0 disables it",
 }
 
 #: A GPS noise above this many metres is almost surely a degree/metre mix-up (the earlier
@@ -216,6 +224,7 @@ class RadioParams:
     channel_dcc: str = "off"
     channel_dcc_table: tuple[tuple[float | None, float], ...] = (
         (0.30, 60.0), (0.40, 100.0), (0.50, 180.0), (0.60, 260.0), (None, 460.0))
+    channel_dcc_relax_ms: float = 1000.0
     source: str = field(default="<defaults>", compare=False)
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
@@ -292,7 +301,8 @@ class RadioParams:
                      "cw_min": self.channel_cw_min, "max_access_delay_ms": self.channel_max_access_delay_ms,
                      "cbr_window_ms": self.channel_cbr_window_ms, "alert_beacon_hz": self.alert_beacon_hz,
                      "alert_accel_threshold_ms2": self.alert_accel_threshold_ms2,
-                     "dcc": self.channel_dcc, "dcc_table": [list(r) for r in self.channel_dcc_table]},
+                     "dcc": self.channel_dcc, "dcc_table": [list(r) for r in self.channel_dcc_table],
+                     "dcc_relax_ms": self.channel_dcc_relax_ms},
         )
         meta = dict(out.get("_metadata") or {})
         if self.distance_bins:
@@ -504,6 +514,7 @@ def _channel(ch: Mapping[str, Any], where: str) -> dict[str, Any]:
         "alert_accel_threshold_ms2": _num(ch, "channel", "alert_accel_threshold_ms2", where, lo=None),
         "channel_dcc": _dcc_mode(ch, where),
         "channel_dcc_table": _dcc_table(ch.get("dcc_table"), where),
+        "channel_dcc_relax_ms": _num(ch, "channel", "dcc_relax_ms", where),
     }
 
 

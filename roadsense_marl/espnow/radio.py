@@ -150,7 +150,9 @@ class Radio:
         ``max(nominal period, T_off)``, ``T_off`` the minimum inter-beacon gap of the ETSI DCC state
         its own :attr:`cbr` falls in (:meth:`RadioParams.dcc_gap_ms`, ETSI TS 102 687 V1.2.1 Annex A),
         re-evaluated at each :meth:`receive` for the slots it serves (the nominal period is the alert
-        period while alerting, also taken at the receive). A slot whose period changes to ``P``
+        period while alerting, also taken at the receive): a higher CBR moves to a more restrictive
+        state at once, a lower one to a less restrictive state only once no CBR at or above the
+        current state's bound was read for ``channel.dcc_relax_ms`` (hysteresis). A slot whose period changes to ``P``
         beacons on the grid ``phase * P / base_period + k * P`` (its random phase kept as the same
         fraction of the period, so slots switching together stay spread out), from the first grid
         time at least ``P`` after its latest beacon: consecutive beacons are never closer than the
@@ -227,6 +229,10 @@ class Radio:
             # reactive DCC: each slot's own beacon grid anchor + k * period (ms), re-evaluated at receive
             self._dcc_anchor = self._phases.copy()
             self._dcc_period = np.full(self.capacity, 1000.0 / self.beacon_hz)
+            self._dcc_start = np.full(self.capacity, -np.inf)  # no beacon of a slot's grid before this
+            self._dcc_last = np.full(self.capacity, -np.inf)  # latest beacon before the start (none: -inf)
+            self._dcc_gap = np.full(self.capacity, float(self.params.dcc_gap_ms(0.0)))  # T_off of the state (ms)
+            self._dcc_since = np.full(self.capacity, -np.inf)  # latest CBR at or above the state's bound (ms)
 
     def _clear(self) -> None:
         cap, f = self.capacity, len(self.payload_fields)
@@ -270,7 +276,7 @@ class Radio:
         self._pos = np.zeros((cap, 2))
         self.cbr = np.zeros(cap)
         self._alerting = np.zeros(cap, bool)  # latest broadcast reported hard braking (alert beacon rate)
-        self._dcc_anchor = self._dcc_period = None  # reactive DCC schedule (set by reset when switched on)
+        self._dcc_anchor = self._dcc_period = self._dcc_start = self._dcc_last = self._dcc_gap = None  # reactive DCC schedule (set by reset when switched on)
         # reused scratch buffers (internal only; never handed out)
         self._w_si = self._w_lid = np.empty(0, np.int32)
         self._w_z = np.empty(0)
@@ -290,8 +296,9 @@ class Radio:
         schedule = self._schedule(s)
         if schedule is not None:
             ph, per = schedule
-            return (t_now_ms - t_prev_ms >= per * (1.0 - 1e-9)) | (
+            due = (t_now_ms - t_prev_ms >= per * (1.0 - 1e-9)) | (
                 np.floor((t_now_ms - ph) / per) > np.floor((t_prev_ms - ph) / per))
+            return due if self._dcc_start is None else due & (self._dcc_start[s] <= t_now_ms)
         if t_now_ms - t_prev_ms >= period * (1.0 - 1e-9):
             return np.ones(len(s), bool)
         ph = self._phases[s]
@@ -353,7 +360,10 @@ class Radio:
             k0 = np.floor((lo - ph) / period)
             width = int(np.floor((hi - ph) / period).max() - k0.min()) + 2
         grid = ph[:, None] + (k0[:, None] + np.arange(width)) * period  # (R, width) candidate times
-        idx, col = np.nonzero((grid > lo) & (grid <= hi))  # by position in slots, then time
+        inside = (grid > lo) & (grid <= hi)
+        if self._dcc_start is not None:
+            inside &= grid >= self._dcc_start[s][:, None]  # a DCC grid has no beacon before its start
+        idx, col = np.nonzero(inside)  # by position in slots, then time
         t = grid[idx, col]
         if len(s) > 1 and (s[1:] > s[:-1]).all():
             o = np.argsort(t, kind="stable")  # equal times keep position order = slot order
@@ -768,24 +778,35 @@ class Radio:
             self._nc = len(idx)
 
     def _dcc_update(self, now: float, rs: np.ndarray) -> None:
-        """Reactive DCC: new beacon period ``max(nominal, T_off(cbr))`` of these slots; a slot whose
-        period changes re-anchors its grid at its latest beacon time ``<= now`` on the old grid."""
+        """Reactive DCC for these slots: the state's T_off follows the CBR at once towards a more
+        restrictive state, towards a less restrictive one only after ``channel.dcc_relax_ms`` without
+        a CBR at or above the current state's bound; new beacon period ``max(nominal, T_off)``; a slot
+        whose period changes starts a new grid (see the class docstring)."""
         base = 1000.0 / self.beacon_hz
         nominal: float | np.ndarray = base
         if self.params.alert_beacon_hz is not None:
             nominal = np.where(self._alerting[rs], 1000.0 / self.params.alert_beacon_hz, base)
-        new = np.maximum(nominal, self.params.dcc_gap_ms(self.cbr[rs]))
+        g, cur, since = self.params.dcc_gap_ms(self.cbr[rs]), self._dcc_gap[rs], self._dcc_since[rs]
+        relax = (g < cur) & (now - since >= self.params.channel_dcc_relax_ms)
+        self._dcc_gap[rs] = np.where((g > cur) | relax, g, cur)
+        self._dcc_since[rs] = np.where((g >= cur) | relax, now, since)
+        new = np.maximum(nominal, self._dcc_gap[rs])
         old = self._dcc_period[rs]
         changed = new != old
         if changed.any():
             r, o, p = rs[changed], old[changed], new[changed]
             a = self._dcc_anchor[r]
-            last = a + np.floor((now - a) / o) * o  # latest beacon time <= now on the old grid
+            # latest beacon time <= now: on the current grid if it has started, else the one before it
+            last = np.where(self._dcc_start[r] <= now, a + np.floor((now - a) / o) * o, self._dcc_last[r])
             # the new grid keeps the slot's random phase as the same fraction of the new period (beacons
-            # of slots switching together stay spread over the period); its first beacon is at least
-            # one new period after the last one
+            # of slots switching together stay spread over the period); it starts at its first time at
+            # least one new period after the last beacon and after now (earlier times are past)
             phase = self._phases[r] * (p / base)
-            self._dcc_anchor[r] = phase + np.ceil((last + p - phase) / p) * p
+            with np.errstate(invalid="ignore"):
+                k = np.maximum(np.ceil((last + p - phase) / p), np.floor((now - phase) / p) + 1.0)
+            first = phase + np.where(np.isfinite(k), k, np.floor((now - phase) / p) + 1.0) * p
+            self._dcc_anchor[r] = self._dcc_start[r] = first
+            self._dcc_last[r] = last
             self._dcc_period[r] = p
 
     def _deliver(self, now: float) -> None:
@@ -901,6 +922,8 @@ class Radio:
         if self._dcc_period is not None:
             self._dcc_anchor[s] = self._phases[s]
             self._dcc_period[s] = 1000.0 / self.beacon_hz
+            self._dcc_start[s] = self._dcc_last[s] = self._dcc_since[s] = -np.inf
+            self._dcc_gap[s] = float(self.params.dcc_gap_ms(0.0))
         if self._m:
             hit = rows[self._p_lid[: self._m]]
             if hit.any():
