@@ -320,7 +320,9 @@ class Radio:
 
     def beacon_times(self, slots: Any, t_prev_ms: float, t_now_ms: float) -> tuple[np.ndarray, np.ndarray]:
         """Every beacon time ``phase[slot] + k * period`` (``period = 1000 / beacon_hz`` ms, any integer
-        ``k``) inside ``(t_prev_ms, t_now_ms]``, for each of ``slots``.
+        ``k``) inside ``(t_prev_ms, t_now_ms]``, for each of ``slots``. With alert beacons or reactive
+        DCC (see the class docstring) each slot has its own phase and period; a DCC grid has no beacon
+        before its start (the first beacon after the slot's period changed).
 
         :param slots: ``(R,)`` integer slots.
         :param t_prev_ms: start of the interval (ms, excluded); ``t_now_ms``: its end (ms, included).
