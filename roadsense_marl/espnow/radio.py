@@ -152,8 +152,8 @@ class Radio:
         re-evaluated at each :meth:`receive` for the slots it serves (the nominal period is the alert
         period while alerting, also taken at the receive): a higher CBR moves to a more restrictive
         state at once, a lower one to a less restrictive state only once no CBR at or above the
-        current state's bound was read for ``channel.dcc_relax_ms`` (hysteresis). A slot whose period changes to ``P``
-        beacons on the grid ``phase * P / base_period + k * P`` (its random phase kept as the same
+        current state's bound was read for ``channel.dcc_relax_ms`` (hysteresis). A slot whose
+        period changes to ``P`` beacons on the grid ``phase * P / base_period + k * P`` (its random phase kept as the same
         fraction of the period, so slots switching together stay spread out), from the first grid
         time at least ``P`` after its latest beacon: consecutive beacons are never closer than the
         period in force, hence never closer than ``T_off``.
@@ -276,7 +276,9 @@ class Radio:
         self._pos = np.zeros((cap, 2))
         self.cbr = np.zeros(cap)
         self._alerting = np.zeros(cap, bool)  # latest broadcast reported hard braking (alert beacon rate)
-        self._dcc_anchor = self._dcc_period = self._dcc_start = self._dcc_last = self._dcc_gap = None  # reactive DCC schedule (set by reset when switched on)
+        # reactive DCC schedule (set by reset when switched on)
+        self._dcc_anchor = self._dcc_period = self._dcc_start = self._dcc_last = None
+        self._dcc_gap = self._dcc_since = None
         # reused scratch buffers (internal only; never handed out)
         self._w_si = self._w_lid = np.empty(0, np.int32)
         self._w_z = np.empty(0)
