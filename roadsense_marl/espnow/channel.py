@@ -30,6 +30,10 @@ burst, latency) applies to what survived. The measured latency is end to end wit
 so the channel-access delay (start - access time) is added to it. The link model's burst state
 follows the link model's own draws only (bursts model fading, not collisions).
 
+Beacon-rate adaptation (``channel.dcc = "reactive"``, ETSI TS 102 687 V1.2.1 reactive DCC, off
+by default) lives in :class:`~roadsense_marl.espnow.Radio`'s beacon schedule, not here: it changes
+when frames are sent, not what the channel does with them.
+
 Limits: no capture, no SINR (a hidden terminal's frame is lost or not, by range alone); the
 carrier-sense range is one disc; frames of an earlier :meth:`Radio.broadcast` call are not
 resolved again when a later call's frame overlaps them (the later frame defers to or collides with

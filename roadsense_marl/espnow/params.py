@@ -18,7 +18,8 @@ the top level or inside a section::
                           jitter_std_range_ms, gps_noise_range_m}
     channel.{enabled, payload_bytes, frame_overhead_bytes, phy_rate_mbps, preamble_us,
              carrier_sense_range_m, slot_us, difs_us, cw_min, max_access_delay_ms, cbr_window_ms,
-             alert_beacon_hz, alert_accel_threshold_ms2}
+             alert_beacon_hz, alert_accel_threshold_ms2, dcc, dcc_table,
+             dcc_relax_ms}
              (or ``channel: "off"`` / ``"on"`` / false / true; see :data:`CHANNEL_SOURCES`)
     _metadata.distance_bins: {"0_20m": {"count": 7581, "loss_rate": 0.058}, ..., "100m_plus": {...}}
 
@@ -98,6 +99,9 @@ DEFAULTS: dict[str, Any] = {
         "cbr_window_ms": 100.0,
         "alert_beacon_hz": None,
         "alert_accel_threshold_ms2": -2.5,
+        "dcc": "off",
+        "dcc_table": [[0.30, 60.0], [0.40, 100.0], [0.50, 180.0], [0.60, 260.0], [None, 460.0]],
+        "dcc_relax_ms": 1000.0,
     },
 }
 
@@ -123,6 +127,17 @@ CHANNEL_SOURCES: dict[str, str] = {
                        "which adds load exactly when it matters",
     "alert_accel_threshold_ms2": "a sender alerts while its own (true) acceleration in its latest broadcast is at or "
                                  "below this, the observation's braking threshold (-2.5 m/s^2)",
+    "dcc": "off by default (a research switch); \"reactive\": ETSI TS 102 687 V1.2.1 reactive decentralized "
+           "congestion control, a per-vehicle minimum inter-beacon gap T_off chosen by the vehicle's own CBR",
+    "dcc_table": "ETSI TS 102 687 V1.2.1, Annex A, reactive DCC parameters for ~1 ms frames: Relaxed CBR < 0.30: "
+                 "60 ms; Active1 < 0.40: 100 ms; Active2 < 0.50: 180 ms; Active3 < 0.60: 260 ms; Restrictive: "
+                 "460 ms (rows [cbr_upper, T_off ms], the last row's cbr_upper null: everything above)",
+    "dcc_relax_ms": "hysteresis (a modelling choice, not a value from the standard): a vehicle moves to a more "
+                    "restrictive state at the first CBR reading that calls for it, to a less restrictive one only "
+                    "after 1 s without such a reading. Without it, neighbours that cut their rate together read "
+                    "an almost idle 100 ms window right after (the silence before their first longer gap ends) "
+                    "and relax together: a synchronised on/off oscillation. Implementations of the ETSI state "
+                    "machine use asymmetric windows as well (Vanetza: 1 s up, 5 s down); 0 disables it",
 }
 
 #: A GPS noise above this many metres is almost surely a degree/metre mix-up (the earlier
@@ -132,6 +147,8 @@ GPS_STD_WARN_M = 100.0
 _SECTIONS = ("latency", "packet_loss", "burst_loss", "sensor_noise", "observation", "domain_randomization", "channel")
 #: Word forms ``channel`` may take instead of a mapping.
 _CHANNEL_WORDS = {"off": False, "on": True}
+#: Values of ``channel.dcc``.
+DCC_MODES: tuple[str, ...] = ("off", "reactive")
 #: Free-text keys allowed anywhere (besides keys starting with ``_``); never read as parameters.
 METADATA_KEYS = frozenset({"description", "descriptions", "comment", "comments", "note", "notes", "source", "units"})
 _BIN_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*_\s*(\d+(?:\.\d+)?)\s*m\s*$")
@@ -202,6 +219,12 @@ class RadioParams:
     channel_cbr_window_ms: float = 100.0
     alert_beacon_hz: float | None = None  # beacon rate while alerting (None: the normal rate always)
     alert_accel_threshold_ms2: float = -2.5
+    # ETSI reactive DCC (see CHANNEL_SOURCES): "off" or "reactive"; table rows (cbr_upper, T_off ms),
+    # the last row's cbr_upper None (everything above the previous row)
+    channel_dcc: str = "off"
+    channel_dcc_table: tuple[tuple[float | None, float], ...] = (
+        (0.30, 60.0), (0.40, 100.0), (0.50, 180.0), (0.60, 260.0), (None, 460.0))
+    channel_dcc_relax_ms: float = 1000.0
     source: str = field(default="<defaults>", compare=False)
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
@@ -277,13 +300,33 @@ class RadioParams:
                      "slot_us": self.channel_slot_us, "difs_us": self.channel_difs_us,
                      "cw_min": self.channel_cw_min, "max_access_delay_ms": self.channel_max_access_delay_ms,
                      "cbr_window_ms": self.channel_cbr_window_ms, "alert_beacon_hz": self.alert_beacon_hz,
-                     "alert_accel_threshold_ms2": self.alert_accel_threshold_ms2},
+                     "alert_accel_threshold_ms2": self.alert_accel_threshold_ms2,
+                     "dcc": self.channel_dcc, "dcc_table": [list(r) for r in self.channel_dcc_table],
+                     "dcc_relax_ms": self.channel_dcc_relax_ms},
         )
         meta = dict(out.get("_metadata") or {})
         if self.distance_bins:
             meta["distance_bins"] = {b.name: {"count": b.count, "loss_rate": b.loss_rate} for b in self.distance_bins}
             out["_metadata"] = meta
         return out
+
+    def dcc_gap_ms(self, cbr: Any) -> np.ndarray:
+        """Reactive DCC (ETSI TS 102 687 V1.2.1, Annex A): the minimum inter-beacon gap T_off (ms) of
+        the DCC state each channel busy ratio falls in, float64 with the shape of ``cbr``.
+
+        State ``i`` is the first row of ``channel.dcc_table`` with ``cbr < cbr_upper``; the last row
+        (``cbr_upper`` None) takes every CBR at or above the previous row's bound. The default table
+        is the standard's for ~1 ms frames (Relaxed 60, Active1 100, Active2 180, Active3 260,
+        Restrictive 460 ms at CBR bounds 0.30 / 0.40 / 0.50 / 0.60). Defined whatever ``channel.dcc``
+        says; the radio applies it only with ``channel.dcc = "reactive"``.
+        """
+        bounds, gaps = self._dcc_arrays
+        return gaps[np.searchsorted(bounds, np.asarray(cbr, np.float64), side="right")]
+
+    @cached_property
+    def _dcc_arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        return (np.asarray([r[0] for r in self.channel_dcc_table[:-1]], np.float64),
+                np.asarray([r[1] for r in self.channel_dcc_table], np.float64))
 
     def with_overrides(self, **changes: Any) -> RadioParams:
         """A copy with some fields changed (used for domain randomisation); not re-validated."""
@@ -413,6 +456,46 @@ def _int(sec: Mapping[str, Any], sname: str, key: str, where: str, lo: int, hi: 
     return int(value)
 
 
+def _dcc_mode(ch: Mapping[str, Any], where: str) -> str:
+    value = ch.get("dcc")
+    if value not in DCC_MODES:
+        raise _bad(where, "channel.dcc", value, " or ".join(f'"{m}"' for m in DCC_MODES))
+    return value
+
+
+def _dcc_table(value: Any, where: str) -> tuple[tuple[float | None, float], ...]:
+    """``channel.dcc_table``: rows ``[cbr_upper, gap_ms]``, bounds strictly increasing in (0, 1], the
+    last row's bound null, gaps positive, finite and non-decreasing (a busier state never beacons
+    more often)."""
+    shape = ("a non-empty list of [cbr_upper, gap_ms] rows (cbr_upper strictly increasing in (0, 1], the last "
+             "row's null: every CBR above; gap_ms > 0, non-decreasing), e.g. [[0.3, 60], [0.4, 100], [null, 460]]")
+    if not isinstance(value, (list, tuple)) or not value:
+        raise _bad(where, "channel.dcc_table", value, shape)
+    rows: list[tuple[float | None, float]] = []
+    prev_bound, prev_gap = 0.0, 0.0
+    for i, row in enumerate(value):
+        key = f"channel.dcc_table[{i}]"
+        if not isinstance(row, (list, tuple)) or len(row) != 2:
+            raise _bad(where, key, row, "a [cbr_upper, gap_ms] pair")
+        bound, gap = row
+        last = i == len(value) - 1
+        if last:
+            if bound is not None:
+                raise _bad(where, f"{key}[0]", bound, "null (the last row takes every CBR above the previous bound)")
+        elif isinstance(bound, bool) or not isinstance(bound, (int, float)) or not math.isfinite(bound) or not (
+                prev_bound < bound <= 1.0):
+            raise _bad(where, f"{key}[0]", bound, f"a CBR bound in ({prev_bound}, 1] (strictly increasing rows; only "
+                       "the last row's is null)")
+        if isinstance(gap, bool) or not isinstance(gap, (int, float)) or not math.isfinite(gap) or not gap > 0:
+            raise _bad(where, f"{key}[1]", gap, "a gap in ms > 0")
+        if gap < prev_gap:
+            raise _bad(where, f"{key}[1]", gap, f">= the previous row's gap {prev_gap} ms (a busier state never "
+                       "beacons more often)")
+        rows.append((None if last else float(bound), float(gap)))
+        prev_bound, prev_gap = (prev_bound if last else float(bound)), float(gap)
+    return tuple(rows)
+
+
 def _channel(ch: Mapping[str, Any], where: str) -> dict[str, Any]:
     """The ``channel`` section as RadioParams fields (errors name ``channel.<key>``).
 
@@ -437,6 +520,9 @@ def _channel(ch: Mapping[str, Any], where: str) -> dict[str, Any]:
         "alert_beacon_hz": None if ch.get("alert_beacon_hz") is None else _num(
             ch, "channel", "alert_beacon_hz", where, lo=0.0, hi=100.0, lo_open=True),
         "alert_accel_threshold_ms2": _num(ch, "channel", "alert_accel_threshold_ms2", where, lo=None),
+        "channel_dcc": _dcc_mode(ch, where),
+        "channel_dcc_table": _dcc_table(ch.get("dcc_table"), where),
+        "channel_dcc_relax_ms": _num(ch, "channel", "dcc_relax_ms", where),
     }
 
 
@@ -553,6 +639,9 @@ def _build(d: dict[str, Any], where: str) -> RadioParams:
         raise _bad(where, "domain_randomization.enabled", enabled, "true or false")
     raw = {k: v for k, v in d.items() if k not in _SECTIONS}
     ch = _channel(_section(d, "channel", where), where)
+    if ch["channel_dcc"] != "off" and not ch["channel_enabled"]:
+        raise _bad(where, "channel.dcc", ch["channel_dcc"], '"off" unless channel.enabled is true (reactive DCC '
+                   "follows the channel busy ratio, which only the shared channel model measures)")
     if ch["channel_enabled"]:
         reach = max_range if max_range is not None else (
             max((b.hi_m for b in _bins(d.get("_metadata"), where) if b.populated), default=math.inf))

@@ -146,6 +146,17 @@ class Radio:
         acceleration at or below ``channel.alert_accel_threshold_ms2`` beacons at that rate instead
         (phase modulo the alert period) until a broadcast reports otherwise, as the original
         firmware's 20 Hz while alerting; :meth:`beacon_due` and :meth:`beacon_times` follow it.
+        With ``channel.dcc = "reactive"`` each vehicle's beacon period is instead
+        ``max(nominal period, T_off)``, ``T_off`` the minimum inter-beacon gap of the ETSI DCC state
+        its own :attr:`cbr` falls in (:meth:`RadioParams.dcc_gap_ms`, ETSI TS 102 687 V1.2.1 Annex A),
+        re-evaluated at each :meth:`receive` for the slots it serves (the nominal period is the alert
+        period while alerting, also taken at the receive): a higher CBR moves to a more restrictive
+        state at once, a lower one to a less restrictive state only once no CBR at or above the
+        current state's bound was read for ``channel.dcc_relax_ms`` (hysteresis). A slot whose
+        period changes to ``P`` beacons on the grid ``phase * P / base_period + k * P`` (its random phase kept as the same
+        fraction of the period, so slots switching together stay spread out), from the first grid
+        time at least ``P`` after its latest beacon: consecutive beacons are never closer than the
+        period in force, hence never closer than ``T_off``.
     :param payload_fields: payload column names; the first five must be :data:`PAYLOAD_FIELDS`
         for the env; the object API adds accel y/z and gyro columns (see ``FIELD_NOISE``).
     :param backend: ``"numba"`` (compiled kernels, :mod:`roadsense_marl.espnow.kernels`),
@@ -214,6 +225,14 @@ class Radio:
         self._bin_lo, self._bin_rate = self.params.bin_table() if self.params.uses_bins else (_EMPTY, _EMPTY)
         self._chan = _ch.ChannelConsts(self.params) if self.params.channel_enabled else None
         self._clear()
+        if self.params.channel_dcc == "reactive":
+            # reactive DCC: each slot's own beacon grid anchor + k * period (ms), re-evaluated at receive
+            self._dcc_anchor = self._phases.copy()
+            self._dcc_period = np.full(self.capacity, 1000.0 / self.beacon_hz)
+            self._dcc_start = np.full(self.capacity, -np.inf)  # no beacon of a slot's grid before this
+            self._dcc_last = np.full(self.capacity, -np.inf)  # latest beacon before the start (none: -inf)
+            self._dcc_gap = np.full(self.capacity, float(self.params.dcc_gap_ms(0.0)))  # T_off of the state (ms)
+            self._dcc_since = np.full(self.capacity, -np.inf)  # latest CBR at or above the state's bound (ms)
 
     def _clear(self) -> None:
         cap, f = self.capacity, len(self.payload_fields)
@@ -257,6 +276,9 @@ class Radio:
         self._pos = np.zeros((cap, 2))
         self.cbr = np.zeros(cap)
         self._alerting = np.zeros(cap, bool)  # latest broadcast reported hard braking (alert beacon rate)
+        # reactive DCC schedule (set by reset when switched on)
+        self._dcc_anchor = self._dcc_period = self._dcc_start = self._dcc_last = None
+        self._dcc_gap = self._dcc_since = None
         # reused scratch buffers (internal only; never handed out)
         self._w_si = self._w_lid = np.empty(0, np.int32)
         self._w_z = np.empty(0)
@@ -273,19 +295,23 @@ class Radio:
         self._require_reset()
         s = _slots("slots", slots, self.capacity)
         period = 1000.0 / self.beacon_hz
-        schedule = self._alert_schedule(s)
+        schedule = self._schedule(s)
         if schedule is not None:
             ph, per = schedule
-            return (t_now_ms - t_prev_ms >= per * (1.0 - 1e-9)) | (
+            due = (t_now_ms - t_prev_ms >= per * (1.0 - 1e-9)) | (
                 np.floor((t_now_ms - ph) / per) > np.floor((t_prev_ms - ph) / per))
+            return due if self._dcc_start is None else due & (self._dcc_start[s] <= t_now_ms)
         if t_now_ms - t_prev_ms >= period * (1.0 - 1e-9):
             return np.ones(len(s), bool)
         ph = self._phases[s]
         return np.floor((t_now_ms - ph) / period) > np.floor((t_prev_ms - ph) / period)
 
-    def _alert_schedule(self, s: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-        """``(phase, period)`` per slot when some of ``s`` are alerting and the parameters set
-        ``channel.alert_beacon_hz``; else None (every slot at ``beacon_hz``, the common case)."""
+    def _schedule(self, s: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """``(phase, period)`` (ms) per slot of ``s``: with reactive DCC each slot's own anchor and
+        period; else when some of ``s`` are alerting and the parameters set ``channel.alert_beacon_hz``,
+        the alert grid for those; else None (every slot at ``beacon_hz``, the common case)."""
+        if self._dcc_period is not None:
+            return self._dcc_anchor[s], self._dcc_period[s]
         hz = self.params.alert_beacon_hz
         if hz is None or not len(s) or not self._alerting[s].any():
             return None
@@ -296,7 +322,9 @@ class Radio:
 
     def beacon_times(self, slots: Any, t_prev_ms: float, t_now_ms: float) -> tuple[np.ndarray, np.ndarray]:
         """Every beacon time ``phase[slot] + k * period`` (``period = 1000 / beacon_hz`` ms, any integer
-        ``k``) inside ``(t_prev_ms, t_now_ms]``, for each of ``slots``.
+        ``k``) inside ``(t_prev_ms, t_now_ms]``, for each of ``slots``. With alert beacons or reactive
+        DCC (see the class docstring) each slot has its own phase and period; a DCC grid has no beacon
+        before its start (the first beacon after the slot's period changed).
 
         :param slots: ``(R,)`` integer slots.
         :param t_prev_ms: start of the interval (ms, excluded); ``t_now_ms``: its end (ms, included).
@@ -321,7 +349,7 @@ class Radio:
             raise ValueError(f"beacon_times needs t_now_ms >= t_prev_ms, got t_prev_ms={lo!r} > t_now_ms={hi!r}")
         period: float | np.ndarray = 1000.0 / self.beacon_hz
         ph = self._phases[s]
-        schedule = self._alert_schedule(s)
+        schedule = self._schedule(s)
         if schedule is not None:
             ph, per = schedule
             period = per[:, None]
@@ -336,7 +364,10 @@ class Radio:
             k0 = np.floor((lo - ph) / period)
             width = int(np.floor((hi - ph) / period).max() - k0.min()) + 2
         grid = ph[:, None] + (k0[:, None] + np.arange(width)) * period  # (R, width) candidate times
-        idx, col = np.nonzero((grid > lo) & (grid <= hi))  # by position in slots, then time
+        inside = (grid > lo) & (grid <= hi)
+        if self._dcc_start is not None:
+            inside &= grid >= self._dcc_start[s][:, None]  # a DCC grid has no beacon before its start
+        idx, col = np.nonzero(inside)  # by position in slots, then time
         t = grid[idx, col]
         if len(s) > 1 and (s[1:] > s[:-1]).all():
             o = np.argsort(t, kind="stable")  # equal times keep position order = slot order
@@ -465,7 +496,7 @@ class Radio:
             # One time for all: the step's time, not the senders' access times. Each frame is put on
             # the air at its sender's latest beacon instant <= t (where beacon_times would put it);
             # only the overlap uses that instant, arrival stays t + access delay + latency.
-            schedule = self._alert_schedule(ss)
+            schedule = self._schedule(ss)
             period, ph = (1000.0 / self.beacon_hz, self._phases[ss]) if schedule is None else (schedule[1], schedule[0])
             t_acc = np.minimum(ph + np.floor((t - ph) / period) * period, t)
         else:
@@ -707,6 +738,8 @@ class Radio:
         self._deliver(now)
         if self._chan is not None:
             self._channel_receive(now, rs)
+            if self._dcc_period is not None and len(rs):
+                self._dcc_update(now, rs)
         if not self._sorted:
             self._sort_pool()
         n = self._n
@@ -738,13 +771,47 @@ class Radio:
                 self.cbr[rs] = _k.channel_cbr(now, c.window, rs, self._pos, *store, c.cs)
             else:
                 self.cbr[rs] = _ch.cbr_reference(now, rs, self._pos, *store, c)
-        keep = self._c_end[:nc] + c.difs > now - max(c.window, 1000.0 / self.beacon_hz)
+        longest = 1000.0 / self.beacon_hz if self._dcc_period is None else max(
+            1000.0 / self.beacon_hz, float(self.params.dcc_gap_ms(1.0)))
+        keep = self._c_end[:nc] + c.difs > now - max(c.window, longest)
         if not keep.all():
             idx = np.flatnonzero(keep)
             for name in _CHANNEL_ARRAYS:
                 a = getattr(self, name)
                 a[: len(idx)] = a[idx]
             self._nc = len(idx)
+
+    def _dcc_update(self, now: float, rs: np.ndarray) -> None:
+        """Reactive DCC for these slots: the state's T_off follows the CBR at once towards a more
+        restrictive state, towards a less restrictive one only after ``channel.dcc_relax_ms`` without
+        a CBR at or above the current state's bound; new beacon period ``max(nominal, T_off)``; a slot
+        whose period changes starts a new grid (see the class docstring)."""
+        base = 1000.0 / self.beacon_hz
+        nominal: float | np.ndarray = base
+        if self.params.alert_beacon_hz is not None:
+            nominal = np.where(self._alerting[rs], 1000.0 / self.params.alert_beacon_hz, base)
+        g, cur, since = self.params.dcc_gap_ms(self.cbr[rs]), self._dcc_gap[rs], self._dcc_since[rs]
+        relax = (g < cur) & (now - since >= self.params.channel_dcc_relax_ms)
+        self._dcc_gap[rs] = np.where((g > cur) | relax, g, cur)
+        self._dcc_since[rs] = np.where((g >= cur) | relax, now, since)
+        new = np.maximum(nominal, self._dcc_gap[rs])
+        old = self._dcc_period[rs]
+        changed = new != old
+        if changed.any():
+            r, o, p = rs[changed], old[changed], new[changed]
+            a = self._dcc_anchor[r]
+            # latest beacon time <= now: on the current grid if it has started, else the one before it
+            last = np.where(self._dcc_start[r] <= now, a + np.floor((now - a) / o) * o, self._dcc_last[r])
+            # the new grid keeps the slot's random phase as the same fraction of the new period (beacons
+            # of slots switching together stay spread over the period); it starts at its first time at
+            # least one new period after the last beacon and after now (earlier times are past)
+            phase = self._phases[r] * (p / base)
+            with np.errstate(invalid="ignore"):
+                k = np.maximum(np.ceil((last + p - phase) / p), np.floor((now - phase) / p) + 1.0)
+            first = phase + np.where(np.isfinite(k), k, np.floor((now - phase) / p) + 1.0) * p
+            self._dcc_anchor[r] = self._dcc_start[r] = first
+            self._dcc_last[r] = last
+            self._dcc_period[r] = p
 
     def _deliver(self, now: float) -> None:
         """Move in-flight messages that have arrived by ``now`` into the tables (newest sent wins)
@@ -856,6 +923,11 @@ class Radio:
         owner[(owner >= 0) & gone[np.maximum(owner, 0)]] = -1
         self.cbr[s] = 0.0
         self._alerting[s] = False
+        if self._dcc_period is not None:
+            self._dcc_anchor[s] = self._phases[s]
+            self._dcc_period[s] = 1000.0 / self.beacon_hz
+            self._dcc_start[s] = self._dcc_last[s] = self._dcc_since[s] = -np.inf
+            self._dcc_gap[s] = float(self.params.dcc_gap_ms(0.0))
         if self._m:
             hit = rows[self._p_lid[: self._m]]
             if hit.any():
