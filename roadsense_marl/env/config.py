@@ -372,6 +372,13 @@ def make_env_config(config: str | Path | Mapping[str, Any] | EnvConfig | None = 
         base = dict(config)
     else:
         base = load_yaml_config(config)
+        try:  # the file alone first, so that its mistakes name it
+            for key in base:
+                if key not in {f.name for f in dataclasses.fields(EnvConfig)}:
+                    raise _unknown_key_error("env config", key, [f.name for f in dataclasses.fields(EnvConfig)])
+            EnvConfig(**base)
+        except ValueError as exc:
+            raise ValueError(f"env config file {str(config)!r}: {exc}") from exc
     valid = [f.name for f in dataclasses.fields(EnvConfig)]
     merged = dict(base)
     given = [k for k in ("max_steps", "max_time_s") if overrides.get(k) is not None]

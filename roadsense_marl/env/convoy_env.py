@@ -38,7 +38,9 @@ class RoadSenseParallelEnv(ParallelEnv):
     10 Hz, each beacon at its own time inside a SUMO step with the state interpolated between the
     two SUMO states around it (so ages and visibility do not depend on the step length); a message
     from sender s reaches receiver r only after the latency
-    sampled for that link, may be lost (distance-dependent, bursty per link) and carries
+    sampled for that link, may be lost (distance-dependent, bursty per link; with the shared
+    channel of the ``measured`` and ``degraded`` profiles also to airtime collisions under
+    CSMA/CA, each vehicle's channel busy ratio in ``env.record.cbr``) and carries
     sensor noise. An agent observes its own state exactly and its peers only through the
     messages in its OWN receive buffer. One vehicle brakes hard at a random time (the
     hazard, drawn from ``hazard.onset_window_s``, 15..25 s); followers that react to the radio's braking warning avoid a rear-end crash.
@@ -49,8 +51,9 @@ class RoadSenseParallelEnv(ParallelEnv):
     commanded to ``max(0, v - max_decel * a * dt)`` (``max_decel`` = 8 m/s^2). From
     ``hazard.override_delay_s`` (0.3 s) after a hazard starts, an agent with ``a <= 0.02`` holds
     its speed instead (no free braking from car-following) and SUMO's safety checks are off,
-    so only braking chosen from V2V messages prevents the crash. The override lasts while the
-    hazard vehicle is in the simulation and not released.
+    so only braking chosen from V2V messages prevents the crash. The override lasts until the
+    hazard vehicle is released or reaches its route's end (a crash that removes it does not end
+    it).
 
     ``action_mode="accel"``: ``Box(-1, 1, (1,), float32)`` mapped to
     ``[-max_decel, +max_accel]`` m/s^2 with all SUMO safety checks off (full control).

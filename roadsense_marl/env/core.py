@@ -489,6 +489,7 @@ class ConvoyCore:
         self.equipped_vehicles = self._equip_draw & self._eligible
         self.equipped[:] = False
         self._radio_key = None
+        self._agent_slots = None  # no agent of the last episode is on the road
         states = self._guard(self._start_episode, sumo_seed, variation)
         self.radio.reset(radio_ss)
         self.hazard = HazardRuntime(
@@ -560,7 +561,7 @@ class ConvoyCore:
         prev_t = self._t_ms
         new = self.sim.step()
         self.num_steps += 1
-        if not self._agents_on(new) and self.num_steps < self.max_steps and self._agents_to_come() \
+        if not self._agents_on(new, after_entered=True) and self.num_steps < self.max_steps and self._agents_to_come() \
                 and self.sim.expected_vehicles() > 0:
             new = self._skip_empty_road(new)
         self._t_ms = new.time_s * 1000.0
@@ -798,10 +799,14 @@ class ConvoyCore:
 
     # ---- who is on the road, who has a radio ---------------------------------------------------
 
-    def _agents_on(self, states) -> bool:
-        """Whether any agent is among ``states.ids``."""
+    def _agents_on(self, states, after_entered: bool = False) -> bool:
+        """Whether any agent is among ``states.ids``. ``after_entered``: ``states`` is the state right
+        after the last one entered (one SUMO step on), so an unchanged vehicle set answers at once."""
         if not self.other_vehicles:
             return bool(states.ids)
+        if (after_entered and not (len(states.departed) or len(states.arrived) or len(states.collided))
+                and getattr(self, "_agent_slots", None) is not None and len(self._agent_slots)):
+            return True  # the same vehicles as in the last state, which had agents on the road
         if self._undecided:
             self._decide(states.ids)
         index, others = self.slots.index_of, self.slots.others

@@ -193,3 +193,13 @@ def test_a_config_with_a_deprecated_step_key_round_trips_through_to_dict():
         assert list(plain["hazard"]["step_window"]) == [50, 100] and "onset_window_s" not in plain["hazard"]
         assert plain["hazard"]["override_delay_steps"] == 2 and "override_delay_s" not in plain["hazard"]
         assert make_env_config(plain) == cfg
+
+
+def test_a_mistake_in_a_config_file_names_the_file(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("penetration_rate: 2\n")
+    with pytest.raises(ValueError, match=r"env config file '.*bad.yaml': penetration_rate must be in \[0.0, 1.0\], got 2"):
+        make_env_config(bad)
+    bad.write_text("max_step: 10\n")
+    with pytest.raises(ValueError, match=r"env config file '.*bad.yaml': .*max_step"):
+        make_env_config(str(bad))
