@@ -711,9 +711,14 @@ README_ROWS: tuple[tuple[str, str, tuple[tuple[str, str], ...]], ...] = (
      (("env / strict ceiling, N=10", "N=10"), ("env / strict ceiling, N=50", "N=50"))),
     ("array core alone / env-reads ceiling", "2 env vs raw SUMO",
      (("core / env-reads ceiling, N=10", "N=10"), ("core / env-reads ceiling, N=50", "N=50"))),
-    ("radio alone, all pairs in range", "3 radio", (("radio ms/step convoy, N=100", "N=100, 9,900 links"),)),
-    ("radio alone, highway (most pairs out of range)", "3 radio",
+    ("radio alone, link model (shared channel off), all pairs in range", "3 radio",
+     (("radio ms/step convoy, N=100", "N=100, 9,900 links"),)),
+    ("radio alone, link model (shared channel off), highway (most pairs out of range)", "3 radio",
      (("radio ms/step highway, N=100", "N=100"), ("radio ms/step highway, N=1000", "N=1000"))),
+    ("radio alone with the shared channel (the measured profile as shipped)", "3b radio channel",
+     (("radio+channel ms/step convoy, N=100", "N=100 all in range"),
+      ("radio+channel ms/step highway, N=1000", "N=1000 highway"),
+      ("radio+channel growth exponent highway", "growth exponent N=200..1000"))),
     ("`reset()` convoy_6 (wall time)", "4 reset",
      (("reset() convoy_6 libsumo", "libsumo"), ("reset() convoy_6 traci", "traci"))),
     ("shared-policy PPO incl. updates, N=10, per CPU-second of all processes", "5 training",
@@ -743,7 +748,7 @@ def performance_markdown(cases: dict[str, Any], machine_info: dict[str, Any]) ->
         found = [(r, label) for r, label in found if r is not None]
         if not found:
             continue
-        measured = "; ".join(f"{_fmt(r['value'])} {r['unit']} ({label})" for r, label in found)
+        measured = "; ".join(" ".join(x for x in (_fmt(r["value"]), r["unit"]) if x) + f" ({label})" for r, label in found)
         targets = "; ".join(dict.fromkeys(r["target"] for r, _ in found if r["target"])) or "—"
         status = ", ".join(f"{r['status']} ({label})" if len(found) > 1 else r["status"]
                            for r, label in found if r["status"]) or "—"

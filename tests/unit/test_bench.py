@@ -96,7 +96,7 @@ def test_readme_performance_table_is_regenerated_between_its_markers_only(tmp_pa
     assert ("| PettingZoo parallel env / env-reads ceiling (hazards, measured radio, driving actions) | "
             "0.04 ratio (N=10); 0.35 ratio (N=50) | >= 0.20; >= 0.33 | MISSED (N=10), met (N=50) |") in text
     assert "- env / env-reads ceiling, N=10: 552 us of env work per step" in text
-    assert "| radio alone, all pairs in range | 0.4 ms (N=100, 9,900 links) | <= 0.5 ms | met |" in text
+    assert "| radio alone, link model (shared channel off), all pairs in range | 0.4 ms (N=100, 9,900 links) | <= 0.5 ms | met |" in text
     assert "training" not in text  # cases that did not run are left out, not invented
     harness.rewrite_readme_performance(readme, _cases(), m)
     assert readme.read_text() == text  # idempotent: one table between the markers
