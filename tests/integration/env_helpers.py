@@ -67,3 +67,17 @@ def braking_policy(threshold: float = 0.5, brake: float = 1.0):
         }
 
     return policy
+
+
+def seen_peers(rec) -> np.ndarray:
+    """bool[n, n] over the rows of ``rec.states`` (a :class:`~roadsense_marl.env.core.StepRecord`):
+    ``[i, j]`` when agent row i shows a message of agent row j among its visible peers this step
+    (from the observation's ``peer_sender`` extra; senders that are not agents are left out)."""
+    n = rec.states.n
+    row_of_slot = np.full(rec.n_slots, -1)
+    row_of_slot[rec.slots] = np.arange(n)
+    senders = rec.row_extras["peer_sender"]
+    rows, cols = np.nonzero((senders >= 0) & (senders < rec.n_slots))
+    seen = np.zeros((n, n), dtype=bool)
+    seen[rows, row_of_slot[senders[rows, cols]]] = True
+    return seen

@@ -13,6 +13,8 @@ import pytest
 from roadsense_marl.env.core import ConvoyCore
 from roadsense_marl.espnow.core import link_loss
 
+from env_helpers import seen_peers
+
 STEP_LENGTHS = (0.05, 0.1, 0.5, 1.0)
 PERIOD_MS = 100.0  # the radio's 10 Hz beacon
 
@@ -40,12 +42,7 @@ def _visibility(core: ConvoyCore, seed: int = 3, min_delivery: float = 0.8):
         dist = np.linalg.norm(xy[:, None] - xy[None], axis=2)
         near = link_loss(rec.radio_params, dist).stationary_delivery_ratio >= min_delivery
         np.fill_diagonal(near, False)
-        row_of_slot = np.full(core.n_slots, -1)
-        row_of_slot[rec.slots] = np.arange(s.n)
-        senders = rec.row_extras["peer_sender"]
-        rows, cols = np.nonzero(senders >= 0)
-        seen = np.zeros_like(near)
-        seen[rows, row_of_slot[senders[rows, cols]]] = True
+        seen = seen_peers(rec)
         visible += int((seen & near).sum())
         total += int(near.sum())
         peers = core.obs["peers"][rec.slots]

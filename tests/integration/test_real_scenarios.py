@@ -28,6 +28,8 @@ from roadsense_marl.sim.vehicles import _sumo_time
 
 import sumo
 
+from env_helpers import seen_peers
+
 WHEEL = Path(sumo.SUMO_HOME)
 WHEEL_SCENARIOS = sorted(WHEEL.rglob("*.sumocfg"))
 EPISODE_S = 30.0
@@ -322,12 +324,7 @@ def test_step_length_of_half_or_one_second_shows_peers(step, tmp_path):
             np.fill_diagonal(in_range, False)
             # a vehicle SUMO inserted in this step first beacons at its insertion time, seen from the next step
             in_range[:, rec.joined[rec.slots]] = False
-            row_of_slot = np.full(core.n_slots, -1)
-            row_of_slot[rec.slots] = np.arange(s.n)
-            senders = rec.row_extras["peer_sender"]
-            rows, cols = np.nonzero(senders >= 0)
-            seen = np.zeros_like(in_range)
-            seen[rows, row_of_slot[senders[rows, cols]]] = True
+            seen = seen_peers(rec)
             pairs += int(in_range.sum())
             visible += int((seen & in_range).sum())
     finally:
