@@ -40,6 +40,7 @@ from roadsense_marl.env.config import RADIO_PROFILES, EnvConfig, make_env_config
 from roadsense_marl.env.hazards import HazardRuntime, draw_hazard_plan
 from roadsense_marl.env.observations import DeepSetObservation, ObservationFunction
 from roadsense_marl.env.rewards import ConvoyReward, RewardFunction
+from roadsense_marl.espnow.core import beacon_rank
 
 #: Seconds of SUMO time reset() waits for the first vehicle (the scenario's vehicle set covers this
 #: allowance plus the episode, see :func:`roadsense_marl.sim.registry.load_scenario`); converted
@@ -742,16 +743,14 @@ class ConvoyCore:
                 i, tb = radio.beacon_times(snd_slot[b_idx], prev_t_ms, t_ms)
                 j = b_idx[i]
             payload = self._interpolate(prev_states, states, old_row[j], s_row[j], (tb - prev_t_ms) / (t_ms - prev_t_ms))
-            several = len(i) > 1 and t_ms - prev_t_ms >= (1000.0 / radio.beacon_hz) * (1.0 - 1e-9)
-            counts = np.bincount(i) if several else None
-            if counts is None or counts.max() <= 1:
+            # a vehicle beacons twice in a step that is a period long or more, or with transmit
+            # jitter when two of its jittered times fall in the step
+            rank = beacon_rank(i) if len(i) > 1 else None
+            top = int(rank.max()) if rank is not None else 0
+            if top == 0:
                 passes.append((j, tb, payload))
             else:  # the k-th beacon of each vehicle in the k-th pass (beacons come sorted by time)
-                o = np.argsort(i, kind="stable")
-                start = np.concatenate(([0], np.cumsum(counts)[:-1]))
-                rank = np.empty(len(i), np.int64)
-                rank[o] = np.arange(len(i)) - start[i[o]]
-                for k in range(int(counts.max())):
+                for k in range(top + 1):
                     sel = rank == k
                     passes.append((j[sel], tb[sel], payload[sel]))
         else:

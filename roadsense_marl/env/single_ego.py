@@ -1,4 +1,4 @@
-"""``RoadSense-Convoy-v2``: the single-ego Gymnasium view of the original specification.
+"""``RoadSense-Convoy-v3``: the single-ego Gymnasium view of the original specification.
 
 A view over :class:`~roadsense_marl.env.core.ConvoyCore`, not a second implementation: the
 ego is the one controlled agent; every other vehicle is driven by SUMO's car-following model
@@ -49,7 +49,7 @@ class SingleEgoEnv(gym.Env):
     when no vehicle is left.
 
     ## Arguments
-    ``gymnasium.make("RoadSense-Convoy-v2", scenario="convoy_3", ego_id="V001", **config)``
+    ``gymnasium.make("RoadSense-Convoy-v3", scenario="convoy_3", ego_id="V001", **config)``
     with every config key of the parallel env.
     """
 

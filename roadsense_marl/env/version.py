@@ -13,11 +13,14 @@ random stream change, so that results and models name the contract they were mad
   ``degraded`` profiles; the reward by construction (rates per second, collider-only crash
   penalty, no charge for required braking, progress the leader allows, ``brake_shortfall``); the
   hold-speed override outlives the hazard vehicle's crash; ``agents`` / ``penetration_rate``.
+- v3: transmit-time jitter on the shared channel (``channel.tx_jitter_ms``, 5 ms in the
+  ``measured`` and ``degraded`` profiles): each beacon leaves a uniform 0..5 ms after its grid
+  time, so two vehicles whose beacon phases coincide no longer collide on every beacon.
 """
 
 from __future__ import annotations
 
-ENV_VERSION = 2
+ENV_VERSION = 3
 #: PettingZoo registry id of the multi-agent env (``pettingzoo.make("parallel", ENV_ID)``).
 ENV_ID = f"roadsense/convoy-v{ENV_VERSION}"
 #: Gymnasium id of the single-ego view.
@@ -30,4 +33,6 @@ DEPRECATED_IDS = {
     "RoadSense-Convoy-v0": GYM_ENV_ID,
     "roadsense/convoy-v1": ENV_ID,
     "RoadSense-Convoy-v1": GYM_ENV_ID,
+    "roadsense/convoy-v2": ENV_ID,
+    "RoadSense-Convoy-v2": GYM_ENV_ID,
 }

@@ -16,6 +16,8 @@ from roadsense_marl.espnow.core import (
     LinkDraws,
     LinkLoss,
     apply_sensor_noise,
+    beacon_jitter,
+    beacon_rank,
     candidate_links,
     draw_beacon_phases,
     draw_link_randomness,
@@ -39,7 +41,8 @@ from roadsense_marl.espnow.radio import LinkBatch, Radio, RxBatch
 __all__ = [
     "ACCEL", "DEFAULTS", "FIELD_NOISE", "HEADING", "PAYLOAD_FIELDS", "SPEED", "X", "Y",
     "DistanceBin", "ESPNOWEmulator", "LinkBatch", "LinkDraws", "LinkLoss", "ParamsFileNotFoundError", "Radio",
-    "RadioParams", "ReceivedMessage", "RxBatch", "V2VMessage", "apply_sensor_noise", "candidate_links",
+    "RadioParams", "ReceivedMessage", "RxBatch", "V2VMessage", "apply_sensor_noise", "beacon_jitter", "beacon_rank",
+    "candidate_links",
     "draw_beacon_phases", "draw_link_randomness", "link_loss", "radio_generator", "load_params", "loss_probability", "resolve_links",
     "sample_episode_params", "shipped_config",
 ]

@@ -7,7 +7,9 @@ abstraction of MOSAIC's SNS (no PHY signal model):
 
 1. **Airtime.** A frame occupies the air for ``preamble + (payload + overhead) * 8 / rate``
    (:attr:`~roadsense_marl.espnow.RadioParams.airtime_ms`; ESP-NOW defaults 1.256 ms).
-2. **Channel access (CSMA/CA, 802.11 DCF for broadcast).** A frame is ready at its access time.
+2. **Channel access (CSMA/CA, 802.11 DCF for broadcast).** A frame is ready at its access time
+   (its beacon time; beacon times carry the transmit-time jitter ``channel.tx_jitter_ms``, see
+   :meth:`Radio.beacon_times <roadsense_marl.espnow.Radio.beacon_times>`).
    Its sender transmits at once if it hears no frame on the air and the air has been idle for
    DIFS; otherwise it defers until the air is idle for DIFS, then counts down a backoff of
    ``U{0..cw_min}`` slots (drawn from the radio's own generator, one per frame), frozen while the

@@ -28,6 +28,8 @@ __all__ = [
     "LinkDraws",
     "LinkLoss",
     "apply_sensor_noise",
+    "beacon_jitter",
+    "beacon_rank",
     "candidate_links",
     "draw_beacon_phases",
     "draw_link_randomness",
@@ -112,6 +114,50 @@ def draw_beacon_phases(rng: np.random.Generator, capacity: int, beacon_hz: float
     radio's stream does not depend on the capacity and slot i's phase is the same for any capacity.
     """
     return rng.random(capacity) * (1000.0 / beacon_hz)
+
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX2 = np.uint64(0x94D049BB133111EB)
+
+
+def beacon_jitter(keys: np.ndarray, k: np.ndarray, max_ms: float) -> np.ndarray:
+    """Transmit-time jitter (ms) of beacon ``k`` of the slots with jitter keys ``keys``: uniform in
+    ``[0, max_ms)``, a pure function of ``(key, k)`` (SplitMix64 of ``key + k * golden``).
+
+    A counter-based draw, so a beacon has the same time whichever call asks for it (a beacon near
+    a step boundary is listed once, never twice or not at all). The keys are drawn once per episode
+    from the radio's phase generator (:meth:`Radio.reset`), so the randomness still flows from
+    ``reset(seed)``.
+
+    :param keys: uint64, broadcastable against ``k``; ``k``: integer-valued beacon indices on the
+        slot's grid (any sign, as float64 or int64).
+    """
+    with np.errstate(over="ignore"):
+        z = np.asarray(keys, np.uint64) + np.asarray(k, np.float64).astype(np.int64).view(np.uint64) * _GOLDEN
+        z = (z ^ (z >> np.uint64(30))) * _MIX1
+        z = (z ^ (z >> np.uint64(27))) * _MIX2
+        z = z ^ (z >> np.uint64(31))
+    return (z >> np.uint64(11)).astype(np.float64) * (max_ms * 2.0 ** -53)
+
+
+def beacon_rank(idx: np.ndarray) -> np.ndarray:
+    """int64 ``(m,)``: for beacons listed as :meth:`Radio.beacon_times` lists them (sorted by time),
+    which beacon of its slot each one is inside the interval (0 for the first, 1 for the second...).
+
+    A :meth:`Radio.broadcast` call takes each slot at most once: send the rank-``k`` beacons in the
+    ``k``-th call. A slot has several beacons in one interval when the interval is at least a beacon
+    period long, or, with transmit jitter, when two jittered times of one slot fall in it.
+    """
+    idx = np.asarray(idx, np.int64)
+    rank = np.zeros(len(idx), np.int64)
+    if len(idx) < 2:
+        return rank
+    o = np.argsort(idx, kind="stable")
+    counts = np.bincount(idx)
+    start = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    rank[o] = np.arange(len(idx)) - start[idx[o]]
+    return rank
 
 
 # ---- per-broadcast randomness ----------------------------------------------------------------

@@ -43,6 +43,7 @@ from roadsense_marl.espnow.core import (
     PAYLOAD_FIELDS,
     apply_sensor_noise,
     candidate_links,
+    beacon_jitter,
     draw_beacon_phases,
     draw_link_randomness,
     noise_stds,
@@ -156,7 +157,8 @@ class Radio:
         period changes to ``P`` beacons on the grid ``phase * P / base_period + k * P`` (its random phase kept as the same
         fraction of the period, so slots switching together stay spread out), from the first grid
         time at least ``P`` after its latest beacon: consecutive beacons are never closer than the
-        period in force, hence never closer than ``T_off``.
+        period in force, hence never closer than ``T_off`` (less ``channel.tx_jitter_ms``: each beacon
+        leaves up to that much after its grid time).
     :param payload_fields: payload column names; the first five must be :data:`PAYLOAD_FIELDS`
         for the env; the object API adds accel y/z and gyro columns (see ``FIELD_NOISE``).
     :param backend: ``"numba"`` (compiled kernels, :mod:`roadsense_marl.espnow.kernels`),
@@ -187,6 +189,13 @@ class Radio:
         if not (isinstance(beacon_hz, (int, float)) and np.isfinite(beacon_hz) and beacon_hz > 0):
             raise ValueError(f"beacon_hz must be a positive finite number, got {beacon_hz!r}")
         self.nominal_params: RadioParams = load_params(params)
+        jit, np_ = self.nominal_params.channel_tx_jitter_ms, self.nominal_params
+        shortest = 1000.0 / max(float(beacon_hz), np_.alert_beacon_hz or 0.0)
+        if np_.channel_enabled and jit >= shortest:
+            raise ValueError(
+                f"channel.tx_jitter_ms = {jit:g} ms must be shorter than the shortest beacon period, "
+                f"{shortest:g} ms (beacon_hz {beacon_hz:g}{', alert_beacon_hz %g' % np_.alert_beacon_hz if np_.alert_beacon_hz else ''}): "
+                "a vehicle's beacons would overtake each other")
         self.params: RadioParams = self.nominal_params
         self.capacity = int(capacity)
         self.domain_randomization = bool(domain_randomization) and self.nominal_params.dr_enabled
@@ -220,6 +229,11 @@ class Radio:
         # phases' generator after the phases: the main stream (loss, latency, noise) is the same with
         # the channel on or off, so switching it changes exactly what the channel decides.
         self._chan_rng = radio_generator(int(phase_rng.integers(0, 2**63))) if self.params.channel_enabled else None
+        # Transmit-time jitter keys (channel.tx_jitter_ms), drawn after the channel's seed so the
+        # backoff stream is the same with or without jitter; slot i's key is the same for any capacity > i.
+        self._jit_max = self.params.channel_tx_jitter_ms if self.params.channel_enabled else 0.0
+        self._jit_key = (phase_rng.integers(0, 2**63, size=self.capacity).astype(np.uint64)
+                         if self._jit_max > 0.0 else None)
         self._stds = noise_stds(self.params, self.payload_fields)
         self._model = _k.model_array(self.params)
         self._bin_lo, self._bin_rate = self.params.bin_table() if self.params.uses_bins else (_EMPTY, _EMPTY)
@@ -288,12 +302,18 @@ class Radio:
         """Which slots have a beacon time ``phase + k * 1000 / beacon_hz`` (ms) in ``(t_prev_ms, t_now_ms]``:
         a bool ``(R,)`` mask over ``slots``.
 
-        An interval of at least one beacon period makes every slot due (no float edge cases). It
+        Without transmit jitter an interval of at least one beacon period makes every slot due (no
+        float edge cases); with it, a slot is due when one of its jittered times
+        (:meth:`beacon_times`) is inside. It
         says whether a slot beacons, not when or how often: :meth:`beacon_times` gives every beacon
         time in the interval (one row per beacon, for per-sender send times in :meth:`broadcast`).
         """
         self._require_reset()
         s = _slots("slots", slots, self.capacity)
+        if self._jit_key is not None:  # jittered times: a slot is due when one of its times is inside
+            due = np.zeros(len(s), bool)
+            due[self.beacon_times(s, t_prev_ms, t_now_ms)[0]] = True
+            return due
         period = 1000.0 / self.beacon_hz
         schedule = self._schedule(s)
         if schedule is not None:
@@ -321,24 +341,31 @@ class Radio:
         return np.where(al, np.mod(ph, alert), ph), np.where(al, alert, base)
 
     def beacon_times(self, slots: Any, t_prev_ms: float, t_now_ms: float) -> tuple[np.ndarray, np.ndarray]:
-        """Every beacon time ``phase[slot] + k * period`` (``period = 1000 / beacon_hz`` ms, any integer
-        ``k``) inside ``(t_prev_ms, t_now_ms]``, for each of ``slots``. With alert beacons or reactive
-        DCC (see the class docstring) each slot has its own phase and period; a DCC grid has no beacon
-        before its start (the first beacon after the slot's period changed).
+        """Every beacon time ``phase[slot] + k * period + jitter(slot, k)`` (``period = 1000 / beacon_hz``
+        ms, any integer ``k``) inside ``(t_prev_ms, t_now_ms]``, for each of ``slots``. With alert
+        beacons or reactive DCC (see the class docstring) each slot has its own phase and period; a
+        DCC grid has no beacon before its start (the first beacon after the slot's period changed).
+        ``jitter``: with the shared channel on, the transmit-time jitter, uniform in
+        ``[0, channel.tx_jitter_ms)`` (:func:`~roadsense_marl.espnow.beacon_jitter`, a pure function of
+        the slot's per-episode key and ``k``: any partition of time into intervals lists each beacon
+        exactly once); 0 with the channel off.
 
         :param slots: ``(R,)`` integer slots.
         :param t_prev_ms: start of the interval (ms, excluded); ``t_now_ms``: its end (ms, included).
         :returns: ``(slot_index, t_ms)``: int64 ``(m,)`` positions in ``slots`` and float64 ``(m,)``
-            beacon times in ms, sorted by (time, slot). Each slot appears ``floor(d / period)`` or
-            ``floor(d / period) + 1`` times, ``d = t_now_ms - t_prev_ms`` (10 times for a 1 s SUMO
-            step at 10 Hz); a :meth:`broadcast` call takes each slot at most once, so several beacons
-            of one slot go in successive calls.
+            beacon times in ms, sorted by (time, slot). Without jitter each slot appears
+            ``floor(d / period)`` or ``floor(d / period) + 1`` times, ``d = t_now_ms - t_prev_ms``
+            (10 times for a 1 s SUMO step at 10 Hz); jitter can add or remove one more (a 100 ms
+            step at 10 Hz holds 0, 1 or 2 beacons of a slot). A :meth:`broadcast` call takes each slot
+            at most once, so several beacons of one slot go in successive calls
+            (:func:`~roadsense_marl.espnow.beacon_rank`).
         :raises ValueError: slots outside ``0..capacity-1``, non-finite times, ``t_now_ms < t_prev_ms``.
 
         Relation to :meth:`beacon_due`: for an interval shorter than one period, the slots listed
         here are exactly those ``beacon_due`` marks (up to float rounding at the interval ends, where
         this method compares the times themselves); for an interval of a period or more,
-        ``beacon_due`` marks every slot and this method lists every beacon, one row each.
+        ``beacon_due`` marks every slot and this method lists every beacon, one row each (with
+        jitter ``beacon_due`` marks exactly the slots listed here).
         """
         self._require_reset()
         s = _slots("slots", slots, self.capacity)
@@ -357,18 +384,22 @@ class Radio:
         # the exact test on the times themselves then keeps those in (lo, hi]
         if len(s) == 0:
             return np.empty(0, np.int64), np.empty(0)
+        jmax = self._jit_max if self._jit_key is not None else 0.0
+        # (with jitter a beacon of grid time in (lo - jmax, lo] may fall inside: one more candidate)
         if schedule is not None:
-            k0 = np.floor((lo - ph) / schedule[1])
+            k0 = np.floor((lo - jmax - ph) / schedule[1])
             width = int((np.floor((hi - ph) / schedule[1]) - k0).max()) + 2
         else:
-            k0 = np.floor((lo - ph) / period)
+            k0 = np.floor((lo - jmax - ph) / period)
             width = int(np.floor((hi - ph) / period).max() - k0.min()) + 2
-        grid = ph[:, None] + (k0[:, None] + np.arange(width)) * period  # (R, width) candidate times
-        inside = (grid > lo) & (grid <= hi)
+        kk = k0[:, None] + np.arange(width)
+        grid = ph[:, None] + kk * period  # (R, width) candidate grid times
+        times = grid if jmax == 0.0 else grid + beacon_jitter(self._jit_key[s][:, None], kk, jmax)
+        inside = (times > lo) & (times <= hi)
         if self._dcc_start is not None:
             inside &= grid >= self._dcc_start[s][:, None]  # a DCC grid has no beacon before its start
         idx, col = np.nonzero(inside)  # by position in slots, then time
-        t = grid[idx, col]
+        t = times[idx, col]
         if len(s) > 1 and (s[1:] > s[:-1]).all():
             o = np.argsort(t, kind="stable")  # equal times keep position order = slot order
         else:
@@ -498,7 +529,7 @@ class Radio:
             # only the overlap uses that instant, arrival stays t + access delay + latency.
             schedule = self._schedule(ss)
             period, ph = (1000.0 / self.beacon_hz, self._phases[ss]) if schedule is None else (schedule[1], schedule[0])
-            t_acc = np.minimum(ph + np.floor((t - ph) / period) * period, t)
+            t_acc = np.minimum(self._latest_beacon(ss, ph, period, t), t)
         else:
             t_acc = t
         self._pos[ss] = sxy
@@ -533,6 +564,17 @@ class Radio:
         self._nc = nc + k
         defer = np.where(on_air, start - t_acc, 0.0)
         return blocked, defer
+
+    def _latest_beacon(self, s: np.ndarray, ph: np.ndarray, period: Any, now: float) -> np.ndarray:
+        """Latest beacon time (ms) at or before ``now`` of slots ``s`` on the grids ``ph + k * period``,
+        with their transmit jitter (as :meth:`beacon_times` lists them)."""
+        k = np.floor((now - ph) / period)
+        if self._jit_key is None:
+            return ph + k * period
+        key = self._jit_key[s]
+        t = ph + k * period + beacon_jitter(key, k, self._jit_max)
+        before = ph + (k - 1.0) * period + beacon_jitter(key, k - 1.0, self._jit_max)
+        return np.where(t <= now, t, before)
 
     @property
     def airtime_ms(self) -> float:
@@ -801,7 +843,7 @@ class Radio:
             r, o, p = rs[changed], old[changed], new[changed]
             a = self._dcc_anchor[r]
             # latest beacon time <= now: on the current grid if it has started, else the one before it
-            last = np.where(self._dcc_start[r] <= now, a + np.floor((now - a) / o) * o, self._dcc_last[r])
+            last = np.where(self._dcc_start[r] <= now, self._latest_beacon(r, a, o, now), self._dcc_last[r])
             # the new grid keeps the slot's random phase as the same fraction of the new period (beacons
             # of slots switching together stay spread over the period); it starts at its first time at
             # least one new period after the last beacon and after now (earlier times are past)

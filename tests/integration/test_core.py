@@ -201,7 +201,7 @@ def test_an_env_pickled_mid_episode_refuses_to_step_with_a_clear_error():
 def test_the_hazard_vehicle_is_always_ahead_of_the_single_ego():
     picked = set()
     for seed in range(8):
-        env = gym.make("RoadSense-Convoy-v2", ego_id="V002", max_steps=60, hazard={"onset_window_s": [2.0, 2.0]}).unwrapped
+        env = gym.make("RoadSense-Convoy-v3", ego_id="V002", max_steps=60, hazard={"onset_window_s": [2.0, 2.0]}).unwrapped
         try:
             env.reset(seed=seed)
             for _ in range(30):
@@ -216,7 +216,7 @@ def test_the_hazard_vehicle_is_always_ahead_of_the_single_ego():
 
 
 def test_a_late_single_ego_gets_max_steps_counted_from_its_own_departure(tmp_path):
-    env = gym.make("RoadSense-Convoy-v2", scenario=flow_scenario(tmp_path), ego_id="f.5", max_steps=20,
+    env = gym.make("RoadSense-Convoy-v3", scenario=flow_scenario(tmp_path), ego_id="f.5", max_steps=20,
                    max_vehicles=8, hazard={"probability": 0.0}).unwrapped
     try:
         env.reset(seed=0)
@@ -243,7 +243,7 @@ def test_the_old_ids_still_build_the_current_env_and_warn(old):
     single.close()
     text = " ".join(str(w.message) for w in caught)
     assert f"'roadsense/convoy-v{old}' is deprecated" in text and f"'RoadSense-Convoy-v{old}' is deprecated" in text
-    assert env.metadata["name"] == "roadsense_convoy_v2"
+    assert env.metadata["name"] == "roadsense_convoy_v3"
 
 
 def test_the_env_docstring_lists_every_ego_feature_in_order():

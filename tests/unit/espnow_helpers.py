@@ -45,3 +45,13 @@ def channel_off(config: str) -> dict:
     d = load_params(config).to_dict()
     d["channel"] = "off"
     return d
+
+
+def grid_exact(config: str) -> dict:
+    """A shipped radio profile with its beacons on their exact grid ``phase + k * period`` (no
+    transmit jitter, ``channel.tx_jitter_ms = 0``), the schedule the per-link reference reproduces."""
+    from roadsense_marl.espnow import load_params
+
+    d = load_params(config).to_dict()
+    d["channel"]["tx_jitter_ms"] = 0.0
+    return d

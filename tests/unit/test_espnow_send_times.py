@@ -10,7 +10,7 @@ import pytest
 
 from roadsense_marl.espnow import Radio
 
-from espnow_helpers import assert_rx_equal, channel_off, radio_dict
+from espnow_helpers import assert_rx_equal, channel_off, grid_exact, radio_dict
 from reference_radio import ReferenceRadio
 
 BACKENDS = ["numpy", "numba"]
@@ -213,7 +213,8 @@ def test_a_receive_before_the_latest_send_time_of_a_call_is_refused():
 
 @pytest.mark.parametrize("interval", [3.0, 50.0, 99.9, 100.0, 250.0, 1000.0, 2537.5])
 def test_beacon_times_lists_every_beacon_in_the_interval_sorted_by_time_and_slot(interval):
-    radio, ref = Radio("measured", capacity=40, backend="numpy"), ReferenceRadio("measured", capacity=40)
+    exact = grid_exact("measured")
+    radio, ref = Radio(exact, capacity=40, backend="numpy"), ReferenceRadio(exact, capacity=40)
     radio.reset(2)
     ref.reset(2)
     slots = np.random.default_rng(2).permutation(40)[:30]
@@ -235,7 +236,7 @@ def test_beacon_times_lists_every_beacon_in_the_interval_sorted_by_time_and_slot
 
 
 def test_beacon_times_of_a_one_second_step_at_10_hz_are_ten_per_slot_100_ms_apart():
-    radio = Radio("measured", capacity=50)
+    radio = Radio(grid_exact("measured"), capacity=50)
     radio.reset(8)
     slots = np.arange(50)
     idx, t = radio.beacon_times(slots, 3000.0, 4000.0)
