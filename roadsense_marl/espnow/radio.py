@@ -223,17 +223,18 @@ class Radio:
         self.params = sample_episode_params(self._rng, self.nominal_params, self.domain_randomization)
         # Phases come from a child generator seeded by one draw: the main stream does not depend on
         # the capacity, and slot i's phase is the same for any capacity > i.
-        phase_rng = radio_generator(int(self._rng.integers(0, 2**63)))
-        self._phases = draw_beacon_phases(phase_rng, self.capacity, self.beacon_hz)
-        # The channel's backoff draws come from a generator of their own, seeded by one draw of the
-        # phases' generator after the phases: the main stream (loss, latency, noise) is the same with
-        # the channel on or off, so switching it changes exactly what the channel decides.
-        self._chan_rng = radio_generator(int(phase_rng.integers(0, 2**63))) if self.params.channel_enabled else None
-        # Transmit-time jitter keys (channel.tx_jitter_ms), drawn after the channel's seed so the
-        # backoff stream is the same with or without jitter; slot i's key is the same for any capacity > i.
-        self._jit_max = self.params.channel_tx_jitter_ms if self.params.channel_enabled else 0.0
-        self._jit_key = (phase_rng.integers(0, 2**63, size=self.capacity).astype(np.uint64)
-                         if self._jit_max > 0.0 else None)
+        phase_seed = int(self._rng.integers(0, 2**63))
+        self._phases = draw_beacon_phases(radio_generator(phase_seed), self.capacity, self.beacon_hz)
+        # The channel's backoff draws and the transmit-jitter keys come from generators of their own,
+        # children of the phases' seed (SeedSequence spawn keys 1 and 2): the main stream (loss,
+        # latency, noise) is the same with the channel on or off, so switching it changes exactly what
+        # the channel decides, and neither depends on the capacity (slot i's key is the same for any
+        # capacity > i).
+        on = self.params.channel_enabled
+        self._chan_rng = radio_generator(np.random.SeedSequence(phase_seed, spawn_key=(1,))) if on else None
+        self._jit_max = self.params.channel_tx_jitter_ms if on else 0.0
+        self._jit_key = (radio_generator(np.random.SeedSequence(phase_seed, spawn_key=(2,)))
+                         .integers(0, 2**63, size=self.capacity).astype(np.uint64) if self._jit_max > 0.0 else None)
         self._stds = noise_stds(self.params, self.payload_fields)
         self._model = _k.model_array(self.params)
         self._bin_lo, self._bin_rate = self.params.bin_table() if self.params.uses_bins else (_EMPTY, _EMPTY)
