@@ -153,8 +153,10 @@ def beacon_rank(idx: np.ndarray) -> np.ndarray:
     rank = np.zeros(len(idx), np.int64)
     if len(idx) < 2:
         return rank
-    o = np.argsort(idx, kind="stable")
     counts = np.bincount(idx)
+    if counts.max() <= 1:  # the common case: one beacon per slot
+        return rank
+    o = np.argsort(idx, kind="stable")
     start = np.concatenate(([0], np.cumsum(counts)[:-1]))
     rank[o] = np.arange(len(idx)) - start[idx[o]]
     return rank

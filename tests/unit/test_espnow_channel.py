@@ -399,3 +399,10 @@ def test_tx_jitter_ms_is_bounded_and_named_when_wrong():
     assert load_params("measured").channel_tx_jitter_ms == 5.0
     with pytest.raises(ValueError, match=r"tx_jitter_ms = 60 ms must be shorter than the shortest beacon period, 50 ms"):
         Radio(_chan(tx_jitter_ms=60.0, alert_beacon_hz=20.0), capacity=2)
+
+
+def test_beacon_rank_numbers_each_slots_beacons_in_time_order():
+    idx = np.array([3, 1, 3, 0, 1, 3])
+    assert beacon_rank(idx).tolist() == [0, 0, 1, 0, 1, 2]
+    assert beacon_rank(np.array([2, 0, 1])).tolist() == [0, 0, 0]
+    assert beacon_rank(np.array([], np.int64)).tolist() == []
