@@ -179,7 +179,7 @@ class RewardConfig:
     comfort_scale: float = 1.0  # multiplies the comfort rate (0 disables it)
     hard_brake_large_gap: float = -2.0  # per s
     very_hard_brake_large_gap: float = -4.0  # per s
-    ignore_warning: float = -5.0  # per s, x braking signal
+    ignore_warning: float = -20.0  # per s, x braking signal (-5 left a training seed in 3 not reacting)
     early_reaction: float = 0.0  # per s, x braking signal; 0: it ranks gentle braking above full braking
     progress: float = 4.0  # per s, x allowed speed / 30 m/s; > 0 stops "park at a safe gap" from being optimal
     signal_threshold: float = 0.1  # braking_signal at or above this counts as "set"

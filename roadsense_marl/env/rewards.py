@@ -33,10 +33,13 @@ Terms, each already multiplied by ``dt`` (v: own speed, v_L: the leader's, closi
   ``hard_brake_large_gap`` [-2], d >= 4.5 -> ``very_hard_brake_large_gap`` [-4]; not charged
   for required braking.
 - ``ignore_warning`` (per second): braking signal set (>= ``signal_threshold`` [0.1]), moving
-  (v > 0.5 m/s) and closing on the leader (closing > 0) -> ``ignore_warning`` [-5] x signal x
+  (v > 0.5 m/s) and closing on the leader (closing > 0) -> ``ignore_warning`` [-20] x signal x
   max(0, 1 - d / 2.5 m/s^2): full when not braking, nothing from a deceleration that matters
   (``WARNED_DECEL`` = 2.5 m/s^2, the reaction the evaluation counts) on. The radio says the car
   ahead brakes hard, not how hard: a real first reaction is right; it ends once not closing.
+  At -5 (contract v2) one training seed in three learned to brake gently or not at all on a
+  warning (direct follower at 2.5 m/s^2 within 1 s in 0.88 of held-out episodes, 46/500 crash
+  episodes); at -20 every seed reacted in 100/100 validation episodes with 0 crashes.
 - ``early_reaction`` (per second): signal set, braking and gap > 15 m -> ``early_reaction``
   [0] x signal. Off by default: it pays for *how long* one brakes on a warning, so it ranks a
   gentle brake (which brakes longer) above a full one.

@@ -87,9 +87,9 @@ def test_hard_braking_with_large_gap_and_no_need():
 
 def test_ignoring_a_warning_is_penalised_and_early_reaction_is_off_by_default():
     _, c = _r(gap=25, accel=0.0, speed=10, leader_speed=8.0, signal=0.8)
-    assert c["ignore_warning"] == pytest.approx(-4.0 * DT) and c["early_reaction"] == 0
+    assert c["ignore_warning"] == pytest.approx(-16.0 * DT) and c["early_reaction"] == 0  # -20 x signal 0.8
     _, c = _r(gap=25, accel=-1.0, speed=10, leader_speed=8.0, signal=0.8)
-    assert c["ignore_warning"] == pytest.approx(-4.0 * 0.6 * DT)  # a small brake is a partial reaction
+    assert c["ignore_warning"] == pytest.approx(-16.0 * 0.6 * DT)  # a small brake is a partial reaction
     _, c = _r(gap=25, accel=-2.5, speed=10, leader_speed=8.0, signal=0.8)
     assert c["ignore_warning"] == 0 and c["early_reaction"] == 0  # 2.5 m/s^2: a reaction that matters
     _, c = _r(gap=25, accel=0.0, speed=8.0, leader_speed=8.0, signal=0.8)
