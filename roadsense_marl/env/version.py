@@ -15,7 +15,8 @@ random stream change, so that results and models name the contract they were mad
   hold-speed override outlives the hazard vehicle's crash; ``agents`` / ``penetration_rate``.
 - v3: transmit-time jitter on the shared channel (``channel.tx_jitter_ms``, 5 ms in the
   ``measured`` and ``degraded`` profiles): each beacon leaves a uniform 0..5 ms after its grid
-  time, so two vehicles whose beacon phases coincide no longer collide on every beacon.
+  time, so two vehicles whose beacon phases coincide no longer collide on every beacon; the
+  reward's ``ignore_warning`` rate -5 -> -20 per second (a warning must get a reaction that matters).
 """
 
 from __future__ import annotations
