@@ -28,7 +28,7 @@ except ImportError:  # pragma: no cover - exercised only in environments without
     numba = None
     AVAILABLE = False
 
-__all__ = ["AVAILABLE", "MODEL_FIELDS", "channel_access", "channel_cbr", "channel_collisions", "deliver", "dense_links", "grid_links", "model_array", "noisy_frames", "resolve_enqueue",
+__all__ = ["AVAILABLE", "MODEL_FIELDS", "beacon_grid", "channel_access", "channel_cbr", "channel_collisions", "deliver", "dense_links", "grid_links", "model_array", "noisy_frames", "resolve_enqueue",
            "select_rows"]
 
 
@@ -605,3 +605,49 @@ def channel_cbr(now, window, r_slots, pos, f_start, f_end, f_x, f_y, f_slot, cs)
                 busy += ovl[k]
         out[a] = min(busy / w_ns, 1.0)
     return out
+
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX2 = np.uint64(0x94D049BB133111EB)
+
+
+@_jit
+def _jitter(key, k, jmax):  # pragma: no cover - compiled
+    """As :func:`~roadsense_marl.espnow.core.beacon_jitter` for one beacon (SplitMix64, uint64 wrap)."""
+    z = key + np.uint64(np.int64(k)) * _GOLDEN
+    z = (z ^ (z >> np.uint64(30))) * _MIX1
+    z = (z ^ (z >> np.uint64(27))) * _MIX2
+    z = z ^ (z >> np.uint64(31))
+    return np.float64(z >> np.uint64(11)) * (jmax * 2.0 ** -53)
+
+
+@_jit
+def beacon_grid(ph, per, keys, jmax, lo, hi, start, slots):  # pragma: no cover - compiled
+    """Every beacon time ``ph[i] + k * per[i] (+ jitter)`` in ``(lo, hi]`` with grid time >= ``start[i]``:
+    ``(positions, times)`` sorted by (time, slot), as :meth:`Radio.beacon_times`' NumPy path lists them
+    (candidates from ``floor((lo - jmax - ph) / per)``; ``jmax`` 0: no jitter, ``keys`` unused)."""
+    r = ph.shape[0]
+    cap = 0
+    for i in range(r):
+        cap += int(math.floor((hi - ph[i]) / per[i]) - math.floor((lo - jmax - ph[i]) / per[i])) + 2
+    idx = np.empty(cap, np.int64)
+    t = np.empty(cap)
+    m = 0
+    for i in range(r):
+        k0 = math.floor((lo - jmax - ph[i]) / per[i])
+        k1 = math.floor((hi - ph[i]) / per[i]) + 1.0
+        k = k0
+        while k <= k1:
+            g = ph[i] + k * per[i]
+            x = g + _jitter(keys[i], k, jmax) if jmax > 0.0 else g
+            if x > lo and x <= hi and g >= start[i]:
+                idx[m] = i
+                t[m] = x
+                m += 1
+            k += 1.0
+    idx = idx[:m]
+    t = t[:m]
+    o1 = np.argsort(slots[idx], kind="mergesort")
+    o = o1[np.argsort(t[o1], kind="mergesort")]
+    return idx[o], t[o]

@@ -386,6 +386,11 @@ class Radio:
         if len(s) == 0:
             return np.empty(0, np.int64), np.empty(0)
         jmax = self._jit_max if self._jit_key is not None else 0.0
+        if self._use_kernels:  # the compiled twin of what follows (same candidates, same bits)
+            per_s = schedule[1] if schedule is not None else np.full(len(s), period)
+            keys = self._jit_key[s] if jmax > 0.0 else np.zeros(len(s), np.uint64)
+            start = self._dcc_start[s] if self._dcc_start is not None else np.full(len(s), -np.inf)
+            return _k.beacon_grid(np.ascontiguousarray(ph, np.float64), per_s, keys, jmax, lo, hi, start, s)
         # (with jitter a beacon of grid time in (lo - jmax, lo] may fall inside: one more candidate)
         if schedule is not None:
             k0 = np.floor((lo - jmax - ph) / schedule[1])

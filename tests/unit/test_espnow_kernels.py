@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from roadsense_marl.espnow import Radio, kernels
+from roadsense_marl.espnow import Radio, kernels, load_params
 
 from espnow_helpers import radio_dict
 
@@ -146,3 +146,26 @@ def test_kernels_equal_numpy_for_the_shared_channel_with_one_send_time_per_call(
     params = radio_dict(latency_ms=4.0, loss=0.05, max_range_m=120.0,
                         channel={"enabled": True, "carrier_sense_range_m": 150.0, "max_access_delay_ms": 30.0})
     _drive(params, n=80, steps=30, seed=10, spread=200.0, dt_choices=[50.0, 100.0], shuffle=True)
+
+
+@pytest.mark.parametrize("profile,jitter,beacon_hz,dcc", [
+    ("measured", 5.0, 10.0, "off"), ("measured", 0.0, 10.0, "off"), ("measured", 0.3, 3.0, "off"),
+    ("ideal", None, 10.0, "off"), ("measured", 5.0, 10.0, "reactive")])
+def test_compiled_beacon_times_list_the_same_beacons_as_the_numpy_path(profile, jitter, beacon_hz, dcc):
+    """200 random intervals (empty to 2.5 s, before and after 0) and random slot subsets, sorted or
+    not: the same positions and the same float bits from both backends."""
+    d = load_params(profile).to_dict()
+    if jitter is not None:
+        d["channel"].update(tx_jitter_ms=jitter, dcc=dcc)
+    radios = [Radio(d, capacity=30, beacon_hz=beacon_hz, backend=b) for b in ("numpy", "numba")]
+    for r in radios:
+        r.reset(3)
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        lo = float(rng.uniform(-50, 5000))
+        hi = lo + float(rng.choice([0.0, 1.0, 50.0, 100.0, 1000.0, 2537.5]))
+        slots = rng.permutation(30)[: rng.integers(0, 30)]
+        if rng.random() < 0.5:
+            slots = np.sort(slots)
+        (ia, ta), (ib, tb) = (r.beacon_times(slots, lo, hi) for r in radios)
+        assert ia.dtype == ib.dtype == np.int64 and np.array_equal(ia, ib) and np.array_equal(ta, tb)
