@@ -44,7 +44,10 @@ EPISODES = int(os.environ.get("ROADSENSE_LQ_EPISODES", 500))
 WORKERS = int(os.environ.get("ROADSENSE_LQ_WORKERS", 2))
 TRAIN_SEEDS = tuple(int(s) for s in os.environ.get("ROADSENSE_LQ_SEEDS", "0,1,2").split(","))
 OUT_DIR = Path(os.environ.get("ROADSENSE_LQ_OUT", RESULTS_DIR))
-HELD_OUT_SEED = 900_000  # training resets draw from the run seed's own stream; these seeds are not used there
+# Held-out evaluation seeds: training resets draw from the run seed's own stream and never use them;
+# tuning used validation seeds 500000+. 910000+ is a fresh range: 900000-900499 were looked at while
+# diagnosing contract v2 (the beacon-lock artefact) and the ignore_warning weight.
+HELD_OUT_SEED = 910_000
 #: The targets of issue 12's "Done when".
 MAX_CRASH_EPISODES = 0
 MIN_DIRECT_HARD_BRAKE_SHARE = 0.95

@@ -40,7 +40,7 @@ from roadsense_marl.env.config import RADIO_PROFILES, EnvConfig, make_env_config
 from roadsense_marl.env.hazards import HazardRuntime, draw_hazard_plan
 from roadsense_marl.env.observations import DeepSetObservation, ObservationFunction
 from roadsense_marl.env.rewards import ConvoyReward, RewardFunction
-from roadsense_marl.espnow.core import beacon_rank
+from roadsense_marl.espnow.core import beacon_calls
 
 #: Seconds of SUMO time reset() waits for the first vehicle (the scenario's vehicle set covers this
 #: allowance plus the episode, see :func:`roadsense_marl.sim.registry.load_scenario`); converted
@@ -714,9 +714,11 @@ class ConvoyCore:
         Link geometry (range, distance-dependent loss and latency) uses both vehicles' positions at
         ``t_ms``, the end of the step, so that one broadcast call serves senders with different send
         times (their relative displacement within a step is the approximation). Several beacons of
-        one vehicle in one step (steps longer than the beacon period) go in successive broadcast
-        calls in time order, the k-th beacon of every vehicle in the k-th call: at most
-        ``ceil(step / period) + 1`` calls, one at the 0.1 s default.
+        one vehicle in one step (steps longer than the beacon period, or two jittered beacon times
+        in one step, ~1 % of vehicle-steps at 0.1 s with the 5 ms transmit jitter) go in successive
+        broadcast calls in time order: consecutive runs of the time-sorted beacons, a new call where
+        a vehicle repeats (:func:`~roadsense_marl.espnow.beacon_calls`), so a later call's frame never
+        starts before an earlier call's; one call in most 0.1 s steps.
         """
         radio = self.radio
         xy = np.stack([states.x, states.y], axis=1)
@@ -744,15 +746,10 @@ class ConvoyCore:
                 j = b_idx[i]
             payload = self._interpolate(prev_states, states, old_row[j], s_row[j], (tb - prev_t_ms) / (t_ms - prev_t_ms))
             # a vehicle beacons twice in a step that is a period long or more, or with transmit
-            # jitter when two of its jittered times fall in the step
-            rank = beacon_rank(i) if len(i) > 1 else None
-            top = int(rank.max()) if rank is not None else 0
-            if top == 0:
-                passes.append((j, tb, payload))
-            else:  # the k-th beacon of each vehicle in the k-th pass (beacons come sorted by time)
-                for k in range(top + 1):
-                    sel = rank == k
-                    passes.append((j[sel], tb[sel], payload[sel]))
+            # jitter when two of its jittered times fall in the step: consecutive runs of the
+            # time-sorted beacons, a new pass where a vehicle repeats (passes in time order)
+            for sl in beacon_calls(i):
+                passes.append((j[sl], tb[sl], payload[sl]))
         else:
             fresh = np.arange(m)
         if fresh is not None and len(fresh):
@@ -762,9 +759,9 @@ class ConvoyCore:
                 pay = np.stack([states.x[r], states.y[r], states.speed[r], states.heading_deg[r], states.accel[r]],
                                axis=1)
                 at_t = np.full(len(fresh), t_ms)
-                if passes:
-                    j0, tb0, pay0 = passes[0]
-                    passes[0] = (np.concatenate([j0, fresh]), np.concatenate([tb0, at_t]), np.concatenate([pay0, pay]))
+                if passes:  # at t_ms, the step's end: with the last (latest) pass, keeping the time order
+                    j0, tb0, pay0 = passes[-1]
+                    passes[-1] = (np.concatenate([j0, fresh]), np.concatenate([tb0, at_t]), np.concatenate([pay0, pay]))
                 else:
                     passes.append((fresh, at_t, pay))
         if not passes:

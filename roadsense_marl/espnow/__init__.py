@@ -17,7 +17,7 @@ from roadsense_marl.espnow.core import (
     LinkLoss,
     apply_sensor_noise,
     beacon_jitter,
-    beacon_rank,
+    beacon_calls,
     candidate_links,
     draw_beacon_phases,
     draw_link_randomness,
@@ -41,7 +41,7 @@ from roadsense_marl.espnow.radio import LinkBatch, Radio, RxBatch
 __all__ = [
     "ACCEL", "DEFAULTS", "FIELD_NOISE", "HEADING", "PAYLOAD_FIELDS", "SPEED", "X", "Y",
     "DistanceBin", "ESPNOWEmulator", "LinkBatch", "LinkDraws", "LinkLoss", "ParamsFileNotFoundError", "Radio",
-    "RadioParams", "ReceivedMessage", "RxBatch", "V2VMessage", "apply_sensor_noise", "beacon_jitter", "beacon_rank",
+    "RadioParams", "ReceivedMessage", "RxBatch", "V2VMessage", "apply_sensor_noise", "beacon_calls", "beacon_jitter",
     "candidate_links",
     "draw_beacon_phases", "draw_link_randomness", "link_loss", "radio_generator", "load_params", "loss_probability", "resolve_links",
     "sample_episode_params", "shipped_config",

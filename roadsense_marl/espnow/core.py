@@ -29,7 +29,7 @@ __all__ = [
     "LinkLoss",
     "apply_sensor_noise",
     "beacon_jitter",
-    "beacon_rank",
+    "beacon_calls",
     "candidate_links",
     "draw_beacon_phases",
     "draw_link_randomness",
@@ -121,45 +121,53 @@ _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
 _MIX2 = np.uint64(0x94D049BB133111EB)
 
 
-def beacon_jitter(keys: np.ndarray, k: np.ndarray, max_ms: float) -> np.ndarray:
-    """Transmit-time jitter (ms) of beacon ``k`` of the slots with jitter keys ``keys``: uniform in
-    ``[0, max_ms)``, a pure function of ``(key, k)`` (SplitMix64 of ``key + k * golden``).
+def beacon_jitter(keys: np.ndarray, grid_ms: np.ndarray, max_ms: float) -> np.ndarray:
+    """Transmit-time jitter (ms) of the beacons whose grid times are ``grid_ms`` (ms), for slots with
+    jitter keys ``keys``: uniform in ``[0, max_ms)``, a pure function of ``(key, grid time in whole
+    microseconds)`` (SplitMix64 of ``key + round(grid_ms * 1000) * golden``).
 
-    A counter-based draw, so a beacon has the same time whichever call asks for it (a beacon near
-    a step boundary is listed once, never twice or not at all). The keys are drawn once per episode
-    from the radio's phase generator (:meth:`Radio.reset`), so the randomness still flows from
-    ``reset(seed)``.
+    A counter-based draw keyed by the grid time itself, so a beacon has one time whichever call asks
+    for it (a beacon near a step boundary is listed once, never twice or not at all), and a beacon
+    whose grid time belongs to two grids (the alert grid ``phase mod 50 ms`` holds every 100 ms
+    grid time) keeps its time when its slot switches grid. The keys are one draw per slot per
+    episode from a SeedSequence child of the radio's phase seed (:meth:`Radio.reset`), so the
+    randomness still flows from ``reset(seed)``.
 
-    :param keys: uint64, broadcastable against ``k``; ``k``: integer-valued beacon indices on the
-        slot's grid (any sign, as float64 or int64).
+    :param keys: uint64, broadcastable against ``grid_ms`` (float64, ms, any sign).
     """
     with np.errstate(over="ignore"):
-        z = np.asarray(keys, np.uint64) + np.asarray(k, np.float64).astype(np.int64).view(np.uint64) * _GOLDEN
+        us = np.floor(np.asarray(grid_ms, np.float64) * 1000.0 + 0.5).astype(np.int64).view(np.uint64)
+        z = np.asarray(keys, np.uint64) + us * _GOLDEN
         z = (z ^ (z >> np.uint64(30))) * _MIX1
         z = (z ^ (z >> np.uint64(27))) * _MIX2
         z = z ^ (z >> np.uint64(31))
     return (z >> np.uint64(11)).astype(np.float64) * (max_ms * 2.0 ** -53)
 
 
-def beacon_rank(idx: np.ndarray) -> np.ndarray:
-    """int64 ``(m,)``: for beacons listed as :meth:`Radio.beacon_times` lists them (sorted by time),
-    which beacon of its slot each one is inside the interval (0 for the first, 1 for the second...).
+def beacon_calls(idx: np.ndarray) -> list[slice]:
+    """Split beacons listed as :meth:`Radio.beacon_times` lists them (sorted by time) into
+    :meth:`Radio.broadcast` calls that each take a slot at most once: consecutive runs of the list,
+    a new call where a slot repeats. Every call's beacons come at or after the previous call's, so
+    the channel sees frames in time order (a later call's frame never starts before an earlier
+    call's). One call when no slot repeats (the common 0.1 s step); a slot beacons twice in an
+    interval a period long or more, or with transmit jitter when two of its jittered times fall in it.
 
-    A :meth:`Radio.broadcast` call takes each slot at most once: send the rank-``k`` beacons in the
-    ``k``-th call. A slot has several beacons in one interval when the interval is at least a beacon
-    period long, or, with transmit jitter, when two jittered times of one slot fall in it.
+    :returns: slices of ``idx``, in order, covering it.
     """
     idx = np.asarray(idx, np.int64)
-    rank = np.zeros(len(idx), np.int64)
-    if len(idx) < 2:
-        return rank
-    counts = np.bincount(idx)
-    if counts.max() <= 1:  # the common case: one beacon per slot
-        return rank
-    o = np.argsort(idx, kind="stable")
-    start = np.concatenate(([0], np.cumsum(counts)[:-1]))
-    rank[o] = np.arange(len(idx)) - start[idx[o]]
-    return rank
+    m = len(idx)
+    if m < 2 or np.bincount(idx).max() <= 1:
+        return [slice(0, m)]
+    out, start = [], 0
+    while start < m:
+        seg = idx[start:]
+        first = np.unique(seg, return_index=True)[1]
+        repeat = np.ones(len(seg), bool)
+        repeat[first] = False
+        stop = start + (int(np.argmax(repeat)) if repeat.any() else len(seg))
+        out.append(slice(start, stop))
+        start = stop
+    return out
 
 
 # ---- per-broadcast randomness ----------------------------------------------------------------

@@ -613,9 +613,10 @@ _MIX2 = np.uint64(0x94D049BB133111EB)
 
 
 @_jit
-def _jitter(key, k, jmax):  # pragma: no cover - compiled
-    """As :func:`~roadsense_marl.espnow.core.beacon_jitter` for one beacon (SplitMix64, uint64 wrap)."""
-    z = key + np.uint64(np.int64(k)) * _GOLDEN
+def _jitter(key, g, jmax):  # pragma: no cover - compiled
+    """As :func:`~roadsense_marl.espnow.core.beacon_jitter` for one beacon of grid time ``g`` (ms)
+    (SplitMix64 of the grid time in whole microseconds, uint64 wrap)."""
+    z = key + np.uint64(np.int64(math.floor(g * 1000.0 + 0.5))) * _GOLDEN
     z = (z ^ (z >> np.uint64(30))) * _MIX1
     z = (z ^ (z >> np.uint64(27))) * _MIX2
     z = z ^ (z >> np.uint64(31))
@@ -640,7 +641,7 @@ def beacon_grid(ph, per, keys, jmax, lo, hi, start, slots):  # pragma: no cover 
         k = k0
         while k <= k1:
             g = ph[i] + k * per[i]
-            x = g + _jitter(keys[i], k, jmax) if jmax > 0.0 else g
+            x = g + _jitter(keys[i], g, jmax) if jmax > 0.0 else g
             if x > lo and x <= hi and g >= start[i]:
                 idx[m] = i
                 t[m] = x

@@ -359,7 +359,7 @@ class Radio:
             (10 times for a 1 s SUMO step at 10 Hz); jitter can add or remove one more (a 100 ms
             step at 10 Hz holds 0, 1 or 2 beacons of a slot). A :meth:`broadcast` call takes each slot
             at most once, so several beacons of one slot go in successive calls
-            (:func:`~roadsense_marl.espnow.beacon_rank`).
+            (:func:`~roadsense_marl.espnow.beacon_calls`).
         :raises ValueError: slots outside ``0..capacity-1``, non-finite times, ``t_now_ms < t_prev_ms``.
 
         Relation to :meth:`beacon_due`: for an interval shorter than one period, the slots listed
@@ -400,7 +400,7 @@ class Radio:
             width = int(np.floor((hi - ph) / period).max() - k0.min()) + 2
         kk = k0[:, None] + np.arange(width)
         grid = ph[:, None] + kk * period  # (R, width) candidate grid times
-        times = grid if jmax == 0.0 else grid + beacon_jitter(self._jit_key[s][:, None], kk, jmax)
+        times = grid if jmax == 0.0 else grid + beacon_jitter(self._jit_key[s][:, None], grid, jmax)
         inside = (times > lo) & (times <= hi)
         if self._dcc_start is not None:
             inside &= grid >= self._dcc_start[s][:, None]  # a DCC grid has no beacon before its start
@@ -573,14 +573,22 @@ class Radio:
 
     def _latest_beacon(self, s: np.ndarray, ph: np.ndarray, period: Any, now: float) -> np.ndarray:
         """Latest beacon time (ms) at or before ``now`` of slots ``s`` on the grids ``ph + k * period``,
-        with their transmit jitter (as :meth:`beacon_times` lists them)."""
-        k = np.floor((now - ph) / period)
+        with their transmit jitter (as :meth:`beacon_times` lists them); under reactive DCC a grid
+        time before the slot's grid start is not a beacon: the latest one before the start
+        (``_dcc_last``) is."""
+        g = ph + np.floor((now - ph) / period) * period
         if self._jit_key is None:
-            return ph + k * period
-        key = self._jit_key[s]
-        t = ph + k * period + beacon_jitter(key, k, self._jit_max)
-        before = ph + (k - 1.0) * period + beacon_jitter(key, k - 1.0, self._jit_max)
-        return np.where(t <= now, t, before)
+            t = g
+        else:
+            key = self._jit_key[s]
+            t = g + beacon_jitter(key, g, self._jit_max)
+            g_before = g - period
+            before = g_before + beacon_jitter(key, g_before, self._jit_max)
+            late = t > now
+            t, g = np.where(late, before, t), np.where(late, g_before, g)
+        if self._dcc_start is not None:
+            t = np.where(g >= self._dcc_start[s], t, self._dcc_last[s])
+        return t
 
     @property
     def airtime_ms(self) -> float:
@@ -811,7 +819,7 @@ class Radio:
     def _channel_receive(self, now: float, rs: np.ndarray) -> None:
         """CBR of these receivers over ``(now - cbr_window_ms, now]``, then drop stored frames that
         can neither overlap a later frame nor fall in a later window (later access times are
-        >= now - one beacon period, later windows start >= now - cbr_window_ms)."""
+        >= now - one beacon period - channel.tx_jitter_ms, later windows start >= now - cbr_window_ms)."""
         c, nc = self._chan, self._nc
         store = (self._c_start[:nc], self._c_end[:nc], self._c_x[:nc], self._c_y[:nc], self._c_slot[:nc])
         if len(rs):
@@ -821,7 +829,7 @@ class Radio:
                 self.cbr[rs] = _ch.cbr_reference(now, rs, self._pos, *store, c)
         longest = 1000.0 / self.beacon_hz if self._dcc_period is None else max(
             1000.0 / self.beacon_hz, float(self.params.dcc_gap_ms(1.0)))
-        keep = self._c_end[:nc] + c.difs > now - max(c.window, longest)
+        keep = self._c_end[:nc] + c.difs > now - max(c.window, longest + self._jit_max)
         if not keep.all():
             idx = np.flatnonzero(keep)
             for name in _CHANNEL_ARRAYS:
@@ -849,7 +857,7 @@ class Radio:
             r, o, p = rs[changed], old[changed], new[changed]
             a = self._dcc_anchor[r]
             # latest beacon time <= now: on the current grid if it has started, else the one before it
-            last = np.where(self._dcc_start[r] <= now, self._latest_beacon(r, a, o, now), self._dcc_last[r])
+            last = self._latest_beacon(r, a, o, now)
             # the new grid keeps the slot's random phase as the same fraction of the new period (beacons
             # of slots switching together stay spread over the period); it starts at its first time at
             # least one new period after the last beacon and after now (earlier times are past)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from roadsense_marl.espnow import Radio, beacon_rank, load_params
+from roadsense_marl.espnow import Radio, beacon_calls, load_params
 from roadsense_marl.espnow.channel import broadcast_delivery_probability
 
 from espnow_helpers import radio_dict
@@ -27,13 +27,11 @@ def _payload(xy: np.ndarray) -> np.ndarray:
 
 
 def _passes(idx, times):
-    """``beacon_times``' beacons as broadcast calls: the k-th beacon of each slot in the k-th call,
-    senders in slot order (``(positions, times)`` per call)."""
-    rank = beacon_rank(idx)
-    for k in range(int(rank.max()) + 1 if len(rank) else 0):
-        sel = np.flatnonzero(rank == k)
-        o = sel[np.argsort(idx[sel], kind="stable")]
-        yield idx[o], times[o]
+    """``beacon_times``' beacons as broadcast calls in time order (:func:`beacon_calls`), senders in
+    slot order (``(positions, times)`` per call)."""
+    for sl in beacon_calls(idx):
+        o = np.argsort(idx[sl], kind="stable")
+        yield idx[sl][o], times[sl][o]
 
 
 def _send(radio, times, slots, xy, rx_slots, rx_xy):
@@ -401,8 +399,47 @@ def test_tx_jitter_ms_is_bounded_and_named_when_wrong():
         Radio(_chan(tx_jitter_ms=60.0, alert_beacon_hz=20.0), capacity=2)
 
 
-def test_beacon_rank_numbers_each_slots_beacons_in_time_order():
-    idx = np.array([3, 1, 3, 0, 1, 3])
-    assert beacon_rank(idx).tolist() == [0, 0, 1, 0, 1, 2]
-    assert beacon_rank(np.array([2, 0, 1])).tolist() == [0, 0, 0]
-    assert beacon_rank(np.array([], np.int64)).tolist() == []
+def test_beacon_calls_cut_the_time_ordered_beacons_where_a_slot_repeats():
+    """Consecutive runs (so every call comes after the previous one in time), none holding a slot twice."""
+    got = beacon_calls(np.array([3, 1, 3, 0, 1, 3]))
+    assert [(s.start, s.stop) for s in got] == [(0, 2), (2, 5), (5, 6)]
+    assert [(s.start, s.stop) for s in beacon_calls(np.array([2, 0, 1]))] == [(0, 3)]
+    assert [(s.start, s.stop) for s in beacon_calls(np.array([], np.int64))] == [(0, 0)]
+
+
+def test_a_later_call_never_puts_a_frame_on_the_air_before_an_earlier_calls_frames():
+    """Slot 0 beacons at 1 ms and again at 97.5 ms, slot 1 at 98 ms (one 100 ms step). Sent in time
+    order, slot 0's second frame is on the air first and slot 1 defers behind it: nothing collides
+    (sent as "every slot's k-th beacon in call k", slot 0's second frame would start under slot 1's
+    frame already resolved, and be lost to it)."""
+    radio = Radio(_chan(cs=300.0, range_m=300.0), capacity=3)
+    radio.reset(0)
+    xy = np.array([[0.0, 0.0], [20.0, 0.0], [40.0, 0.0]])
+    idx, times = np.array([0, 0, 1]), np.array([1.0, 97.5, 98.0])
+    collided = []
+    for sl in beacon_calls(idx):
+        i = idx[sl]
+        lb = radio.broadcast(times[sl], i, xy[i], _payload(xy[i]), np.array([2]), xy[2:])
+        collided += lb.collided.tolist()
+    assert collided == [False, False, False]
+
+
+def test_switching_to_the_alert_rate_never_sends_a_beacon_twice():
+    """The alert grid (phase mod 50 ms) holds every 100 ms grid time; the jitter is keyed by the
+    grid time, so a beacon keeps its time across the switch and is listed once: over 200 episodes
+    with braking on and off, a slot's beacons are never closer than the alert period less the jitter."""
+    for seed in range(200):
+        radio = Radio(_chan(tx_jitter_ms=5.0, alert_beacon_hz=20.0), capacity=2)
+        radio.reset(seed)
+        xy = np.array([[0.0, 0.0], [20.0, 0.0]])
+        sent, t = [], 0.0
+        for step in range(30):
+            t_prev, t = t, t + 100.0
+            idx, times = radio.beacon_times(np.array([0]), t_prev, t)
+            for sl in beacon_calls(idx) if len(idx) else []:
+                pay = _payload(xy[:1])
+                pay[:, 4] = -6.0 if 5 <= step < 15 else 0.0
+                radio.broadcast(times[sl], np.array([0]), xy[:1], pay, np.array([1]), xy[1:])
+                sent += times[sl].tolist()
+            radio.receive(t, np.array([0, 1]))
+        assert np.diff(sent).min() >= 50.0 - 5.0, (seed, np.diff(sent).min())

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from roadsense_marl.espnow import LinkBatch, Radio, beacon_rank, load_params
+from roadsense_marl.espnow import LinkBatch, Radio, beacon_calls, load_params
 from roadsense_marl.espnow.params import DEFAULTS
 
 from espnow_helpers import radio_dict
@@ -46,8 +46,8 @@ def _run(params, n: int, steps: int, seed: int = 0, backend: str = "numpy", beac
     for _ in range(steps):
         t_prev, t = t, t + 100.0
         idx, times = radio.beacon_times(slots, t_prev, t)
-        rank = beacon_rank(idx)  # with transmit jitter a slot may beacon twice in a step: one call each
-        calls = [np.flatnonzero(rank == k) for k in range(int(rank.max()) + 1 if len(rank) else 1)]
+        # with transmit jitter a slot may beacon twice in a step: calls in time order (beacon_calls)
+        calls = [np.arange(len(idx))[sl] for sl in beacon_calls(idx)]
         calls = [c[np.argsort(idx[c], kind="stable")] for c in calls]
         lbs = [radio.broadcast(times[c], slots[idx[c]], xy[idx[c]], _payload(xy[idx[c]]), slots, xy) for c in calls]
         lb = lbs[0] if len(lbs) == 1 else LinkBatch(*(np.concatenate([getattr(b, f) for b in lbs])
