@@ -419,8 +419,8 @@ def radio_layout(n: int, kind: str, rng: np.random.Generator) -> np.ndarray:
 
 
 def radio_step_ms(n: int, kind: str, steps: int, warmup: int = 3, params: Any = "measured") -> dict[str, float]:
-    """Median ms per radio step (beacon_due + broadcast + receive, 100 ms apart, every vehicle
-    due, everyone moving ~2 m per step) in steady state, with the links it served, and the
+    """Median ms per radio step (beacon_due + broadcast + receive, 100 ms apart, the vehicles with a
+    beacon in the step due (every one without transmit jitter, ~98 % with it), everyone moving ~2 m per step) in steady state, with the links it served, and the
     fraction of links lost to the shared channel (``collided``; 0 with the channel off). With the
     channel on, the single send time per step puts each frame at its sender's beacon instant.
 

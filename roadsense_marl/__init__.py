@@ -18,8 +18,8 @@ def _deprecated(old: str, new: str, target):
         import warnings
 
         warnings.warn(
-            f"{old!r} is deprecated: the env is now {new!r} (its contract changed: time constants in seconds, "
-            "beacons at their own times inside a step; see roadsense_marl/env/version.py for each version). "
+            f"{old!r} is deprecated: the env is now {new!r} (its contract changed: what agents observe, the "
+            "radio's random stream or the reward; roadsense_marl/env/version.py lists each version's changes). "
             f"{old!r} builds {new!r}.",
             DeprecationWarning,
             stacklevel=3,

@@ -37,9 +37,10 @@ Terms, each already multiplied by ``dt`` (v: own speed, v_L: the leader's, closi
   max(0, 1 - d / 2.5 m/s^2): full when not braking, nothing from a deceleration that matters
   (``WARNED_DECEL`` = 2.5 m/s^2, the reaction the evaluation counts) on. The radio says the car
   ahead brakes hard, not how hard: a real first reaction is right; it ends once not closing.
-  At -5 (contract v2) one training seed in three learned to brake gently or not at all on a
-  warning (direct follower at 2.5 m/s^2 within 1 s in 0.88 of held-out episodes, 46/500 crash
-  episodes); at -20 every seed reacted in 100/100 validation episodes with 0 crashes.
+  The weight is graded against the same 2.5 m/s^2 the evaluation's reaction target counts, and
+  was raised for it: at -5 (contract v3's first draft) one training seed in three learned to
+  brake gently or not at all on a warning (validation seeds: 5/100 crash episodes, direct
+  follower 0.83); at -20 every seed reacted in 100/100 validation episodes with 0 crashes.
 - ``early_reaction`` (per second): signal set, braking and gap > 15 m -> ``early_reaction``
   [0] x signal. Off by default: it pays for *how long* one brakes on a warning, so it ranks a
   gentle brake (which brakes longer) above a full one.

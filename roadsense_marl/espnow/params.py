@@ -145,8 +145,9 @@ CHANNEL_SOURCES: dict[str, str] = {
                     "0-5 ms) and ns-3's BsmApplication models (TxMaxDelay). Without it two vehicles whose beacon "
                     "phases fall within one slot of each other collide on every beacon for as long as they are "
                     "in range (measured before it: 3 of 500 convoy_6 episodes lost every beacon of the braking "
-                    "car to its follower); the recording's short bursts (mean 1.6) show no such lock. It counts "
-                    "towards the frame's latency like any channel-access delay; 0 puts frames on their exact grid",
+                    "car to its follower); the recording's short bursts (mean 1.6) show no such lock. The beacon "
+                    "is generated at its jittered time (its state is taken then), so the jitter is not latency; "
+                    "0 puts beacons on their exact grid",
 }
 
 #: A GPS noise above this many metres is almost surely a degree/metre mix-up (the earlier

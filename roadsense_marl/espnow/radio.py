@@ -300,7 +300,8 @@ class Radio:
 
     # ---- beacons ---------------------------------------------------------------------------
     def beacon_due(self, slots: Any, t_prev_ms: float, t_now_ms: float) -> np.ndarray:
-        """Which slots have a beacon time ``phase + k * 1000 / beacon_hz`` (ms) in ``(t_prev_ms, t_now_ms]``:
+        """Which slots have a beacon time (``phase + k * 1000 / beacon_hz`` ms plus the transmit jitter,
+        see :meth:`beacon_times`) in ``(t_prev_ms, t_now_ms]``:
         a bool ``(R,)`` mask over ``slots``.
 
         Without transmit jitter an interval of at least one beacon period makes every slot due (no

@@ -231,7 +231,7 @@ def test_a_late_single_ego_gets_max_steps_counted_from_its_own_departure(tmp_pat
         env.close()
 
 
-@pytest.mark.parametrize("old", [0, 1])
+@pytest.mark.parametrize("old", [0, 1, 2])
 def test_the_old_ids_still_build_the_current_env_and_warn(old):
     import pettingzoo
 
