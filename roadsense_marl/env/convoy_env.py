@@ -101,7 +101,7 @@ class RoadSenseParallelEnv(ParallelEnv):
     ``safety`` (collision -100 per event for the **collider** only, ``collision_victim`` 0 for the
     vehicle it hit; gap 5..20 m linear -5..+4 /s, 20..35 m +4 /s, beyond 35 m -2 /s behind a moving
     leader), ``comfort`` and ``hard_brake`` (deceleration charges, none for braking the situation
-    requires: warned, or needing >= 0.5 m/s^2 to stop 2 m short of the leader), ``ignore_warning``
+    requires: warned, or needing >= 0.5 m/s^2 to stop 2 m plus a 1 s headway short of the leader), ``ignore_warning``
     (-20 /s x signal, braking less than 2.5 m/s^2 while warned and closing, graded), ``early_reaction`` (off by default), ``progress``
     (4 /s x the speed the leader allows / 30 m/s: holding back behind a stopped leader costs
     nothing), ``brake_shortfall`` (-2 /s per m/s^2 braked less than needed to stop short of the

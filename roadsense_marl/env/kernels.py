@@ -161,7 +161,7 @@ def rewards(
         has_leader = lead >= 0
         v_lead = speed[lead] if has_leader else 0.0
         closing = speed[i] - v_lead if has_leader else 0.0
-        need = closing * closing / (2.0 * max(g - 2.0, 0.1)) if closing > 0.0 else 0.0
+        need = closing * closing / (2.0 * max(g - 2.0 - 1.0 * speed[i], 0.1)) if closing > 0.0 else 0.0
         required = signal_set or need >= 0.5
         # safety: gap keeping
         if g < 20.0:

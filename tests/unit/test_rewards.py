@@ -62,9 +62,17 @@ def test_comfort_scaled_down_close_to_leader_for_unrequired_braking():
 
 
 def test_required_deceleration_stops_the_closing_two_metres_short():
-    assert required_decel(np.array([22.0]), np.array([4.0]))[0] == pytest.approx(16 / 40)
-    assert required_decel(np.array([1.0]), np.array([4.0]))[0] == pytest.approx(16 / 0.2)
-    assert required_decel(np.array([22.0, np.inf, 10.0]), np.array([-1.0, 5.0, np.nan])).tolist() == [0.0, 0.0, 0.0]
+    assert required_decel(np.array([22.0]), np.array([4.0]), np.array([0.0]))[0] == pytest.approx(16 / 40)
+    assert required_decel(np.array([1.0]), np.array([4.0]), np.array([0.0]))[0] == pytest.approx(16 / 0.2)
+    z = np.zeros(3)
+    assert required_decel(np.array([22.0, np.inf, 10.0]), np.array([-1.0, 5.0, np.nan]), z).tolist() == [0.0, 0.0, 0.0]
+
+
+def test_required_deceleration_keeps_a_one_second_headway_so_a_slow_creep_must_brake():
+    # 22 m at 10 m/s: 10 m of headway leave 10 m to stop a 4 m/s closing
+    assert required_decel(np.array([22.0]), np.array([4.0]), np.array([10.0]))[0] == pytest.approx(16 / 20)
+    # 7 m behind a car held at 5.9 m/s at 7.0 m/s: inside the headway, so braking is required
+    assert required_decel(np.array([7.0]), np.array([1.1]), np.array([7.0]))[0] == pytest.approx(1.21 / 0.2)
 
 
 def test_braking_the_situation_requires_costs_no_comfort_or_hard_brake_charge():
