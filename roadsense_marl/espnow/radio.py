@@ -343,14 +343,15 @@ class Radio:
         return np.where(al, np.mod(ph, alert), ph), np.where(al, alert, base)
 
     def beacon_times(self, slots: Any, t_prev_ms: float, t_now_ms: float) -> tuple[np.ndarray, np.ndarray]:
-        """Every beacon time ``phase[slot] + k * period + jitter(slot, k)`` (``period = 1000 / beacon_hz``
+        """Every beacon time ``g + jitter(slot, g)``, ``g = phase[slot] + k * period`` (``period = 1000 / beacon_hz``
         ms, any integer ``k``) inside ``(t_prev_ms, t_now_ms]``, for each of ``slots``. With alert
         beacons or reactive DCC (see the class docstring) each slot has its own phase and period; a
         DCC grid has no beacon before its start (the first beacon after the slot's period changed).
         ``jitter``: with the shared channel on, the transmit-time jitter, uniform in
         ``[0, channel.tx_jitter_ms)`` (:func:`~roadsense_marl.espnow.beacon_jitter`, a pure function of
-        the slot's per-episode key and ``k``: any partition of time into intervals lists each beacon
-        exactly once); 0 with the channel off.
+        the slot's per-episode key and the grid time ``g``: any partition of time into intervals lists
+        each beacon exactly once, and a beacon keeps its time when its slot changes grid); 0 with the
+        channel off.
 
         :param slots: ``(R,)`` integer slots.
         :param t_prev_ms: start of the interval (ms, excluded); ``t_now_ms``: its end (ms, included).
