@@ -65,7 +65,14 @@ def highway_reference() -> dict[str, tuple[float, int]]:
                 lengths[agent] += 1
     finally:
         env.close()
-    return {a: (round(returns[a], 4), lengths[a]) for a in returns}
+    return {a: (returns[a], lengths[a]) for a in returns}
+
+
+def _matches(episode: tuple[float, int], reference) -> list[int]:
+    """Indices of reference episodes with the episode's length and its return within 1e-3 (the vec
+    env's Monitor sums float32 rewards; rounding both sides could fall either side of a digit)."""
+    r, n = episode
+    return [i for i, (rr, nn) in enumerate(reference) if nn == n and abs(rr - r) <= 1e-3]
 
 
 def test_highway_with_joins_and_slot_reuse_reports_one_episode_per_vehicle():
@@ -85,7 +92,9 @@ def test_highway_with_joins_and_slot_reuse_reports_one_episode_per_vehicle():
     finally:
         venv.close()
     assert at_reset < 8 and joins == 8 - at_reset, "each agent joining mid-episode ends its slot's padding stretch"
-    assert sorted((round(e["r"], 4), e["l"]) for e in episodes) == sorted(reference.values())
+    ref = sorted(reference.values(), key=lambda e: (e[1], e[0]))
+    got = sorted(((e["r"], e["l"]) for e in episodes), key=lambda e: (e[1], e[0]))
+    assert len(got) == len(ref) and all(_matches(g, [r]) for g, r in zip(got, ref)), (got, ref)
 
 
 class ZeroPolicy:
@@ -103,9 +112,10 @@ def test_evaluate_policy_counts_vehicle_episodes_never_padding(via):
     finally:
         venv.close()
     reference = sorted(highway_reference().values())
-    got = sorted((round(r, 4), n) for r, n in zip(rewards, lengths))
+    got = list(zip(rewards, lengths))
     assert len(got) == venv.num_envs  # the first vehicle of each slot
-    assert all(ep in reference for ep in got) and len(set(got)) == len(got), (got, reference)
+    matched = [_matches(ep, reference) for ep in got]
+    assert all(matched) and len({m[0] for m in matched}) == len(got), (got, reference)
 
 
 @pytest.mark.parametrize("via", ["core", "supersuit"])
