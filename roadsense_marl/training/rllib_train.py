@@ -69,9 +69,20 @@ def rllib_settings(cfg: Mapping[str, Any], source: str = "training config") -> t
     Raises ValueError naming the key for an SB3-only ``ppo`` key (with a value RLlib cannot honour)
     or a bad ``rllib`` section.
     """
+    from roadsense_marl.training.train import parse_learning_rate
+
     settings: dict[str, Any] = {}
+    section = cfg.get("rllib") or {}
     for key, value in cfg["ppo"].items():
-        if key in PPO_TO_RLLIB:
+        if key == "learning_rate":
+            lr, linear = parse_learning_rate(value)
+            if linear and not (isinstance(section, Mapping) and "lr" in section):
+                raise ValueError(
+                    f"ppo.learning_rate={value!r} in {source} is a schedule over agent-steps; RLlib schedules the "
+                    f"learning rate over env steps, so give it in the rllib: section, e.g. rllib: {{lr: [[0, {lr:g}], "
+                    f"[<env steps>, 0.0]]}} (convoy_6, 6 agents: env steps = agent-steps / 6)")
+            settings["lr"] = lr
+        elif key in PPO_TO_RLLIB:
             settings[PPO_TO_RLLIB[key]] = value
         elif key in _NO_COUNTERPART and value != _NO_COUNTERPART[key]:
             raise ValueError(f"ppo.{key}={value!r} in {source} has no RLlib counterpart; drop it for --engine rllib "
@@ -81,7 +92,6 @@ def rllib_settings(cfg: Mapping[str, Any], source: str = "training config") -> t
     if "n_steps" in cfg["ppo"]:
         settings["train_batch_size_per_learner"] = int(cfg["ppo"]["n_steps"]) * num_envs
     settings["seed"] = cfg["seed"]
-    section = cfg.get("rllib") or {}
     if not isinstance(section, Mapping):
         raise ValueError(f"'rllib' in {source} must be a mapping of PPOConfig settings, got {section!r}")
     ray_init = {k: section[k] for k in RAY_KEYS if k in section}

@@ -165,9 +165,49 @@ def _number(key: str, value: Any, *, lo: float | None = None, hi: float | None =
         raise ValueError(f"{key} must be <= {hi}, got {value!r}")
 
 
+#: Prefix of a linearly annealed learning rate, ``"lin_<initial>"`` (the rl-baselines3-zoo syntax).
+LINEAR_PREFIX = "lin_"
+
+
+def parse_learning_rate(value: Any, key: str = "ppo.learning_rate") -> tuple[float, bool]:
+    """``(initial learning rate, linearly annealed)`` of a config's ``learning_rate``.
+
+    ``value`` is a number > 0 (constant) or ``"lin_<number>"``: from that number at the start of
+    training linearly down to 0 at ``total_timesteps`` (rl-baselines3-zoo's syntax; SB3's
+    :class:`~stable_baselines3.common.utils.LinearSchedule`). Raises ValueError naming ``key`` and
+    what is valid.
+    """
+    import math
+
+    valid = f"a number > 0 or {LINEAR_PREFIX!r} + a number > 0 (linear decay to 0), e.g. 0.001 or 'lin_0.001'"
+    if isinstance(value, str) and value.startswith(LINEAR_PREFIX):
+        try:
+            lr = float(value[len(LINEAR_PREFIX):])
+        except ValueError:
+            raise ValueError(f"{key} must be {valid}, got {value!r}") from None
+        if not (math.isfinite(lr) and lr > 0.0):
+            raise ValueError(f"{key} must be {valid}, got {value!r}")
+        return lr, True
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{key} must be {valid}, got {value!r}")
+    return float(value), False
+
+
+def sb3_learning_rate(value: Any) -> Any:
+    """The ``learning_rate`` SB3's PPO takes for a config value: a float, or for ``"lin_<x>"`` SB3's
+    ``LinearSchedule(x, 0.0, 1.0)`` of the remaining progress (x at the start, 0 at the end of
+    ``learn``; a resumed run continues the schedule, SB3 counting progress over the whole run)."""
+    lr, linear = parse_learning_rate(value)
+    if not linear:
+        return lr
+    from stable_baselines3.common.utils import LinearSchedule
+
+    return LinearSchedule(lr, 0.0, 1.0)
+
+
 #: Checks for the PPO keyword arguments a YAML config can set (SB3 2.x names).
 PPO_RULES: dict[str, Any] = {
-    "learning_rate": lambda v: _number("learning_rate", v, lo=0.0, lo_open=True),
+    "learning_rate": lambda v: parse_learning_rate(v),
     "n_steps": lambda v: _number("n_steps", v, lo=1, integer=True),
     "batch_size": lambda v: _number("batch_size", v, lo=2, integer=True),
     "n_epochs": lambda v: _number("n_epochs", v, lo=1, integer=True),
@@ -429,8 +469,11 @@ def _run(cfg: dict[str, Any], env_cfg: Any, policy_kwargs: dict[str, Any], out: 
         torch.set_num_threads(cfg["torch_threads"])  # make_vec_env sets 1; the config decides
         if start is None:
             try:
+                ppo = dict(cfg["ppo"])
+                if "learning_rate" in ppo:
+                    ppo["learning_rate"] = sb3_learning_rate(ppo["learning_rate"])
                 model = MaskedPPO("MultiInputPolicy", venv, policy_kwargs=policy_kwargs, seed=cfg["seed"], verbose=verbose,
-                            device="cpu", **cfg["ppo"])
+                            device="cpu", **ppo)
             except (TypeError, AssertionError, ValueError) as exc:
                 raise ValueError(f"bad ppo option in the training config: {exc}") from None
         else:

@@ -102,6 +102,23 @@ def test_overwrite_replaces_the_whole_run_with_no_leftovers(finished_run, tmp_pa
     assert state["status"] == "finished" and state["num_timesteps"] == 192
 
 
+def test_a_linear_learning_rate_falls_to_zero_at_total_timesteps_and_a_resume_ends_at_zero_too(tmp_path):
+    from roadsense_marl.training.ppo import MaskedPPO
+
+    def rates(run: Path) -> list[float]:
+        with (run / "progress.csv").open(newline="") as f:
+            return [float(r["train/learning_rate"]) for r in csv.DictReader(f) if r.get("train/learning_rate")]
+
+    def last_rate(run: Path) -> float:  # SB3 writes no row for the last update: read its optimizer's rate
+        return MaskedPPO.load(str(run / "final_model.zip"), device="cpu").policy.optimizer.param_groups[0]["lr"]
+
+    run = train(_config(tmp_path / "run", checkpoint_every=0, ppo={**TINY_PPO, "learning_rate": "lin_0.001"}))
+    # convoy_3: a rollout is 3 slots x 2 envs x 32 = 192 agent-steps; updates at 192 and 384 of 384
+    assert rates(run) == pytest.approx([0.0005]) and last_rate(run) == 0.0
+    resume(run, total_timesteps=768)  # the saved schedule, over the resumed run's whole 768 agent-steps
+    assert rates(run) == pytest.approx([0.0005, 0.00025]) and last_rate(run) == 0.0
+
+
 # ---- the env contract ------------------------------------------------------------------------------
 
 def test_config_yaml_and_every_model_record_the_same_env_contract(finished_run):
@@ -206,7 +223,7 @@ def _one_line_error(capsys, *argv: str) -> str:
     "section,needle",
     [
         ({"policy": {"pooling": "max", "peer_embed": 8}}, "unknown policy key 'peer_embed' in|Did you mean 'peer_embed_dim'"),
-        ({"ppo": {"learning_rate": "fast"}}, "ppo.learning_rate must be a number, got 'fast'"),
+        ({"ppo": {"learning_rate": "fast"}}, "ppo.learning_rate must be a number > 0 or 'lin_' + a number > 0"),
         ({"ppo": {"batch_size": 0}}, "ppo.batch_size must be >= 2, got 0"),
         ({"ppo": {"n_step": 32}}, "unknown ppo key 'n_step'"),
         ({"vec_env": {"num_env": 2}}, "unknown vec_env key 'num_env' in|Did you mean 'num_envs'"),
