@@ -71,6 +71,11 @@ def test_a_speed_interval_including_zero_is_not_called_faster():
 def test_the_demo_evaluates_on_the_envs_standard_episode():
     from roadsense_marl.env.config import make_env_config
 
+    from roadsense_marl.evaluation.runner import standard_episode
+
     default = make_env_config()
     assert EVAL_EPISODE["max_steps"] == default.max_steps
     assert tuple(EVAL_EPISODE["hazard"]["onset_window_s"]) == tuple(default.hazard.onset_window_s)
+    # the whole default hazard section: a model trained with other hazard keys is still evaluated on the default
+    trained = make_env_config(max_steps=400, hazard={"onset_window_s": [6.0, 12.0], "release_prob": 0.1})
+    assert make_env_config(trained, **EVAL_EPISODE) == make_env_config(**standard_episode()) == default

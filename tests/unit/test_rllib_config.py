@@ -17,7 +17,7 @@ def test_the_shipped_sb3_config_translates_to_rllib_names():
     ppo = cfg["ppo"]
     assert settings["lr"] == ppo["learning_rate"] and settings["lambda_"] == ppo["gae_lambda"]
     assert settings["clip_param"] == ppo["clip_range"] and settings["entropy_coeff"] == ppo["ent_coef"]
-    assert settings["minibatch_size"] == ppo["batch_size"] and settings["num_epochs"] == ppo["n_epochs"]
+    assert settings["minibatch_size"] == cfg["rllib"]["minibatch_size"] and settings["num_epochs"] == ppo["n_epochs"]
     assert settings["num_env_runners"] == cfg["vec_env"]["num_envs"]
     assert settings["train_batch_size_per_learner"] == ppo["n_steps"] * cfg["vec_env"]["num_envs"]
     assert settings["seed"] == cfg["seed"] and ray_init == {}
@@ -29,6 +29,17 @@ def test_the_rllib_section_overrides_and_sets_the_ray_address():
     settings, ray_init = rllib_settings(cfg)
     assert settings["lr"] == 5e-4 and settings["num_env_runners"] == 4 and "address" not in settings
     assert ray_init == {"address": "auto"}
+
+
+def test_a_constant_learning_rate_becomes_lr_and_a_linear_one_needs_an_rllib_schedule():
+    settings, _ = rllib_settings(check_train_config({"total_timesteps": 10, "ppo": {"learning_rate": 3e-4}}))
+    assert settings["lr"] == 3e-4
+    with pytest.raises(ValueError, match=r"ppo.learning_rate='lin_0.001' .*over env steps.*rllib: \{lr: \[\[0, 0.001\]"):
+        rllib_settings(check_train_config({"total_timesteps": 10, "ppo": {"learning_rate": "lin_0.001"}}))
+    given = [[0, 0.001], [1000, 0.0]]
+    settings, _ = rllib_settings(check_train_config({"total_timesteps": 10, "ppo": {"learning_rate": "lin_0.001"},
+                                                     "rllib": {"lr": given}}))
+    assert settings["lr"] == given
 
 
 @pytest.mark.parametrize(
@@ -70,3 +81,15 @@ def test_export_names_an_rllib_run_instead_of_missing_zips(tmp_path):
     with pytest.raises(ValueError, match="is an RLlib run: export reads SB3 models only"):
         export_policy(run, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="needs Ray RLlib (make test-rllib)")
+def test_the_shipped_config_is_a_ppo_config_rllib_accepts():
+    from roadsense_marl.training.rllib_train import check_rllib_config
+    from roadsense_marl.training.train import resolve_config
+
+    cfg, env_cfg, _ = resolve_config("marl_ppo")
+    config = check_rllib_config(cfg, env_cfg)
+    config.validate()  # RLlib's own checks (minibatch_size <= train_batch_size_per_learner, the lr schedule)
+    assert config.minibatch_size <= config.train_batch_size_per_learner
+
