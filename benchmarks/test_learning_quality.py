@@ -47,9 +47,10 @@ OUT_DIR = Path(os.environ.get("ROADSENSE_LQ_OUT", RESULTS_DIR))
 # Held-out evaluation seeds: training resets draw from the run seed's own stream and never use them;
 # tuning used validation seeds 500000+. 900000-900499 were looked at while
 # diagnosing contract v2 (the beacon-lock artefact) and the ignore_warning weight, 910000-910499
-# while diagnosing the creep that the required deceleration's headway answers; 920000-920499 gave
-# the previous recipe's (constant learning rate, 300k) final result. 930000+ is fresh for this recipe.
-HELD_OUT_SEED = 930_000
+# while diagnosing the creep that the required deceleration's headway answers. 920000-920499 gave
+# the shipped recipe's result; 930000-930499 the result of a recipe that was tried and not adopted
+# (lin_0.001 at 500k, configs/train/marl_ppo.yaml). The next recipe change needs a fresh range (940000+).
+HELD_OUT_SEED = 920_000
 #: The targets of issue 12's "Done when".
 MAX_CRASH_EPISODES = 0
 MIN_DIRECT_HARD_BRAKE_SHARE = 0.95
@@ -70,9 +71,8 @@ def failures(label: str, res: dict) -> list[str]:
         causes = ", ".join(
             f"{e['seed']} ({'+'.join(e['collided_agents'])}; hazard {e['hazard_vehicle']} at step "
             f"{e['hazard_onset_step']}, {'released' if e.get('hazard_released') else 'never released'})"
-            for e in crashed[:20])
-        out.append(f"training seed {label}: {len(crashed)} crash episodes (target {MAX_CRASH_EPISODES}): "
-                   f"{causes}{' ...' if len(crashed) > 20 else ''}")
+            for e in crashed)  # every one: the closing note and the results JSON give them all
+        out.append(f"training seed {label}: {len(crashed)} crash episodes (target {MAX_CRASH_EPISODES}): {causes}")
     hb = res["aggregate"]["direct_hard_brake_within_1s"]
     rate = hb["rate"] if hb["rate"] is not None else math.nan
     if not (hb["n"] and rate >= MIN_DIRECT_HARD_BRAKE_SHARE):
@@ -83,7 +83,7 @@ def failures(label: str, res: dict) -> list[str]:
                 slow.append(f"{e['seed']} ({', '.join('never' if x is None else f'{x:.1f} s' for x in t)})")
         out.append(f"training seed {label}: direct follower >= 2.5 m/s^2 within 1.0 s in {hb['k']}/{hb['n']} episodes "
                    f"= {rate:.3f} [{hb['lo'] or math.nan:.3f}, {hb['hi'] or math.nan:.3f}] (target >= "
-                   f"{MIN_DIRECT_HARD_BRAKE_SHARE}); missed in: {', '.join(slow[:20])}{' ...' if len(slow) > 20 else ''}")
+                   f"{MIN_DIRECT_HARD_BRAKE_SHARE}); missed in: {', '.join(slow)}")
     paired = res["paired"]["rule-v2v"]
     for key, name in (("follower_speed_deficit_mps", "followers' speed deficit"),
                       ("follower_stopped_share", "followers' stopped share")):

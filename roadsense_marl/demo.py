@@ -27,7 +27,7 @@ from typing import Any
 EVAL_EPISODE: dict[str, Any] = {"max_steps": 500, "hazard": {
     "probability": 1.0, "onset_window_s": [15.0, 25.0], "decel_range": [3.0, 10.0], "duration_range": [0.5, 1.5],
     "release_prob": 0.4, "release_after_range": [2.0, 5.0], "override_delay_s": 0.3}}
-DEFAULT_TIMESTEPS = 500_000  # the shipped recipe's budget (configs/train/marl_ppo.yaml)
+DEFAULT_TIMESTEPS = 300_000  # the shipped recipe's budget (configs/train/marl_ppo.yaml)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
