@@ -76,11 +76,13 @@ def rllib_settings(cfg: Mapping[str, Any], source: str = "training config") -> t
     for key, value in cfg["ppo"].items():
         if key == "learning_rate":
             lr, linear = parse_learning_rate(value)
-            if linear and not (isinstance(section, Mapping) and "lr" in section):
+            given = section.get("lr") if isinstance(section, Mapping) else None
+            if linear and not isinstance(given, (list, tuple)):
                 raise ValueError(
                     f"ppo.learning_rate={value!r} in {source} is a schedule over agent-steps; RLlib schedules the "
-                    f"learning rate over env steps, so give it in the rllib: section, e.g. rllib: {{lr: [[0, {lr:g}], "
-                    f"[<env steps>, 0.0]]}} (convoy_6, 6 agents: env steps = agent-steps / 6)")
+                    f"learning rate over env steps, so give the schedule in the rllib: section, e.g. rllib: "
+                    f"{{lr: [[0, {lr:g}], [<env steps>, 0.0]]}} (env steps = agent-steps / vehicles on the road)"
+                    + (f"; rllib.lr is {given!r}, a constant" if given is not None else ""))
             settings["lr"] = lr
         elif key in PPO_TO_RLLIB:
             settings[PPO_TO_RLLIB[key]] = value

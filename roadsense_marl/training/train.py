@@ -31,6 +31,7 @@ import argparse
 import contextlib
 import copy
 import os
+import re
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -169,34 +170,46 @@ def _number(key: str, value: Any, *, lo: float | None = None, hi: float | None =
 LINEAR_PREFIX = "lin_"
 
 
+_RATE_TEXT = re.compile(r"(lin_)?((?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?)")
+
+
 def parse_learning_rate(value: Any, key: str = "ppo.learning_rate") -> tuple[float, bool]:
     """``(initial learning rate, linearly annealed)`` of a config's ``learning_rate``.
 
-    ``value`` is a number > 0 (constant) or ``"lin_<number>"``: from that number at the start of
-    training linearly down to 0 at ``total_timesteps`` (rl-baselines3-zoo's syntax; SB3's
+    ``value`` is a number > 0 (constant; also as text such as ``"1e-3"``, which YAML 1.1 reads as a
+    string) or ``"lin_<number>"``: from that number at the start of training linearly down to 0 at
+    ``total_timesteps`` (rl-baselines3-zoo's syntax; SB3's
     :class:`~stable_baselines3.common.utils.LinearSchedule`). Raises ValueError naming ``key`` and
     what is valid.
     """
     import math
+    import numbers
+
+    import numpy as np
 
     valid = f"a number > 0 or {LINEAR_PREFIX!r} + a number > 0 (linear decay to 0), e.g. 0.001 or 'lin_0.001'"
-    if isinstance(value, str) and value.startswith(LINEAR_PREFIX):
+    linear = False
+    lr = math.nan
+    if isinstance(value, str):
+        m = _RATE_TEXT.fullmatch(value)
+        if m:
+            linear, lr = m.group(1) is not None, float(m.group(2))
+    elif isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)):
         try:
-            lr = float(value[len(LINEAR_PREFIX):])
-        except ValueError:
-            raise ValueError(f"{key} must be {valid}, got {value!r}") from None
-        if not (math.isfinite(lr) and lr > 0.0):
-            raise ValueError(f"{key} must be {valid}, got {value!r}")
-        return lr, True
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+            lr = float(value)
+        except OverflowError:
+            lr = math.inf
+    if not (math.isfinite(lr) and lr > 0.0):
         raise ValueError(f"{key} must be {valid}, got {value!r}")
-    return float(value), False
+    return lr, linear
 
 
 def sb3_learning_rate(value: Any) -> Any:
     """The ``learning_rate`` SB3's PPO takes for a config value: a float, or for ``"lin_<x>"`` SB3's
     ``LinearSchedule(x, 0.0, 1.0)`` of the remaining progress (x at the start, 0 at the end of
-    ``learn``; a resumed run continues the schedule, SB3 counting progress over the whole run)."""
+    ``learn``). A resumed run keeps the schedule saved in its model, SB3 counting progress over the
+    whole run: resumed to the same total it carries on; to a larger total it is spread over the new
+    total, so the rate rises again from 0 to x * (1 - steps done / new total)."""
     lr, linear = parse_learning_rate(value)
     if not linear:
         return lr

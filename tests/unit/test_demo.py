@@ -79,3 +79,4 @@ def test_the_demo_evaluates_on_the_envs_standard_episode():
     # the whole default hazard section: a model trained with other hazard keys is still evaluated on the default
     trained = make_env_config(max_steps=400, hazard={"onset_window_s": [6.0, 12.0], "release_prob": 0.1})
     assert make_env_config(trained, **EVAL_EPISODE) == make_env_config(**standard_episode()) == default
+    assert set(EVAL_EPISODE["hazard"]) == set(default.to_dict()["hazard"])  # every hazard key, a new one too

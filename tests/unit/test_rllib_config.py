@@ -17,7 +17,10 @@ def test_the_shipped_sb3_config_translates_to_rllib_names():
     ppo = cfg["ppo"]
     assert settings["lr"] == ppo["learning_rate"] and settings["lambda_"] == ppo["gae_lambda"]
     assert settings["clip_param"] == ppo["clip_range"] and settings["entropy_coeff"] == ppo["ent_coef"]
-    assert settings["minibatch_size"] == cfg["rllib"]["minibatch_size"] and settings["num_epochs"] == ppo["n_epochs"]
+    # RLlib cuts minibatches from agent-step rows but checks them against its env-step batch: the
+    # translated batch_size would be refused, so the rllib: section sets the largest size it accepts
+    assert ppo["batch_size"] > settings["train_batch_size_per_learner"]
+    assert settings["minibatch_size"] == settings["train_batch_size_per_learner"] and settings["num_epochs"] == ppo["n_epochs"]
     assert settings["num_env_runners"] == cfg["vec_env"]["num_envs"]
     assert settings["train_batch_size_per_learner"] == ppo["n_steps"] * cfg["vec_env"]["num_envs"]
     assert settings["seed"] == cfg["seed"] and ray_init == {}
@@ -36,6 +39,9 @@ def test_a_constant_learning_rate_becomes_lr_and_a_linear_one_needs_an_rllib_sch
     assert settings["lr"] == 3e-4
     with pytest.raises(ValueError, match=r"ppo.learning_rate='lin_0.001' .*over env steps.*rllib: \{lr: \[\[0, 0.001\]"):
         rllib_settings(check_train_config({"total_timesteps": 10, "ppo": {"learning_rate": "lin_0.001"}}))
+    with pytest.raises(ValueError, match=r"rllib.lr is 0.001, a constant"):
+        rllib_settings(check_train_config({"total_timesteps": 10, "ppo": {"learning_rate": "lin_0.001"},
+                                           "rllib": {"lr": 0.001}}))
     given = [[0, 0.001], [1000, 0.0]]
     settings, _ = rllib_settings(check_train_config({"total_timesteps": 10, "ppo": {"learning_rate": "lin_0.001"},
                                                      "rllib": {"lr": given}}))
@@ -90,6 +96,5 @@ def test_the_shipped_config_is_a_ppo_config_rllib_accepts():
 
     cfg, env_cfg, _ = resolve_config("marl_ppo")
     config = check_rllib_config(cfg, env_cfg)
-    config.validate()  # RLlib's own checks (minibatch_size <= train_batch_size_per_learner, the lr schedule)
-    assert config.minibatch_size <= config.train_batch_size_per_learner
+    config.validate()  # RLlib's own checks (minibatch_size <= train_batch_size_per_learner, ...)
 
