@@ -364,6 +364,36 @@ def test_the_channel_aware_observation_adds_the_own_cbr_as_the_last_ego_column()
         env.close()
 
 
+def test_the_tracking_observation_appends_the_track_of_the_peer_ahead_the_same_on_both_kernels():
+    from roadsense_marl.env.observations import EGO_DIM, TRACK_INDEX, TRACK_NO_PEER_M, TRACK_TABLE, TrackingObservation
+
+    runs = []
+    for backend in ("numpy", "numba"):
+        env = parallel_env(scenario="convoy_6", max_steps=40, radio="measured",
+                           observation_fn=TrackingObservation(backend=backend))
+        try:
+            space = env.observation_space("V001")
+            assert space["ego"].shape == (EGO_DIM + len(TRACK_TABLE),)
+            obs, _ = env.reset(seed=4)
+            seen = []
+            while env.agents:
+                assert all(space.contains(o) for o in obs.values())
+                seen.append({a: o["ego"].copy() for a, o in obs.items()})
+                obs, *_ = env.step({a: 0.0 for a in env.agents})
+            runs.append(seen)
+        finally:
+            env.close()
+    numpy_run, numba_run = runs
+    assert len(numpy_run) == len(numba_run) and all(
+        a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a) for a, b in zip(numpy_run, numba_run))
+    last = numpy_run[-1]
+    # the convoy's last car has a peer ~20 m ahead; the leading car none (the radio range)
+    d = {a: float(o[TRACK_INDEX["ahead_distance"]]) * TRACK_TABLE[0].scale for a, o in last.items()}
+    lead = max(d, key=d.get)
+    assert d[lead] == pytest.approx(TRACK_NO_PEER_M, abs=1.0)
+    assert all(5.0 < v < 45.0 for a, v in d.items() if a != lead)
+
+
 def test_only_the_collider_pays_for_a_rear_end_crash_and_the_override_outlives_the_crash():
     """No-v2v into a never-released hazard: SUMO's record names the follower as collider; it gets the
     collision penalty, the hazard vehicle it hit gets collision_victim (0). Both leave. The hold-speed
