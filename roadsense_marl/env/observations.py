@@ -414,7 +414,8 @@ class ChannelAwareObservation(DeepSetObservation):
 
 #: Time constant (s) of :func:`track_nearest_ahead`.
 TRACK_TIME_CONSTANT_S = 1.0
-#: Distance (m) the tracker reads when no peer ahead is visible: the measured radio's range.
+#: Distance (m) the tracker reads when no peer ahead is visible: the measured radio's range (with
+#: the ideal radio or the 150 m degraded one a real car can be farther than this).
 TRACK_NO_PEER_M = 50.0
 #: Length (m) assumed for the peer ahead (a beacon carries no length): SUMO's default vType length.
 NOMINAL_LENGTH_M = 5.0
@@ -423,9 +424,9 @@ REQUIRED_DECEL_CAP = 20.0
 #: The extra ego columns of :class:`TrackingObservation`, appended after :data:`EGO_TABLE`.
 TRACK_TABLE: tuple[Feature, ...] = (
     Feature("ahead_distance", TRACK_NO_PEER_M, -_INF, _INF, "m",
-            f"tracked distance to the nearest visible peer ahead, message positions ({TRACK_NO_PEER_M:g}: none)"),
+            f"tracked distance to the nearest visible peer ahead, now ({TRACK_NO_PEER_M:g}: none)"),
     Feature("ahead_closing", 5.0, -_INF, _INF, "m/s", "tracked closing speed on that peer (own speed - its speed)"),
-    Feature("required_decel", ACCEL_SCALE, 0.0, _INF, "m/s^2",
+    Feature("required_decel", ACCEL_SCALE, 0.0, REQUIRED_DECEL_CAP / ACCEL_SCALE, "m/s^2",
             f"deceleration that stops the tracked closing short of it (the reward's formula, <= {REQUIRED_DECEL_CAP:g})"),
 )
 #: Column of each tracked feature in a :class:`TrackingObservation` ego vector.
@@ -435,53 +436,65 @@ TRACK_INDEX: dict[str, int] = {f.name: EGO_DIM + i for i, f in enumerate(TRACK_T
 def track_nearest_ahead(
     peers: np.ndarray,
     peer_mask: np.ndarray,
+    peer_sender: np.ndarray,
     own_speed: np.ndarray,
     prev_distance: np.ndarray,
     prev_closing: np.ndarray,
-    tracked: np.ndarray,
+    prev_sender: np.ndarray,
     step_length: float,
     time_constant_s: float = TRACK_TIME_CONSTANT_S,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Track the nearest visible peer ahead from each agent's peer table (what a receiver can smooth on board).
 
     One message's position carries the GPS error (``sensor_noise.gps_std_m``, ~3 m measured) and its
     speed ~0.43 m/s: closing at 0.5 m/s on a car held ahead is noise in any single message, and
-    creeping into such a car over 20-30 s is how learned policies crash most often (issue 12). The
-    tracker is an alpha-beta-style filter per agent: the distance is predicted with the tracked
-    closing speed and corrected towards the measurement, the closing speed is an exponential
-    average, both weighting the new measurement by ``1 - exp(-step_length / time_constant_s)``
-    (closing-speed noise ~0.1 m/s at 1 s).
+    creeping into such a car over 20-30 s is how learned policies crash most often (issue 12).
+
+    The measurement is the visible peer with the smallest positive ``forward`` offset (a forward
+    cone, no lane test: on several lanes a car in the next lane can be "ahead"), its position moved
+    on by its reported speed times the message age (where it is now), and closing = own speed - its
+    reported speed. The filter is per agent: the distance is predicted with the tracked closing
+    speed and corrected towards the measurement, the closing speed is an exponential average, both
+    weighting the new measurement by ``1 - exp(-step_length / time_constant_s)`` (at 0.1 s steps
+    the closing-speed noise falls to ~0.1 m/s within 1 s). A track restarts at the measurement when
+    the nearest peer ahead is another sender than the one tracked (a cut-in, a lost beacon); with
+    no peer ahead the output is :data:`TRACK_NO_PEER_M` and 0, unfiltered, and the next peer starts
+    a new track. A message re-read while no newer one arrived counts as a new measurement.
 
     :param peers: float32[n, K, PEER_DIM] peer tables (scaled, :data:`PEER_TABLE`).
     :param peer_mask: float[n, K], 1 for a visible peer.
+    :param peer_sender: int64[n, K] the sender slot of each row (the observation's ``peer_sender``).
     :param own_speed: float64[n] own true speed (m/s).
-    :param prev_distance, prev_closing: float64[n] the previous track (m, m/s); ignored where
-        ``tracked`` (bool[n]) is False: a new track starts at its measurement.
+    :param prev_distance, prev_closing: float64[n] the previous track (m, m/s), used where
+        ``prev_sender`` (int64[n], -1: no track) is the sender measured now.
     :param step_length: s since the previous observation.
-    :returns: ``(distance m, closing m/s, required deceleration m/s^2)``, float64[n] each. The
-        measurement is the visible peer with the smallest positive ``forward`` offset, closing =
-        own speed - its reported speed; with none ahead :data:`TRACK_NO_PEER_M` and 0. The required
-        deceleration is :func:`roadsense_marl.env.rewards.required_decel` (the reward's
-        ``brake_shortfall`` formula) of the gap ``distance - NOMINAL_LENGTH_M``, capped at
-        :data:`REQUIRED_DECEL_CAP`.
+    :returns: ``(distance m, closing m/s, required deceleration m/s^2, sender)``: float64[n] each
+        and int64[n] (-1: no peer ahead). The required deceleration is
+        :func:`roadsense_marl.env.rewards.required_decel` (the reward's ``brake_shortfall``
+        formula) of the gap ``distance - NOMINAL_LENGTH_M``, capped at :data:`REQUIRED_DECEL_CAP`.
     """
     from roadsense_marl.env.rewards import required_decel
 
     n = peers.shape[0]
     fwd = peers[:, :, PEER_INDEX["forward"]].astype(np.float64) * OFFSET_SCALE
     rel = peers[:, :, PEER_INDEX["rel_speed"]].astype(np.float64) * SPEED_SCALE
+    age_s = peers[:, :, PEER_INDEX["age"]].astype(np.float64) * (AGE_SCALE_MS / 1000.0)
     ahead = (np.asarray(peer_mask) > 0) & (fwd > 0.0)
-    j = np.argmin(np.where(ahead, fwd, np.inf), axis=1) if n else np.zeros(0, dtype=np.int64)
+    j = np.argmin(np.where(ahead, fwd, np.inf), axis=1)  # K >= 1 (max_peers)
     r = np.arange(n)
     seen = ahead[r, j]
-    z_distance = np.where(seen, fwd[r, j], TRACK_NO_PEER_M)
+    own = np.asarray(own_speed, dtype=np.float64)
+    peer_speed = own + rel[r, j]
+    z_distance = np.where(seen, fwd[r, j] + peer_speed * age_s[r, j], TRACK_NO_PEER_M)
     z_closing = np.where(seen, -rel[r, j], 0.0)
+    sender = np.where(seen, np.asarray(peer_sender)[r, j], -1).astype(np.int64)
+    same = seen & (np.asarray(prev_sender) == sender)
     keep = math.exp(-step_length / time_constant_s)
     predicted = prev_distance - prev_closing * step_length
-    distance = np.where(tracked, predicted + (1.0 - keep) * (z_distance - predicted), z_distance)
-    closing = np.where(tracked, keep * prev_closing + (1.0 - keep) * z_closing, z_closing)
-    need = np.minimum(required_decel(distance - NOMINAL_LENGTH_M, closing, own_speed), REQUIRED_DECEL_CAP)
-    return distance, closing, need
+    distance = np.where(same, predicted + (1.0 - keep) * (z_distance - predicted), z_distance)
+    closing = np.where(same, keep * prev_closing + (1.0 - keep) * z_closing, z_closing)
+    need = np.minimum(required_decel(distance - NOMINAL_LENGTH_M, closing, own), REQUIRED_DECEL_CAP)
+    return distance, closing, need, sender
 
 
 class TrackingObservation(DeepSetObservation):
@@ -489,15 +502,19 @@ class TrackingObservation(DeepSetObservation):
     three ego columns after :data:`EGO_TABLE` (:data:`TRACK_TABLE`: distance / 50, closing speed / 5,
     required deceleration / 10; columns :data:`TRACK_INDEX`), so a memoryless policy sees a slow
     closing that single noisy messages hide. Each slot keeps its track between steps; a vehicle
-    that takes a slot starts a new one. ``extras`` gain ``ahead_distance``, ``ahead_closing`` and
-    ``required_decel`` (float64[n], m, m/s, m/s^2).
+    that takes a slot, or another peer becoming the nearest ahead, starts a new one. ``extras``
+    gain ``ahead_distance``, ``ahead_closing``, ``required_decel`` (float64[n], m, m/s, m/s^2) and
+    ``ahead_sender`` (int64[n], the tracked sender's slot, -1 none).
 
     Opt-in (``parallel_env(observation_fn=TrackingObservation())``); the shipped contract stays
-    :data:`EGO_DIM` ego features. Measured as the default in training (issue 12; convoy_6, measured
-    radio, shipped recipe, training seeds 0..5, 100 validation episodes each): crash episodes 0, 5,
-    0, 0, 0, 0 with the distance and closing columns, 5, 0, 5, 0, 0, 0 with all three, against 0, 0,
-    6, 0, 5, 0 without: no clear gain; the remaining crashes are unwarned followers creeping into a
-    car that braked gently ahead of them.
+    :data:`EGO_DIM` ego features, and a run's recorded contract does not name the observation
+    function: evaluate a model trained with it through an env built with it. Measured as the
+    training observation (issue 12; convoy_6, measured radio, shipped recipe, training seeds 0..5,
+    100 validation episodes each, with a first version of this tracker that neither restarted on
+    another peer nor moved messages on by their age, set as the core's default in a local patch):
+    crash episodes 0, 5, 0, 0, 0, 0 with the distance and closing columns only, 5, 0, 5, 0, 0, 0
+    with all three, against 0, 0, 6, 0, 5, 0 without: no clear gain; the remaining crashes are
+    unwarned followers creeping into a car that braked gently ahead of them.
     """
 
     def space(self, config) -> spaces.Dict:
@@ -511,20 +528,21 @@ class TrackingObservation(DeepSetObservation):
         super().reset(n_slots)
         self.ahead_distance = np.zeros(n_slots)
         self.ahead_closing = np.zeros(n_slots)
-        self.ahead_tracked = np.zeros(n_slots, dtype=bool)
+        self.ahead_sender = np.full(n_slots, -1, dtype=np.int64)
 
     def clear(self, slots: np.ndarray) -> None:
         super().clear(slots)
-        self.ahead_tracked[slots] = False
+        self.ahead_sender[slots] = -1
 
     def __call__(self, view) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         obs, extras = super().__call__(view)
         slots = view.slots
-        distance, closing, need = track_nearest_ahead(
-            obs["peers"], obs["peer_mask"], np.asarray(view.states.speed, dtype=np.float64),
-            self.ahead_distance[slots], self.ahead_closing[slots], self.ahead_tracked[slots], view.step_length,
+        distance, closing, need, sender = track_nearest_ahead(
+            obs["peers"], obs["peer_mask"], extras["peer_sender"], np.asarray(view.states.speed, dtype=np.float64),
+            self.ahead_distance[slots], self.ahead_closing[slots], self.ahead_sender[slots], view.step_length,
         )
-        self.ahead_distance[slots], self.ahead_closing[slots], self.ahead_tracked[slots] = distance, closing, True
+        self.ahead_distance[slots], self.ahead_closing[slots], self.ahead_sender[slots] = distance, closing, sender
         cols = np.stack([v / f.scale for v, f in zip((distance, closing, need), TRACK_TABLE)], axis=1)
         obs = {**obs, "ego": np.concatenate([obs["ego"], cols.astype(np.float32)], axis=1)}
-        return obs, {**extras, "ahead_distance": distance, "ahead_closing": closing, "required_decel": need}
+        return obs, {**extras, "ahead_distance": distance, "ahead_closing": closing, "required_decel": need,
+                     "ahead_sender": sender}

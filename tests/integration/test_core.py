@@ -365,7 +365,8 @@ def test_the_channel_aware_observation_adds_the_own_cbr_as_the_last_ego_column()
 
 
 def test_the_tracking_observation_appends_the_track_of_the_peer_ahead_the_same_on_both_kernels():
-    from roadsense_marl.env.observations import EGO_DIM, TRACK_INDEX, TRACK_NO_PEER_M, TRACK_TABLE, TrackingObservation
+    from roadsense_marl.env.observations import (EGO_DIM, NOMINAL_LENGTH_M, TRACK_INDEX, TRACK_NO_PEER_M,
+                                                 TRACK_TABLE, TrackingObservation)
 
     runs = []
     for backend in ("numpy", "numba"):
@@ -379,6 +380,8 @@ def test_the_tracking_observation_appends_the_track_of_the_peer_ahead_the_same_o
             while env.agents:
                 assert all(space.contains(o) for o in obs.values())
                 seen.append({a: o["ego"].copy() for a, o in obs.items()})
+                rec = env.record
+                gaps = {a: float(rec.gap[int(rec.slots[rec.states.ids.index(a)])]) for a in obs}
                 obs, *_ = env.step({a: 0.0 for a in env.agents})
             runs.append(seen)
         finally:
@@ -387,11 +390,12 @@ def test_the_tracking_observation_appends_the_track_of_the_peer_ahead_the_same_o
     assert len(numpy_run) == len(numba_run) and all(
         a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a) for a, b in zip(numpy_run, numba_run))
     last = numpy_run[-1]
-    # the convoy's last car has a peer ~20 m ahead; the leading car none (the radio range)
+    # after 4 s the track is SUMO's true gap (+ the nominal length) to within the filtered GPS
+    # noise (~3 m per message); the leading car has no peer ahead (the no-peer reading)
     d = {a: float(o[TRACK_INDEX["ahead_distance"]]) * TRACK_TABLE[0].scale for a, o in last.items()}
     lead = max(d, key=d.get)
-    assert d[lead] == pytest.approx(TRACK_NO_PEER_M, abs=1.0)
-    assert all(5.0 < v < 45.0 for a, v in d.items() if a != lead)
+    assert d[lead] == TRACK_NO_PEER_M and np.isinf(gaps[lead])
+    assert all(abs(v - NOMINAL_LENGTH_M - gaps[a]) < 2.0 for a, v in d.items() if a != lead), (d, gaps)
 
 
 def test_only_the_collider_pays_for_a_rear_end_crash_and_the_override_outlives_the_crash():
