@@ -2,7 +2,7 @@
 
 >>> from roadsense_marl import parallel_env
 >>> env = parallel_env(scenario="convoy_6")            # PettingZoo ParallelEnv, every vehicle an agent
->>> import gymnasium; gymnasium.make("RoadSense-Convoy-v3")  # the single-ego view
+>>> import gymnasium; gymnasium.make("RoadSense-Convoy-v4")  # the single-ego view
 """
 
 from roadsense_marl.env import env, make_env_config, parallel_env, raw_env

@@ -66,7 +66,7 @@ class RoadSenseMultiAgentEnv(MultiAgentEnv):
 
     ``observation_spaces`` / ``action_spaces`` hold every possible vehicle
     (``possible_agents``, flows expanded), so a vehicle that joins after the first reset has
-    its spaces: ``Dict(ego: (6,), peers: (K, 6), peer_mask: (K,))`` float32 and ``Box(0, 1, (1,))``
+    its spaces: ``Dict(ego: (9,), peers: (K, 6), peer_mask: (K,))`` float32 and ``Box(0, 1, (1,))``
     (``action_mode="brake"``) or ``Box(-1, 1, (1,))`` (``"accel"``). SUMO starts in the first
     :meth:`reset`, not here: RLlib builds envs to read their spaces where none will run.
 

@@ -8,7 +8,7 @@
 | Agents             | every motor vehicle of the scenario (``convoy_6``: 6), ``agents`` |
 | Action shape       | (1,)                                                              |
 | Action values      | [0, 1] (``brake``) or [-1, 1] (``accel``)                         |
-| Observation shape  | Dict(ego: (6,), peers: (K, 6), peer_mask: (K,))                   |
+| Observation shape  | Dict(ego: (9,), peers: (K, 6), peer_mask: (K,))                   |
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ class RoadSenseParallelEnv(ParallelEnv):
     type, before anything changes. Live agents missing from the action dict act as ``0``.
 
     ## Observation Space
-    ``Dict`` of float32 arrays. ``ego`` (6,):
+    ``Dict`` of float32 arrays. ``ego`` (9,):
 
     | idx | feature                                                    | min  | max |
     |-----|------------------------------------------------------------|------|-----|
@@ -74,6 +74,15 @@ class RoadSenseParallelEnv(ParallelEnv):
     | 3   | min(0, lowest visible peer acceleration) / 10              | -inf | 0   |
     | 4   | braking signal: 1 when a visible peer reports <= -2.5 m/s^2, else decays with a 1.35 s half-life (0.95 per 0.1 s) | 0 | 1 |
     | 5   | max(0, largest closing speed to a visible peer ahead) / 30 | 0    | inf |
+    | 6   | tracked distance to the nearest visible peer ahead / 50 (m; 1: none) | -inf | inf |
+    | 7   | tracked closing speed on it / 5 (m/s)                      | -inf | inf |
+    | 8   | deceleration that stops that closing short of it / 10 (m/s^2, the reward's ``brake_shortfall`` formula, <= 20) | 0 | 2 |
+
+    Columns 6-8 are a track kept across steps (``observations.track_nearest_ahead``): each
+    message's position moved on by its age, the distance predicted with the tracked closing
+    speed, both smoothed with a 1 s time constant (averaging the ~3 m GPS noise of single
+    messages); a new track starts when another peer becomes the nearest ahead (forward cone, no
+    lane test) or a vehicle takes the slot.
 
     ``peers`` (K, 6), one row per visible peer, nearest first, zeros for padding:
 

@@ -7,9 +7,10 @@ no loop over agents or links.
 
 Feature layout (float32; see the env docstring for the full table):
 
-``ego`` (6): own speed / 30, own accel / 10, visible peers / K,
+``ego`` (9): own speed / 30, own accel / 10, visible peers / K,
 min(0, lowest visible peer accel) / 10, braking signal, max(0, largest closing speed to a
-visible peer ahead) / 30.
+visible peer ahead) / 30, then the track of the nearest visible peer ahead (kept across steps):
+distance / 50, closing speed / 5, required deceleration / 10.
 
 ``peers`` (K x 6): forward offset / 100, left offset / 100, (v_peer - v_own) / 30,
 wrap180(heading_peer - heading_own) / 180, peer accel / 10, message age ms / 500.
@@ -62,6 +63,15 @@ class Feature:
     doc: str
 
 
+#: Time constant (s) of :func:`track_nearest_ahead`.
+TRACK_TIME_CONSTANT_S = 1.0
+#: Distance (m) the tracker reads when no peer ahead is visible: the measured radio's range (with
+#: the ideal radio or the 150 m degraded one a real car can be farther than this).
+TRACK_NO_PEER_M = 50.0
+#: Length (m) assumed for the peer ahead (a beacon carries no length): SUMO's default vType length.
+NOMINAL_LENGTH_M = 5.0
+#: Cap (m/s^2) of the tracked required deceleration (it grows without bound as the gap closes).
+REQUIRED_DECEL_CAP = 20.0
 #: The ego vector, in order. The single source of names, scales and bounds.
 EGO_TABLE: tuple[Feature, ...] = (
     Feature("speed", SPEED_SCALE, 0.0, _INF, "m/s", "own speed"),
@@ -74,7 +84,16 @@ EGO_TABLE: tuple[Feature, ...] = (
         f"{BRAKING_SIGNAL_HALF_LIFE_S:.3f} s ({BRAKING_SIGNAL_DECAY} per {BRAKING_SIGNAL_DECAY_REF_S:g} s)",
     ),
     Feature("max_closing_speed", SPEED_SCALE, 0.0, _INF, "m/s", "max(0, largest closing speed to a visible peer ahead)"),
+    # the track of the nearest visible peer ahead (:func:`track_nearest_ahead`), kept across steps
+    Feature("ahead_distance", TRACK_NO_PEER_M, -_INF, _INF, "m",
+            f"tracked distance to the nearest visible peer ahead, now ({TRACK_NO_PEER_M:g}: none)"),
+    Feature("ahead_closing", 5.0, -_INF, _INF, "m/s", "tracked closing speed on that peer (own speed - its speed)"),
+    Feature("required_decel", ACCEL_SCALE, 0.0, REQUIRED_DECEL_CAP / ACCEL_SCALE, "m/s^2",
+            f"deceleration that stops the tracked closing short of it (the reward's formula, <= {REQUIRED_DECEL_CAP:g})"),
 )
+#: The ego columns one step's messages give (:func:`build_observations`, the compiled kernel); the
+#: rest of :data:`EGO_TABLE` is the track, which needs the previous step's (:class:`DeepSetObservation`).
+BEACON_EGO_DIM = 6
 #: A row of the peer table, in order.
 PEER_TABLE: tuple[Feature, ...] = (
     Feature("forward", OFFSET_SCALE, -_INF, _INF, "m", "message position minus own position, along own heading"),
@@ -110,7 +129,7 @@ def _table(kind: str) -> tuple[tuple[Feature, ...], dict[str, int]]:
 
 
 def feature(obs_part: np.ndarray, kind: str, name: str) -> np.ndarray:
-    """The scaled column ``name`` of an ``ego`` (``kind="ego"``, [..., 6]) or ``peers`` ([..., K, 6]) array.
+    """The scaled column ``name`` of an ``ego`` (``kind="ego"``, [..., EGO_DIM]) or ``peers`` ([..., K, 6]) array.
 
     Raises ValueError naming the valid features.
     """
@@ -128,7 +147,7 @@ def unscale(obs_part: np.ndarray, kind: str, name: str) -> np.ndarray:
 
 
 def observation_space(max_peers: int) -> spaces.Dict:
-    """``Dict(ego: Box(6,), peers: Box(K, 6), peer_mask: Box(K,))``, float32, bounds from the tables."""
+    """``Dict(ego: Box(9,), peers: Box(K, 6), peer_mask: Box(K,))``, float32, bounds from the tables."""
     ego_low = np.array([f.low for f in EGO_TABLE], dtype=np.float32)
     ego_high = np.array([f.high for f in EGO_TABLE], dtype=np.float32)
     peer_low = np.broadcast_to(np.array([f.low for f in PEER_TABLE], dtype=np.float32), (max_peers, PEER_DIM))
@@ -147,7 +166,7 @@ def observation_space(max_peers: int) -> spaces.Dict:
 class Observations:
     """Observations of ``n`` agents plus the facts the env reuses for rewards and infos."""
 
-    ego: np.ndarray  # float32[n, 6]
+    ego: np.ndarray  # float32[n, BEACON_EGO_DIM]: the columns one step's messages give
     peers: np.ndarray  # float32[n, K, 6]
     peer_mask: np.ndarray  # float32[n, K]
     peer_sender: np.ndarray  # int64[n, K], sender slot per row, -1 = padding
@@ -186,7 +205,9 @@ def build_observations(
     cone_half_angle_deg: float | None,
     braking_decay: float = BRAKING_SIGNAL_DECAY,
 ) -> Observations:
-    """Build every agent's observation from the messages in its own buffer.
+    """Build every agent's observation from the messages in its own buffer: the first
+    :data:`BEACON_EGO_DIM` ego columns (the track, :func:`track_nearest_ahead`, is added by
+    :class:`DeepSetObservation`), the peer table and its mask.
 
     :param own_xy: float[n, 2] true positions of the ``n`` observing agents.
     :param own_speed, own_accel, own_heading_deg: float[n] true own state.
@@ -313,10 +334,13 @@ class ObservationFunction:
 class DeepSetObservation(ObservationFunction):
     """The shipped observation: own state exactly, peers from the own buffer (tables above).
 
-    Keeps each slot's braking signal between steps (it decays with a half-life of
-    :data:`BRAKING_SIGNAL_HALF_LIFE_S` seconds: :func:`braking_signal_decay` per step).
-    ``extras``: ``braking_signal`` float64[n], ``n_visible`` int64[n], ``peer_sender``
-    int64[n, K] (sender slots, -1 padding).
+    Keeps, per slot, the braking signal between steps (it decays with a half-life of
+    :data:`BRAKING_SIGNAL_HALF_LIFE_S` seconds: :func:`braking_signal_decay` per step) and the
+    track of the nearest peer ahead (:func:`track_nearest_ahead`: the last three ego columns); a
+    vehicle that takes a slot starts both afresh. ``extras``: ``braking_signal`` float64[n],
+    ``n_visible`` int64[n], ``peer_sender`` int64[n, K] (sender slots, -1 padding),
+    ``ahead_distance``, ``ahead_closing``, ``required_decel`` (float64[n], m, m/s, m/s^2, the
+    track at full precision) and ``ahead_sender`` (int64[n], the tracked sender's slot, -1 none).
 
     :param backend: ``"auto"`` (the compiled twin in :mod:`roadsense_marl.env.kernels` when
         numba is installed), ``"numba"`` or ``"numpy"`` (:func:`build_observations`, the reference).
@@ -333,14 +357,31 @@ class DeepSetObservation(ObservationFunction):
 
     def reset(self, n_slots: int) -> None:
         self.braking_signal = np.zeros(n_slots)
+        self.ahead_distance = np.zeros(n_slots)
+        self.ahead_closing = np.zeros(n_slots)
+        self.ahead_sender = np.full(n_slots, -1, dtype=np.int64)
 
     def clear(self, slots: np.ndarray) -> None:
         self.braking_signal[slots] = 0.0
+        self.ahead_sender[slots] = -1
 
     def __call__(self, view) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        obs, extras = self._compiled_call(view) if self._compiled else self._beacon_call(view)
+        slots = view.slots
+        distance, closing, need, sender = track_nearest_ahead(
+            obs["peers"], obs["peer_mask"], extras["peer_sender"], np.asarray(view.states.speed, dtype=np.float64),
+            self.ahead_distance[slots], self.ahead_closing[slots], self.ahead_sender[slots], view.step_length,
+        )
+        self.ahead_distance[slots], self.ahead_closing[slots], self.ahead_sender[slots] = distance, closing, sender
+        track = np.stack([v / EGO_TABLE[EGO_INDEX[k]].scale for k, v in
+                          (("ahead_distance", distance), ("ahead_closing", closing), ("required_decel", need))], axis=1)
+        obs["ego"] = np.concatenate([obs["ego"], track.astype(np.float32)], axis=1)
+        extras.update(ahead_distance=distance, ahead_closing=closing, required_decel=need, ahead_sender=sender)
+        return obs, extras
+
+    def _beacon_call(self, view) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """The :data:`BEACON_EGO_DIM` ego columns, the peer table and mask (NumPy reference)."""
         s, slots, rx = view.states, view.slots, view.rx
-        if self._compiled:
-            return self._compiled_call(view)
         built = build_observations(
             np.stack([s.x, s.y], axis=1),
             s.speed,
@@ -365,7 +406,7 @@ class DeepSetObservation(ObservationFunction):
 
         s, slots, rx, cfg = view.states, view.slots, view.rx, view.config
         n, k = len(slots), cfg.max_peers
-        ego = np.zeros((n, EGO_DIM), dtype=np.float32)
+        ego = np.zeros((n, BEACON_EGO_DIM), dtype=np.float32)
         peers = np.zeros((n, k, PEER_DIM), dtype=np.float32)
         mask = np.zeros((n, k), dtype=np.float32)
         sender = np.full((n, k), -1, dtype=np.int64)
@@ -394,7 +435,7 @@ class ChannelAwareObservation(DeepSetObservation):
     """The shipped observation plus one ego column: the vehicle's own channel busy ratio (what its
     radio measures, :attr:`StepView.cbr`), so a policy can learn that a busy channel means late
     or missing messages. Opt-in (``parallel_env(observation_fn=ChannelAwareObservation())``): the
-    shipped observation contract stays 6 ego features. ``ego`` is ``[n, EGO_DIM + 1]``, the last
+    shipped observation contract stays. ``ego`` is ``[n, EGO_DIM + 1]``, the last
     column :data:`CBR_FEATURE` (0 with the shared channel off); ``extras`` gains ``cbr`` float64[n].
     """
 
@@ -410,27 +451,6 @@ class ChannelAwareObservation(DeepSetObservation):
         cbr = np.zeros(len(view.slots)) if view.cbr is None else np.asarray(view.cbr, np.float64)[view.slots]
         obs = {**obs, "ego": np.concatenate([obs["ego"], cbr[:, None].astype(np.float32)], axis=1)}
         return obs, {**extras, "cbr": cbr}
-
-
-#: Time constant (s) of :func:`track_nearest_ahead`.
-TRACK_TIME_CONSTANT_S = 1.0
-#: Distance (m) the tracker reads when no peer ahead is visible: the measured radio's range (with
-#: the ideal radio or the 150 m degraded one a real car can be farther than this).
-TRACK_NO_PEER_M = 50.0
-#: Length (m) assumed for the peer ahead (a beacon carries no length): SUMO's default vType length.
-NOMINAL_LENGTH_M = 5.0
-#: Cap (m/s^2) of the tracked required deceleration (it grows without bound as the gap closes).
-REQUIRED_DECEL_CAP = 20.0
-#: The extra ego columns of :class:`TrackingObservation`, appended after :data:`EGO_TABLE`.
-TRACK_TABLE: tuple[Feature, ...] = (
-    Feature("ahead_distance", TRACK_NO_PEER_M, -_INF, _INF, "m",
-            f"tracked distance to the nearest visible peer ahead, now ({TRACK_NO_PEER_M:g}: none)"),
-    Feature("ahead_closing", 5.0, -_INF, _INF, "m/s", "tracked closing speed on that peer (own speed - its speed)"),
-    Feature("required_decel", ACCEL_SCALE, 0.0, REQUIRED_DECEL_CAP / ACCEL_SCALE, "m/s^2",
-            f"deceleration that stops the tracked closing short of it (the reward's formula, <= {REQUIRED_DECEL_CAP:g})"),
-)
-#: Column of each tracked feature in a :class:`TrackingObservation` ego vector.
-TRACK_INDEX: dict[str, int] = {f.name: EGO_DIM + i for i, f in enumerate(TRACK_TABLE)}
 
 
 def track_nearest_ahead(
@@ -495,54 +515,3 @@ def track_nearest_ahead(
     closing = np.where(same, keep * prev_closing + (1.0 - keep) * z_closing, z_closing)
     need = np.minimum(required_decel(distance - NOMINAL_LENGTH_M, closing, own), REQUIRED_DECEL_CAP)
     return distance, closing, need, sender
-
-
-class TrackingObservation(DeepSetObservation):
-    """The shipped observation plus a track of the nearest peer ahead (:func:`track_nearest_ahead`):
-    three ego columns after :data:`EGO_TABLE` (:data:`TRACK_TABLE`: distance / 50, closing speed / 5,
-    required deceleration / 10; columns :data:`TRACK_INDEX`), so a memoryless policy sees a slow
-    closing that single noisy messages hide. Each slot keeps its track between steps; a vehicle
-    that takes a slot, or another peer becoming the nearest ahead, starts a new one. ``extras``
-    gain ``ahead_distance``, ``ahead_closing``, ``required_decel`` (float64[n], m, m/s, m/s^2) and
-    ``ahead_sender`` (int64[n], the tracked sender's slot, -1 none).
-
-    Opt-in (``parallel_env(observation_fn=TrackingObservation())``); the shipped contract stays
-    :data:`EGO_DIM` ego features, and a run's recorded contract does not name the observation
-    function: evaluate a model trained with it through an env built with it. Measured as the
-    training observation (issue 12; convoy_6, measured radio, shipped recipe, training seeds 0..5,
-    100 validation episodes each, with a first version of this tracker that neither restarted on
-    another peer nor moved messages on by their age, set as the core's default in a local patch):
-    crash episodes 0, 5, 0, 0, 0, 0 with the distance and closing columns only, 5, 0, 5, 0, 0, 0
-    with all three, against 0, 0, 6, 0, 5, 0 without: no clear gain; the remaining crashes are
-    unwarned followers creeping into a car that braked gently ahead of them.
-    """
-
-    def space(self, config) -> spaces.Dict:
-        base = super().space(config)
-        ego = base.spaces["ego"]
-        low = np.r_[ego.low, [f.low for f in TRACK_TABLE]].astype(np.float32)
-        high = np.r_[ego.high, [f.high for f in TRACK_TABLE]].astype(np.float32)
-        return spaces.Dict({**base.spaces, "ego": spaces.Box(low, high, dtype=np.float32)})
-
-    def reset(self, n_slots: int) -> None:
-        super().reset(n_slots)
-        self.ahead_distance = np.zeros(n_slots)
-        self.ahead_closing = np.zeros(n_slots)
-        self.ahead_sender = np.full(n_slots, -1, dtype=np.int64)
-
-    def clear(self, slots: np.ndarray) -> None:
-        super().clear(slots)
-        self.ahead_sender[slots] = -1
-
-    def __call__(self, view) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-        obs, extras = super().__call__(view)
-        slots = view.slots
-        distance, closing, need, sender = track_nearest_ahead(
-            obs["peers"], obs["peer_mask"], extras["peer_sender"], np.asarray(view.states.speed, dtype=np.float64),
-            self.ahead_distance[slots], self.ahead_closing[slots], self.ahead_sender[slots], view.step_length,
-        )
-        self.ahead_distance[slots], self.ahead_closing[slots], self.ahead_sender[slots] = distance, closing, sender
-        cols = np.stack([v / f.scale for v, f in zip((distance, closing, need), TRACK_TABLE)], axis=1)
-        obs = {**obs, "ego": np.concatenate([obs["ego"], cols.astype(np.float32)], axis=1)}
-        return obs, {**extras, "ahead_distance": distance, "ahead_closing": closing, "required_decel": need,
-                     "ahead_sender": sender}

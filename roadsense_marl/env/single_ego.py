@@ -1,4 +1,4 @@
-"""``RoadSense-Convoy-v3``: the single-ego Gymnasium view of the original specification.
+"""``RoadSense-Convoy-v4``: the single-ego Gymnasium view of the original specification.
 
 A view over :class:`~roadsense_marl.env.core.ConvoyCore`, not a second implementation: the
 ego is the one controlled agent; every other vehicle is driven by SUMO's car-following model
@@ -36,7 +36,7 @@ class SingleEgoEnv(gym.Env):
 
     ## Action Space, Observation Space, Rewards
     Exactly those of one agent of :class:`~roadsense_marl.env.convoy_env.RoadSenseParallelEnv`
-    (see its docstring): ``Box(0, 1, (1,))`` brake fraction by default; ``Dict(ego (6,), peers
+    (see its docstring): ``Box(0, 1, (1,))`` brake fraction by default; ``Dict(ego (9,), peers
     (K, 6), peer_mask (K,))``; the same reward terms, listed per step in ``info["reward_components"]``.
 
     ## Starting State
@@ -49,7 +49,7 @@ class SingleEgoEnv(gym.Env):
     when no vehicle is left.
 
     ## Arguments
-    ``gymnasium.make("RoadSense-Convoy-v3", scenario="convoy_3", ego_id="V001", **config)``
+    ``gymnasium.make("RoadSense-Convoy-v4", scenario="convoy_3", ego_id="V001", **config)``
     with every config key of the parallel env.
     """
 

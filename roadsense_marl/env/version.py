@@ -17,11 +17,15 @@ random stream change, so that results and models name the contract they were mad
   ``measured`` and ``degraded`` profiles): each beacon leaves a uniform 0..5 ms after its grid
   time, so two vehicles whose beacon phases coincide no longer collide on every beacon; the
   reward's ``ignore_warning`` rate -5 -> -20 per second (a warning must get a reaction that matters).
+- v4: the observation's ego vector gains the track of the nearest visible peer ahead (distance,
+  closing speed, required deceleration: three columns, 9 in all), which averages the ~3 m GPS
+  noise of single beacons so that a slow creep into a car held ahead is visible to a memoryless
+  policy (issue 12).
 """
 
 from __future__ import annotations
 
-ENV_VERSION = 3
+ENV_VERSION = 4
 #: PettingZoo registry id of the multi-agent env (``pettingzoo.make("parallel", ENV_ID)``).
 ENV_ID = f"roadsense/convoy-v{ENV_VERSION}"
 #: Gymnasium id of the single-ego view.
@@ -36,4 +40,6 @@ DEPRECATED_IDS = {
     "RoadSense-Convoy-v1": GYM_ENV_ID,
     "roadsense/convoy-v2": ENV_ID,
     "RoadSense-Convoy-v2": GYM_ENV_ID,
+    "roadsense/convoy-v3": ENV_ID,
+    "RoadSense-Convoy-v3": GYM_ENV_ID,
 }

@@ -3,7 +3,7 @@
 ``python -m roadsense_marl.training.train_convoy [--total-timesteps N] [--models-dir DIR] ...``
 
 The ego (``V001``, the rear car of ``convoy_3``) is the only learning agent in
-``RoadSense-Convoy-v3``; every other vehicle is driven by SUMO and broadcasts over the same
+``RoadSense-Convoy-v4``; every other vehicle is driven by SUMO and broadcasts over the same
 emulated ESP-NOW radio as in the multi-agent env. Constants below are the original
 specification's; every one can be overridden on the command line.
 """
@@ -50,7 +50,7 @@ def train_convoy(
     from stable_baselines3 import PPO
     from stable_baselines3.common.callbacks import CheckpointCallback
 
-    import roadsense_marl  # noqa: F401 - registers RoadSense-Convoy-v3
+    import roadsense_marl  # noqa: F401 - registers RoadSense-Convoy-v4
     from roadsense_marl.policies import create_deep_set_policy_kwargs
 
     import torch
@@ -59,7 +59,7 @@ def train_convoy(
     models_dir, log_dir = Path(models_dir), Path(log_dir)
     models_dir.mkdir(parents=True, exist_ok=True)
     log_dir.mkdir(parents=True, exist_ok=True)
-    env = gym.make("RoadSense-Convoy-v3", scenario=scenario, ego_id=ego_id, backend=backend)
+    env = gym.make("RoadSense-Convoy-v4", scenario=scenario, ego_id=ego_id, backend=backend)
     try:
         model = PPO(
             "MultiInputPolicy",

@@ -201,7 +201,7 @@ def test_an_env_pickled_mid_episode_refuses_to_step_with_a_clear_error():
 def test_the_hazard_vehicle_is_always_ahead_of_the_single_ego():
     picked = set()
     for seed in range(8):
-        env = gym.make("RoadSense-Convoy-v3", ego_id="V002", max_steps=60, hazard={"onset_window_s": [2.0, 2.0]}).unwrapped
+        env = gym.make("RoadSense-Convoy-v4", ego_id="V002", max_steps=60, hazard={"onset_window_s": [2.0, 2.0]}).unwrapped
         try:
             env.reset(seed=seed)
             for _ in range(30):
@@ -216,7 +216,7 @@ def test_the_hazard_vehicle_is_always_ahead_of_the_single_ego():
 
 
 def test_a_late_single_ego_gets_max_steps_counted_from_its_own_departure(tmp_path):
-    env = gym.make("RoadSense-Convoy-v3", scenario=flow_scenario(tmp_path), ego_id="f.5", max_steps=20,
+    env = gym.make("RoadSense-Convoy-v4", scenario=flow_scenario(tmp_path), ego_id="f.5", max_steps=20,
                    max_vehicles=8, hazard={"probability": 0.0}).unwrapped
     try:
         env.reset(seed=0)
@@ -243,7 +243,7 @@ def test_the_old_ids_still_build_the_current_env_and_warn(old):
     single.close()
     text = " ".join(str(w.message) for w in caught)
     assert f"'roadsense/convoy-v{old}' is deprecated" in text and f"'RoadSense-Convoy-v{old}' is deprecated" in text
-    assert env.metadata["name"] == "roadsense_convoy_v3"
+    assert env.metadata["name"] == "roadsense_convoy_v4"
 
 
 def test_the_env_docstring_lists_every_ego_feature_in_order():
@@ -364,17 +364,18 @@ def test_the_channel_aware_observation_adds_the_own_cbr_as_the_last_ego_column()
         env.close()
 
 
-def test_the_tracking_observation_appends_the_track_of_the_peer_ahead_the_same_on_both_kernels():
-    from roadsense_marl.env.observations import (EGO_DIM, NOMINAL_LENGTH_M, TRACK_INDEX, TRACK_NO_PEER_M,
-                                                 TRACK_TABLE, TrackingObservation)
+def test_the_track_of_the_peer_ahead_is_the_true_gap_and_the_same_on_both_kernels():
+    from roadsense_marl.env.observations import (EGO_DIM, EGO_INDEX, EGO_TABLE, NOMINAL_LENGTH_M, TRACK_NO_PEER_M,
+                                                 DeepSetObservation)
 
+    col = EGO_INDEX["ahead_distance"]
     runs = []
     for backend in ("numpy", "numba"):
         env = parallel_env(scenario="convoy_6", max_steps=40, radio="measured",
-                           observation_fn=TrackingObservation(backend=backend))
+                           observation_fn=DeepSetObservation(backend=backend))
         try:
             space = env.observation_space("V001")
-            assert space["ego"].shape == (EGO_DIM + len(TRACK_TABLE),)
+            assert space["ego"].shape == (EGO_DIM,)
             obs, _ = env.reset(seed=4)
             seen = []
             while env.agents:
@@ -392,7 +393,7 @@ def test_the_tracking_observation_appends_the_track_of_the_peer_ahead_the_same_o
     last = numpy_run[-1]
     # after 4 s the track is SUMO's true gap (+ the nominal length) to within the filtered GPS
     # noise (~3 m per message); the leading car has no peer ahead (the no-peer reading)
-    d = {a: float(o[TRACK_INDEX["ahead_distance"]]) * TRACK_TABLE[0].scale for a, o in last.items()}
+    d = {a: float(o[col]) * EGO_TABLE[col].scale for a, o in last.items()}
     lead = max(d, key=d.get)
     assert d[lead] == TRACK_NO_PEER_M and np.isinf(gaps[lead])
     assert all(abs(v - NOMINAL_LENGTH_M - gaps[a]) < 2.0 for a, v in d.items() if a != lead), (d, gaps)

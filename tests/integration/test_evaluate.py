@@ -180,7 +180,7 @@ def test_evaluate_tiny_trained_model_from_a_run_folder(tmp_path):
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny batches: extra intra-op threads only contend on a shared machine
-    train_env = gymnasium.make("RoadSense-Convoy-v3", ego_id="V001", **env_cfg)
+    train_env = gymnasium.make("RoadSense-Convoy-v4", ego_id="V001", **env_cfg)
     try:
         model = PPO("MultiInputPolicy", train_env, n_steps=64, batch_size=32, n_epochs=1, seed=0, device="cpu",
                     policy_kwargs=create_deep_set_policy_kwargs())

@@ -48,7 +48,7 @@ def test_aec_view_passes_api_and_render_tests():
 def test_registered_with_pettingzoo():
     import pettingzoo
 
-    env = pettingzoo.make("parallel", "roadsense/convoy-v3", scenario="convoy_3", max_steps=5)
+    env = pettingzoo.make("parallel", "roadsense/convoy-v4", scenario="convoy_3", max_steps=5)
     try:
         env.reset(seed=0)
         assert set(env.agents) == {"V001", "V002", "V003"}

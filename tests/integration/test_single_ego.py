@@ -1,4 +1,4 @@
-"""RoadSense-Convoy-v3: the single-ego Gymnasium view over the same core."""
+"""RoadSense-Convoy-v4: the single-ego Gymnasium view over the same core."""
 
 from __future__ import annotations
 
@@ -6,13 +6,13 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-import roadsense_marl  # noqa: F401 - registers RoadSense-Convoy-v3
+import roadsense_marl  # noqa: F401 - registers RoadSense-Convoy-v4
 
 
 def test_gymnasium_env_checker_passes():
     from gymnasium.utils.env_checker import check_env
 
-    env = gym.make("RoadSense-Convoy-v3", max_steps=50)
+    env = gym.make("RoadSense-Convoy-v4", max_steps=50)
     try:
         check_env(env.unwrapped, skip_render_check=True)
     finally:
@@ -22,7 +22,7 @@ def test_gymnasium_env_checker_passes():
 def test_sb3_env_checker_passes():
     from stable_baselines3.common.env_checker import check_env
 
-    env = gym.make("RoadSense-Convoy-v3", max_steps=50).unwrapped
+    env = gym.make("RoadSense-Convoy-v4", max_steps=50).unwrapped
     try:
         check_env(env, warn=True)
     finally:
@@ -34,7 +34,7 @@ def test_ego_sees_what_the_same_agent_sees_in_the_parallel_env():
     from roadsense_marl import parallel_env
 
     kwargs = dict(scenario="convoy_3", backend="traci", max_steps=80, hazard={"onset_window_s": [3.0, 3.0]})
-    single = gym.make("RoadSense-Convoy-v3", **kwargs).unwrapped
+    single = gym.make("RoadSense-Convoy-v4", **kwargs).unwrapped
     multi = parallel_env(**kwargs)
     multi.controlled = frozenset({"V001"})
     try:
@@ -56,7 +56,7 @@ def test_ego_sees_what_the_same_agent_sees_in_the_parallel_env():
 
 
 def test_other_vehicles_are_driven_by_sumo_not_by_the_override():
-    env = gym.make("RoadSense-Convoy-v3", max_steps=200, hazard={"onset_window_s": [5.0, 5.0], "decel_range": [9, 9]}).unwrapped
+    env = gym.make("RoadSense-Convoy-v4", max_steps=200, hazard={"onset_window_s": [5.0, 5.0], "decel_range": [9, 9]}).unwrapped
     commanded: list[list[str]] = []
     try:
         env.reset(seed=1)
@@ -89,11 +89,11 @@ def test_other_vehicles_are_driven_by_sumo_not_by_the_override():
 
 def test_unknown_ego_is_a_clear_error():
     with pytest.raises(ValueError, match="ego_id 'V042' is not a vehicle"):
-        gym.make("RoadSense-Convoy-v3", ego_id="V042")
+        gym.make("RoadSense-Convoy-v4", ego_id="V042")
 
 
 def test_the_egos_episode_length_may_be_given_in_seconds():
-    env = gym.make("RoadSense-Convoy-v3", max_time_s=2.5, step_length=0.5).unwrapped
+    env = gym.make("RoadSense-Convoy-v4", max_time_s=2.5, step_length=0.5).unwrapped
     try:
         from roadsense_marl.env.core import MAX_WARMUP_S
 

@@ -161,7 +161,7 @@ def test_train_convoy_script_short_run_leaves_a_model_that_loads_and_predicts(tm
     model = PPO.load(models / "deep_sets_final.zip", device="cpu")
     import gymnasium as gym
 
-    env = gym.make("RoadSense-Convoy-v3", max_steps=10)
+    env = gym.make("RoadSense-Convoy-v4", max_steps=10)
     try:
         obs, _ = env.reset(seed=0)
         action, _ = model.predict(obs, deterministic=True)

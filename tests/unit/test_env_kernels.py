@@ -7,7 +7,7 @@ import pytest
 
 from roadsense_marl.env import kernels
 from roadsense_marl.env.config import RewardConfig
-from roadsense_marl.env.observations import DeepSetObservation, build_observations
+from roadsense_marl.env.observations import BEACON_EGO_DIM, EGO_DIM, DeepSetObservation, build_observations
 from roadsense_marl.env.rewards import ConvoyReward, compute_rewards
 
 pytestmark = pytest.mark.skipif(not kernels.AVAILABLE, reason="numba is not installed")
@@ -73,7 +73,7 @@ def test_the_observation_kernel_equals_build_observations(seed, cone):
     built = build_observations(np.stack([s.x, s.y], axis=1), s.speed, s.accel, s.heading_deg, np.zeros(s.n),
                                view.row_of_slot[view.rx.receiver], view.rx.sender, view.rx.payload, view.rx.age_ms,
                                max_peers=4, cone_half_angle_deg=view.config.cone_half_angle_deg)
-    assert built.ego.shape == o1["ego"].shape
+    assert built.ego.shape == (o1["ego"].shape[0], BEACON_EGO_DIM) and o1["ego"].shape[1] == EGO_DIM
 
 
 @pytest.mark.parametrize("seed", range(6))

@@ -236,17 +236,21 @@ class _Line:
         self.cbr = None
 
 
-def test_the_tracking_observation_keeps_a_track_per_slot_and_a_cleared_slot_starts_again():
-    from roadsense_marl.env.observations import EGO_DIM, TRACK_INDEX, TRACK_TABLE, TrackingObservation
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_the_observation_keeps_a_track_per_slot_and_a_cleared_slot_starts_again(backend):
+    from roadsense_marl.env import kernels
+    from roadsense_marl.env.observations import EGO_DIM, EGO_INDEX, EGO_TABLE, DeepSetObservation
 
-    obs_fn = TrackingObservation()
+    if backend == "numba" and not kernels.AVAILABLE:
+        pytest.skip("numba is not installed")
+    obs_fn = DeepSetObservation(backend)
     obs_fn.reset(3)
     x, speed, slots = [0.0, 20.0, 45.0], [10.0, 10.0, 10.0], [2, 0, 1]
     obs, extras = obs_fn(_Line(x, speed, slots))
-    assert obs["ego"].shape == (3, EGO_DIM + len(TRACK_TABLE))
+    assert obs["ego"].shape == (3, EGO_DIM)
     np.testing.assert_allclose(extras["ahead_distance"][:2], [20.0, 25.0], atol=1e-4)  # rows 0 and 1
     assert extras["ahead_sender"].tolist() == [0, 1, -1]  # the slots of the cars ahead
-    col = obs["ego"][:, TRACK_INDEX["ahead_distance"]] * TRACK_TABLE[0].scale
+    col = obs["ego"][:, EGO_INDEX["ahead_distance"]] * EGO_TABLE[EGO_INDEX["ahead_distance"]].scale
     np.testing.assert_allclose(col, extras["ahead_distance"], rtol=1e-6)
     # every message now reads 4 m too far: tracked slots move a little, a cleared one starts at 24 m
     obs_fn.clear(np.array([2]))  # row 0's slot

@@ -8,14 +8,17 @@ import pytest
 
 from roadsense_marl.cli import main as cli_main
 from roadsense_marl.training.rllib_train import rllib_settings
-from roadsense_marl.training.train import check_train_config, load_train_config
+from roadsense_marl.training.train import check_train_config, load_train_config, parse_learning_rate
 
 
 def test_the_shipped_sb3_config_translates_to_rllib_names():
     cfg = load_train_config("marl_ppo")
     settings, ray_init = rllib_settings(cfg)
     ppo = cfg["ppo"]
-    assert settings["lr"] == ppo["learning_rate"] and settings["lambda_"] == ppo["gae_lambda"]
+    # the shipped lin_ rate: its schedule in env steps comes from the rllib: section, from the same rate to 0
+    lr, linear = parse_learning_rate(ppo["learning_rate"])
+    assert linear and settings["lr"] == cfg["rllib"]["lr"] and settings["lr"][0] == [0, lr] and settings["lr"][-1][1] == 0.0
+    assert settings["lambda_"] == ppo["gae_lambda"]
     assert settings["clip_param"] == ppo["clip_range"] and settings["entropy_coeff"] == ppo["ent_coef"]
     # RLlib cuts minibatches from agent-step rows but checks them against its env-step batch: the
     # translated batch_size would be refused, so the rllib: section sets the largest size it accepts
