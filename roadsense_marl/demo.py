@@ -27,12 +27,12 @@ from typing import Any
 EVAL_EPISODE: dict[str, Any] = {"max_steps": 500, "hazard": {
     "probability": 1.0, "onset_window_s": [15.0, 25.0], "decel_range": [3.0, 10.0], "duration_range": [0.5, 1.5],
     "release_prob": 0.4, "release_after_range": [2.0, 5.0], "override_delay_s": 0.3}}
-DEFAULT_TIMESTEPS = 300_000  # the shipped recipe's budget (configs/train/marl_ppo.yaml)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--total-timesteps", type=int, default=DEFAULT_TIMESTEPS,
-                        help=f"agent-steps of training (default {DEFAULT_TIMESTEPS}, the shipped recipe's: about 2 minutes on 2 cores)")
+    parser.add_argument("--total-timesteps", type=int, default=None,
+                        help="agent-steps of training (default: the shipped recipe's total_timesteps, 500k: "
+                             "about 4 minutes on 2 cores)")
     parser.add_argument("--episodes", type=int, default=20, help="evaluation episodes per policy (default 20)")
     parser.add_argument("--out", default="runs/demo", help="output folder (default runs/demo)")
     parser.add_argument("--seed", type=int, default=0)
@@ -116,15 +116,16 @@ def run(args: argparse.Namespace) -> int:
     from roadsense_marl.evaluation import evaluate
     from roadsense_marl.training import load_train_config, train
 
-    if args.total_timesteps < 1 or args.episodes < 1:
+    if (args.total_timesteps is not None and args.total_timesteps < 1) or args.episodes < 1:
         raise ValueError("--total-timesteps and --episodes must be >= 1")
     workers = getattr(args, "workers", 1)
     if workers < 1:
         raise ValueError(f"--workers must be >= 1, got {workers}")
     out = Path(args.out)
     cfg = load_train_config("marl_ppo")
-    cfg.update(total_timesteps=args.total_timesteps, seed=args.seed, out=str(out / "train"), checkpoint_every=0)
-    print(f"[1/2] training shared Deep Sets PPO on {cfg['env']['scenario']} for {args.total_timesteps} agent-steps ...")
+    steps = cfg["total_timesteps"] if args.total_timesteps is None else args.total_timesteps
+    cfg.update(total_timesteps=steps, seed=args.seed, out=str(out / "train"), checkpoint_every=0)
+    print(f"[1/2] training shared Deep Sets PPO on {cfg['env']['scenario']} for {steps} agent-steps ...")
     run_dir = train(cfg, progress_bar=False, overwrite=True)  # the demo replaces its own earlier run
     print(f"      model: {run_dir / 'final_model.zip'}")
     print(f"[2/2] evaluating it against no-v2v and rule-v2v on {args.episodes} held-out seeds ...")

@@ -224,3 +224,47 @@ def interpolate_states(
         d = (heading1[b] - heading0[a] + 180.0) % 360.0 - 180.0
         out[j, 3] = (heading0[a] + wj * d) % 360.0
         out[j, 4] = accel0[a] + wj * (accel1[b] - accel0[a])
+
+
+@_njit
+def track_ahead(
+    peers, mask, peer_sender, speed, prev_distance, prev_closing, prev_sender, step_length, keep,
+    fwd_col, rel_col, age_col, offset_scale, speed_scale, age_s_scale, no_peer_m, nominal_length,
+    stop_margin, headway_s, decel_cap, distance, closing, need, sender,
+):
+    """Fill ``distance``, ``closing``, ``need`` (f64[n]) and ``sender`` (i64[n]): the twin of
+    :func:`roadsense_marl.env.observations.track_nearest_ahead` (the same arithmetic in the same
+    order; ``keep`` = exp(-step_length / time constant), ``age_s_scale`` = the age scale in s)."""
+    n, k = mask.shape
+    for r in range(n):
+        best = math.inf
+        j = -1
+        for c in range(k):
+            f = np.float64(peers[r, c, fwd_col]) * offset_scale
+            if mask[r, c] > 0 and f > 0.0 and f < best:
+                best = f
+                j = c
+        if j >= 0:
+            rel = np.float64(peers[r, j, rel_col]) * speed_scale
+            age = np.float64(peers[r, j, age_col]) * age_s_scale
+            z_d = best + (speed[r] + rel) * age
+            z_c = -rel
+            s = peer_sender[r, j]
+        else:
+            z_d = no_peer_m
+            z_c = 0.0
+            s = -1
+        if j >= 0 and prev_sender[r] == s:
+            predicted = prev_distance[r] - prev_closing[r] * step_length
+            d = predicted + (1.0 - keep) * (z_d - predicted)
+            cl = keep * prev_closing[r] + (1.0 - keep) * z_c
+        else:
+            d = z_d
+            cl = z_c
+        req = 0.0
+        if cl > 0.0:
+            req = cl * cl / (2.0 * max(d - nominal_length - stop_margin - headway_s * speed[r], 0.1))
+        distance[r] = d
+        closing[r] = cl
+        need[r] = min(req, decel_cap)
+        sender[r] = s

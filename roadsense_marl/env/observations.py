@@ -368,16 +368,36 @@ class DeepSetObservation(ObservationFunction):
     def __call__(self, view) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         obs, extras = self._compiled_call(view) if self._compiled else self._beacon_call(view)
         slots = view.slots
-        distance, closing, need, sender = track_nearest_ahead(
-            obs["peers"], obs["peer_mask"], extras["peer_sender"], np.asarray(view.states.speed, dtype=np.float64),
-            self.ahead_distance[slots], self.ahead_closing[slots], self.ahead_sender[slots], view.step_length,
-        )
+        speed = np.asarray(view.states.speed, dtype=np.float64)
+        if self._compiled:
+            distance, closing, need, sender = self._compiled_track(obs, extras, speed, slots, view.step_length)
+        else:
+            distance, closing, need, sender = track_nearest_ahead(
+                obs["peers"], obs["peer_mask"], extras["peer_sender"], speed,
+                self.ahead_distance[slots], self.ahead_closing[slots], self.ahead_sender[slots], view.step_length,
+            )
         self.ahead_distance[slots], self.ahead_closing[slots], self.ahead_sender[slots] = distance, closing, sender
         track = np.stack([v / EGO_TABLE[EGO_INDEX[k]].scale for k, v in
                           (("ahead_distance", distance), ("ahead_closing", closing), ("required_decel", need))], axis=1)
         obs["ego"] = np.concatenate([obs["ego"], track.astype(np.float32)], axis=1)
         extras.update(ahead_distance=distance, ahead_closing=closing, required_decel=need, ahead_sender=sender)
         return obs, extras
+
+    def _compiled_track(self, obs, extras, speed, slots, step_length):
+        from roadsense_marl.env import kernels
+        from roadsense_marl.env.rewards import HEADWAY_S, STOP_MARGIN
+
+        n = len(slots)
+        distance, closing, need = np.empty(n), np.empty(n), np.empty(n)
+        sender = np.empty(n, dtype=np.int64)
+        kernels.track_ahead(
+            obs["peers"], obs["peer_mask"], extras["peer_sender"], np.ascontiguousarray(speed),
+            self.ahead_distance[slots], self.ahead_closing[slots], self.ahead_sender[slots], float(step_length),
+            math.exp(-step_length / TRACK_TIME_CONSTANT_S), PEER_INDEX["forward"], PEER_INDEX["rel_speed"],
+            PEER_INDEX["age"], OFFSET_SCALE, SPEED_SCALE, AGE_SCALE_MS / 1000.0, TRACK_NO_PEER_M, NOMINAL_LENGTH_M,
+            STOP_MARGIN, HEADWAY_S, REQUIRED_DECEL_CAP, distance, closing, need, sender,
+        )
+        return distance, closing, need, sender
 
     def _beacon_call(self, view) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         """The :data:`BEACON_EGO_DIM` ego columns, the peer table and mask (NumPy reference)."""

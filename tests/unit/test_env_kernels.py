@@ -129,3 +129,36 @@ def test_the_interpolation_kernel_equals_interpolate_states(seed):
     assert np.all((ref[:, 3] >= 0) & (ref[:, 3] < 360))
     assert np.allclose(ref[2:5, 3], (359.5 + w[2:5]) % 360.0)  # the shorter arc through north
     assert ref[0, 0] == p.x[0] and ref[1, 0] == pytest.approx(s.x[1], abs=1e-9)  # w = 0: earlier state; 1: later
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_track_kernel_equals_track_nearest_ahead(seed):
+    """Bit for bit, on random peer tables where about half the agents continue their track (the
+    filter path), with ties in distance, stale messages and agents with no peer ahead."""
+    import math
+
+    from roadsense_marl.env.observations import (AGE_SCALE_MS, NOMINAL_LENGTH_M, OFFSET_SCALE, PEER_INDEX,
+                                                 REQUIRED_DECEL_CAP, SPEED_SCALE, TRACK_NO_PEER_M,
+                                                 TRACK_TIME_CONSTANT_S, track_nearest_ahead)
+    from roadsense_marl.env.rewards import HEADWAY_S, STOP_MARGIN
+
+    rng = np.random.default_rng(300 + seed)
+    n, k = int(rng.integers(1, 50)), int(rng.integers(1, 9))
+    peers = rng.normal(0, 0.3, (n, k, 6)).astype(np.float32)
+    peers[:, ::2, PEER_INDEX["forward"]] = np.round(peers[:, ::2, PEER_INDEX["forward"]], 1)  # ties
+    peers[..., PEER_INDEX["age"]] = rng.uniform(0, 1, (n, k)).astype(np.float32)
+    mask = (rng.random((n, k)) < 0.7).astype(np.float32)
+    sender = rng.integers(0, 5, (n, k))
+    speed = rng.uniform(0, 30, n)
+    prev_d, prev_c = rng.uniform(-5, 60, n), rng.normal(0, 3, n)
+    prev_s = rng.integers(-1, 5, n)
+    dt = float(rng.choice([0.1, 0.05, 0.5]))
+    ref = track_nearest_ahead(peers, mask, sender, speed, prev_d, prev_c, prev_s, dt)
+    assert 0 < (ref[3] == prev_s).sum() or n < 5  # some tracks continue
+    out = (np.empty(n), np.empty(n), np.empty(n), np.empty(n, dtype=np.int64))
+    kernels.track_ahead(peers, mask, sender, speed, prev_d, prev_c, prev_s, dt, math.exp(-dt / TRACK_TIME_CONSTANT_S),
+                        PEER_INDEX["forward"], PEER_INDEX["rel_speed"], PEER_INDEX["age"], OFFSET_SCALE, SPEED_SCALE,
+                        AGE_SCALE_MS / 1000.0, TRACK_NO_PEER_M, NOMINAL_LENGTH_M, STOP_MARGIN, HEADWAY_S,
+                        REQUIRED_DECEL_CAP, *out)
+    for a, b in zip(ref, out):
+        assert a.dtype == b.dtype and np.array_equal(a, b)
