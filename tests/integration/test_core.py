@@ -250,7 +250,7 @@ def test_the_env_docstring_lists_every_ego_feature_in_order():
     from roadsense_marl.env.convoy_env import RoadSenseParallelEnv
 
     doc = RoadSenseParallelEnv.__doc__
-    table = doc[doc.index("``ego`` (6,)"): doc.index("``peers`` (K, 6)")]
+    table = doc[doc.index(f"``ego`` ({len(EGO_FEATURES)},)"): doc.index("``peers`` (K, 6)")]
     rows = [line for line in table.splitlines() if line.strip().startswith("|") and line.strip()[1:].strip()[:1].isdigit()]
     assert len(rows) == len(EGO_FEATURES)
 
