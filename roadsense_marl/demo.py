@@ -11,7 +11,7 @@ and faster (the paired 95 % interval of the mean-speed difference above 0), or w
 Measured on 2 shared cores under env contract v3 (its 300k-step recipe): the whole run took about a
 minute (training ~55 s, 60 evaluation episodes ~13 s); one run: 0/20 collision episodes (rule-v2v
 0/20, no-v2v 17/20), +1.50 m/s faster than the rule [+0.94, +2.06]. v4's recipe trains 500k
-agent-steps (~4-6 minutes here). Twenty episodes show large differences only:
+agent-steps (6-7 minutes per seed on a loaded 2-core machine; not timed alone). Twenty episodes show large differences only:
 the learning-quality benchmark (``pytest benchmarks/test_learning_quality.py --run-slow``) is the
 claim (3 training seeds x 500 episodes).
 """
@@ -32,8 +32,7 @@ EVAL_EPISODE: dict[str, Any] = {"max_steps": 500, "hazard": {
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--total-timesteps", type=int, default=None,
-                        help="agent-steps of training (default: the shipped recipe's total_timesteps, 500k: "
-                             "about 4 minutes on 2 cores)")
+                        help="agent-steps of training (default: the shipped recipe's total_timesteps, 500k)")
     parser.add_argument("--episodes", type=int, default=20, help="evaluation episodes per policy (default 20)")
     parser.add_argument("--out", default="runs/demo", help="output folder (default runs/demo)")
     parser.add_argument("--seed", type=int, default=0)

@@ -100,7 +100,8 @@ class StepRecord:
     - ``reward``: float64[S]; ``reward_components``: ``{name: float64[S]}``, columns of
       ``reward_table`` float64[S, C] (C = the reward function's ``components``, in order).
     - ``extras``: ``{name: array[S, ...]}`` from the observation function (shipped: ``braking_signal``,
-      ``n_visible``, ``peer_sender``); slots without an agent hold 0 (integer extras: -1);
+      ``n_visible``, ``peer_sender``, ``ahead_distance``, ``ahead_closing``, ``required_decel``,
+      ``ahead_sender``); slots without an agent hold 0 (integer extras: -1);
       ``row_extras`` the same by vehicle row.
     - ``terminated`` / ``truncated``: bool[S] agents that collided / arrived, vanished or hit
       ``max_steps`` in this step; ``joined``: bool[S] new agents.

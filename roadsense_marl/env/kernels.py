@@ -1,6 +1,7 @@
 """Compiled (numba) twins of the shipped observation and reward, one fused loop each.
 
-The NumPy functions :func:`roadsense_marl.env.observations.build_observations` and
+The NumPy functions :func:`roadsense_marl.env.observations.build_observations`,
+:func:`roadsense_marl.env.observations.track_nearest_ahead` and
 :func:`roadsense_marl.env.rewards.compute_rewards` stay the reference: these kernels compute
 the same arithmetic in the same order, and ``tests/unit/test_env_kernels.py`` pins them equal
 (rewards bit for bit; observations bit for bit on the tested inputs, where both use the same
@@ -231,7 +232,7 @@ def track_ahead(
     peers, mask, peer_sender, speed, prev_distance, prev_closing, prev_sender, step_length, keep,
     fwd_col, rel_col, age_col, offset_scale, speed_scale, age_s_scale, no_peer_m, nominal_length,
     stop_margin, headway_s, decel_cap, distance, closing, need, sender,
-):
+):  # pragma: no cover - compiled
     """Fill ``distance``, ``closing``, ``need`` (f64[n]) and ``sender`` (i64[n]): the twin of
     :func:`roadsense_marl.env.observations.track_nearest_ahead` (the same arithmetic in the same
     order; ``keep`` = exp(-step_length / time constant), ``age_s_scale`` = the age scale in s)."""

@@ -455,7 +455,7 @@ class ChannelAwareObservation(DeepSetObservation):
     """The shipped observation plus one ego column: the vehicle's own channel busy ratio (what its
     radio measures, :attr:`StepView.cbr`), so a policy can learn that a busy channel means late
     or missing messages. Opt-in (``parallel_env(observation_fn=ChannelAwareObservation())``): the
-    shipped observation contract stays. ``ego`` is ``[n, EGO_DIM + 1]``, the last
+    shipped observation contract stays :data:`EGO_DIM` (9) ego features. ``ego`` is ``[n, EGO_DIM + 1]``, the last
     column :data:`CBR_FEATURE` (0 with the shared channel off); ``extras`` gains ``cbr`` float64[n].
     """
 
