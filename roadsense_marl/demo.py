@@ -8,10 +8,9 @@ processes, writing ``metrics.json`` and plots, and ends with a plain verdict (:f
 whether the model is at least as safe as ``rule-v2v`` (McNemar's exact test on the same seeds)
 and faster (the paired 95 % interval of the mean-speed difference above 0), or what it is not.
 
-Measured on 2 shared cores under env contract v3 (its 300k-step recipe): the whole run took about a
-minute (training ~55 s, 60 evaluation episodes ~13 s); one run: 0/20 collision episodes (rule-v2v
-0/20, no-v2v 17/20), +1.50 m/s faster than the rule [+0.94, +2.06]. v4's recipe trains 500k
-agent-steps (6-7 minutes per seed on a loaded 2-core machine; not timed alone). Twenty episodes show large differences only:
+Measured on 2 cores shared with another run, env contract v4 (500k agent-steps): the whole run took
+7 minutes; one run: 0/20 collision episodes (rule-v2v 0/20, no-v2v 17/20), +1.31 m/s faster than
+the rule [+0.81, +1.80]. Twenty episodes show large differences only:
 the learning-quality benchmark (``pytest benchmarks/test_learning_quality.py --run-slow``) is the
 claim (3 training seeds x 500 episodes).
 """
